@@ -1,0 +1,29 @@
+package node
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the node's own Prometheus series; gossip registers its own.
+type metrics struct {
+	peers       *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	records     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		peers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "callmesh", Subsystem: "membership", Name: "peers",
+			Help: "Federation peers in the membership view, by state.",
+		}, []string{"state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "membership", Name: "transitions_total",
+			Help: "Membership state changes of peers, by new state.",
+		}, []string{"to"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "dht", Name: "record_puts_total",
+			Help: "Puts of this node's signed DHT records, by result.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.peers, m.transitions, m.records)
+	return m
+}

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/callmesh/callmesh/gossip"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// DHT records are gossip envelopes stored under a namespaced key
+// /NAMESPACE/SUBJECT. Each namespace has its own validator; the generic part
+// (decode, signature, issuer, expiry, newest sequence wins) is shared here so
+// that later namespaces (user locations) only say who may sign what.
+
+// NodeRecordNamespace holds each node's signed description of itself, under
+// /callmesh-node/PEERID, signed by that peer.
+const NodeRecordNamespace = "callmesh-node"
+
+// NodeRecordKind is the envelope kind of a node record.
+const NodeRecordKind = "node-record"
+
+// NodeRecord is what a node publishes about itself in the DHT: enough to
+// reach it without having heard its heartbeats.
+type NodeRecord struct {
+	Name    string   `json:"name"`
+	SIP     string   `json:"sip,omitempty"`
+	Admin   string   `json:"admin,omitempty"`
+	P2P     []string `json:"p2p,omitempty"`
+	Version string   `json:"version"`
+}
+
+// maxRecordSize bounds one DHT record value.
+const maxRecordSize = 16 << 10
+
+// RecordValidator validates one namespace of signed DHT records. It
+// implements the libp2p record.Validator interface.
+type RecordValidator struct {
+	Namespace string
+	Kind      string
+	// Authorized reports whether issuer may sign the record with this
+	// subject (the key after the namespace). Nil: only the subject itself.
+	Authorized func(subject string, issuer peer.ID) bool
+	// Now is the clock used for expiry (nil: time.Now).
+	Now func() time.Time
+}
+
+// RecordKey returns the DHT key of a record in namespace ns.
+func RecordKey(ns, subject string) string { return "/" + ns + "/" + subject }
+
+// Decode checks a record value for key and returns its envelope.
+func (v RecordValidator) Decode(key string, value []byte) (*gossip.Envelope, error) {
+	subject, ok := strings.CutPrefix(key, "/"+v.Namespace+"/")
+	if !ok || subject == "" {
+		return nil, fmt.Errorf("record key %q: not in namespace %q", key, v.Namespace)
+	}
+	env, err := gossip.Decode(value, maxRecordSize)
+	if err != nil {
+		return nil, fmt.Errorf("record %q: %w", key, err)
+	}
+	if env.Topic != v.Namespace || env.Kind != v.Kind || env.Key != subject {
+		return nil, fmt.Errorf("record %q: envelope is %s/%s for %q", key, env.Topic, env.Kind, env.Key)
+	}
+	authorized := env.Issuer.String() == subject
+	if v.Authorized != nil {
+		authorized = v.Authorized(subject, env.Issuer)
+	}
+	if !authorized {
+		return nil, fmt.Errorf("record %q: %w: %s may not sign it", key, gossip.ErrIssuer, env.Issuer)
+	}
+	if err := env.Verify(); err != nil {
+		return nil, fmt.Errorf("record %q: %w", key, err)
+	}
+	if env.Expires == 0 {
+		return nil, fmt.Errorf("record %q: no expiry", key)
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	if env.Expired(now()) {
+		return nil, fmt.Errorf("record %q: %w", key, gossip.ErrExpired)
+	}
+	return env, nil
+}
+
+// Validate implements record.Validator.
+func (v RecordValidator) Validate(key string, value []byte) error {
+	_, err := v.Decode(key, value)
+	return err
+}
+
+// Select implements record.Validator: the valid record with the newest
+// sequence wins; ties go to the first.
+func (v RecordValidator) Select(key string, values [][]byte) (int, error) {
+	best, bestSeq := -1, gossip.Seq{}
+	for i, val := range values {
+		env, err := v.Decode(key, val)
+		if err != nil {
+			continue
+		}
+		if best < 0 || env.Seq.Newer(bestSeq) {
+			best, bestSeq = i, env.Seq
+		}
+	}
+	if best < 0 {
+		return 0, errors.New("no valid record")
+	}
+	return best, nil
+}
