@@ -331,16 +331,16 @@ func (b *Bus) Close() error {
 	b.mu.Unlock()
 
 	b.host.RemoveStreamHandler(SyncProtocol)
-	for _, tp := range topics {
-		tp.sub.Cancel()
-	}
-	b.cancel()
-	b.wg.Wait()
 	var errs []error
 	for name, tp := range topics {
+		tp.sub.Cancel()
+		// Unregister before the router stops: both need its event loop.
 		if err := tp.t.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("gossip: close topic %q: %w", name, err))
 		}
+		_ = b.ps.UnregisterTopicValidator(name)
 	}
+	b.cancel()
+	b.wg.Wait()
 	return errors.Join(errs...)
 }

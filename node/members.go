@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/callmesh/callmesh/gossip"
+	"github.com/callmesh/callmesh/node/store"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -21,6 +23,9 @@ const HeartbeatKind = "heartbeat"
 
 // maxHeartbeatSize bounds one heartbeat envelope.
 const maxHeartbeatSize = 8 << 10
+
+// keyspaceKnownPeers holds the members a node has seen, by peer ID.
+const keyspaceKnownPeers = "known-peers"
 
 // protectTag marks the connections to federation members in the connection
 // manager, so that they are never trimmed.
@@ -37,8 +42,28 @@ type membership struct {
 	envs    map[peer.ID]*gossip.Envelope // latest accepted heartbeat of each member, for anti-entropy
 	own     *gossip.Envelope             // our latest heartbeat
 	probing map[peer.ID]bool
-	dialing map[peer.ID]time.Time // next dial allowed, per member
+	dialing map[peer.ID]*redial // members we are not connected to
+	saved   time.Time           // when live members were last written to the store
 }
+
+// redial paces reconnection attempts to one member.
+type redial struct {
+	next    time.Time
+	backoff time.Duration
+}
+
+const (
+	// A dead member is redialled from deadRedialMin, doubling to
+	// deadRedialMax, until it is forgotten: a node that comes back with no
+	// bootstrap peer of its own is found again this way.
+	deadRedialMin = time.Second
+	deadRedialMax = time.Minute
+	// Members are remembered in the store for knownPeersTTL, refreshed every
+	// knownPeersRefresh while live, so a restarted node can rejoin through
+	// them even without bootstrap peers.
+	knownPeersTTL     = 7 * 24 * time.Hour
+	knownPeersRefresh = 10 * time.Minute
+)
 
 func newMembership(n *Node) (*membership, error) {
 	vc := n.cfg.Membership.ViewConfig()
@@ -48,7 +73,7 @@ func newMembership(n *Node) (*membership, error) {
 	m := &membership{
 		n: n, view: gossip.NewView(n.id, vc),
 		envs: make(map[peer.ID]*gossip.Envelope), probing: make(map[peer.ID]bool),
-		dialing: make(map[peer.ID]time.Time),
+		dialing: make(map[peer.ID]*redial),
 	}
 	t, err := n.bus.Join(gossip.TopicSpec{
 		Name: HeartbeatTopic, MaxSize: maxHeartbeatSize, Kinds: []string{HeartbeatKind},
@@ -210,6 +235,11 @@ func (m *membership) report(trs ...*gossip.Transition) {
 			delete(m.envs, tr.ID)
 			m.mu.Unlock()
 		}
+		if tr.To == gossip.Live {
+			if mem, ok := m.member(tr.ID); ok {
+				m.remember(mem)
+			}
+		}
 		if tr.To == gossip.Dead || tr.To == 0 {
 			m.n.host.ConnManager().Unprotect(tr.ID, protectTag)
 		}
@@ -221,24 +251,11 @@ func (m *membership) tick(now time.Time) {
 	trs := m.view.Tick(now)
 	suspects := m.view.Suspects()
 	live, suspect, dead := m.view.Counts()
-	var toDial []gossip.Member
-	mesh := m.n.cfg.P2P.Mesh
-	connected := 0
-	for _, mem := range m.view.Live() {
-		if m.n.host.Network().Connectedness(mem.ID) == network.Connected {
-			connected++
-			continue
-		}
-		if next, ok := m.dialing[mem.ID]; ok && now.Before(next) {
-			continue
-		}
-		toDial = append(toDial, mem)
-	}
-	if mesh > 0 {
-		toDial = toDial[:max(0, min(len(toDial), mesh-connected))]
-	}
-	for _, mem := range toDial {
-		m.dialing[mem.ID] = now.Add(5 * m.n.cfg.Membership.Heartbeat)
+	toDial := m.dialable(now)
+	var toSave []gossip.Member
+	if now.Sub(m.saved) > knownPeersRefresh {
+		m.saved = now
+		toSave = m.view.Live()
 	}
 	var toProbe []peer.ID
 	for _, p := range suspects {
@@ -252,6 +269,7 @@ func (m *membership) tick(now time.Time) {
 	for i := range trs {
 		m.report(&trs[i])
 	}
+	m.remember(toSave...)
 	m.n.m.peers.WithLabelValues("live").Set(float64(live))
 	m.n.m.peers.WithLabelValues("suspect").Set(float64(suspect))
 	m.n.m.peers.WithLabelValues("dead").Set(float64(dead))
@@ -263,6 +281,97 @@ func (m *membership) tick(now time.Time) {
 		m.n.wg.Add(1)
 		go m.dial(mem)
 	}
+}
+
+// dialable picks the members to dial now, with m.mu held: live members we
+// have no connection to (a joining node meets the whole federation through
+// one bootstrap peer), up to p2p.mesh connections when set, and dead members
+// on a backoff, since they may return. Suspects are the prober's.
+func (m *membership) dialable(now time.Time) []gossip.Member {
+	nw := m.n.host.Network()
+	mesh := m.n.cfg.P2P.Mesh
+	connected := 0
+	var out []gossip.Member
+	for _, mem := range m.view.Members() {
+		if nw.Connectedness(mem.ID) == network.Connected {
+			connected++
+			delete(m.dialing, mem.ID)
+			continue
+		}
+		if mem.State == gossip.Suspect {
+			continue
+		}
+		rd := m.dialing[mem.ID]
+		if rd == nil {
+			rd = &redial{backoff: deadRedialMin}
+			m.dialing[mem.ID] = rd
+		}
+		if now.Before(rd.next) {
+			continue
+		}
+		if mem.State == gossip.Live {
+			rd.next = now.Add(5 * m.n.cfg.Membership.Heartbeat)
+		} else {
+			rd.next = now.Add(rd.backoff)
+			rd.backoff = min(2*rd.backoff, deadRedialMax)
+		}
+		out = append(out, mem)
+	}
+	if mesh > 0 {
+		out = out[:max(0, min(len(out), mesh-connected))]
+	}
+	for id := range m.dialing {
+		if _, ok := m.view.Get(id); !ok {
+			delete(m.dialing, id)
+		}
+	}
+	return out
+}
+
+// knownPeer is what the store remembers of a member.
+type knownPeer struct {
+	Name string   `json:"name"`
+	P2P  []string `json:"p2p"`
+}
+
+// remember writes members' addresses to the store.
+func (m *membership) remember(mems ...gossip.Member) {
+	ks := m.n.store.Keyspace(keyspaceKnownPeers)
+	for _, mem := range mems {
+		if len(mem.P2P) == 0 {
+			continue
+		}
+		err := store.PutJSON(ks, []byte(mem.ID), knownPeer{Name: mem.Name, P2P: mem.P2P}, store.WithTTL(knownPeersTTL))
+		if err != nil {
+			m.n.log.Warn("known peer not saved", "peer", mem.ID, "err", err)
+		}
+	}
+}
+
+// knownPeers returns the members remembered from earlier runs.
+func knownPeers(s *store.Store) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	err := s.Keyspace(keyspaceKnownPeers).Iterate(nil, func(k, v []byte) error {
+		id, err := peer.IDFromBytes(k)
+		if err != nil {
+			return nil // not ours to fail on; it expires
+		}
+		var kp knownPeer
+		if json.Unmarshal(v, &kp) != nil {
+			return nil
+		}
+		ai := peer.AddrInfo{ID: id}
+		for _, a := range kp.P2P {
+			if addr, err := ma.NewMultiaddr(a); err == nil {
+				ai.Addrs = append(ai.Addrs, addr)
+			}
+		}
+		if len(ai.Addrs) > 0 {
+			out = append(out, ai)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // probe checks a suspect peer directly with a libp2p ping stream; if it
@@ -307,6 +416,12 @@ func (m *membership) dial(mem gossip.Member) {
 	if err := m.n.host.Connect(ctx, ai); err != nil && m.n.ctx.Err() == nil {
 		m.n.log.Debug("member dial failed", "peer", mem.ID, "name", mem.Name, "err", err)
 	}
+}
+
+func (m *membership) member(id peer.ID) (gossip.Member, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.view.Get(id)
 }
 
 // snapshot returns a copy of the view.

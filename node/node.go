@@ -151,13 +151,27 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	n.members.start()
+	// Join through the configured bootstrap peers and through every member
+	// remembered from earlier runs.
+	seeds := make(map[peer.ID]bool)
 	for _, s := range cfg.P2P.Bootstrap {
 		ai, _ := peer.AddrInfoFromString(s) // validated with the config
-		if ai.ID == n.id {
-			continue
+		if ai.ID != n.id && !seeds[ai.ID] {
+			seeds[ai.ID] = true
+			n.wg.Add(1)
+			go n.bootstrap(*ai)
 		}
-		n.wg.Add(1)
-		go n.bootstrap(*ai)
+	}
+	known, kerr := knownPeers(n.store)
+	if kerr != nil {
+		n.log.Warn("known peers not read", "err", kerr)
+	}
+	for _, ai := range known {
+		if ai.ID != n.id && !seeds[ai.ID] {
+			seeds[ai.ID] = true
+			n.wg.Add(1)
+			go n.bootstrap(ai)
+		}
 	}
 	n.wg.Add(1)
 	go n.publishRecordLoop()

@@ -1,0 +1,64 @@
+// Command callmesh runs and manages a callmesh node: a management unit of a
+// federation that virtualizes the voice services of many SIP providers.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/callmesh/callmesh/node"
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr makes a bad-input error that exits with code 2.
+func usageErr(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	root := newRoot()
+	err := root.Execute()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "callmesh:", err)
+	os.Exit(exitCode(err))
+}
+
+// exitCode maps an error to the process exit code: 2 for bad input
+// (configuration, flags), 1 for anything else.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, node.ErrConfig):
+		return 2
+	}
+	return 1
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "callmesh",
+		Short:         "A federation of management units that virtualizes SIP voice providers",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       node.Version,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: 2, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
+	})
+	root.AddCommand(newInitCmd(), newRunCmd(), newStatusCmd(), newDemoCmd(), newFederationKeyCmd())
+	return root
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/callmesh/callmesh/node"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+)
+
+func peerID(key crypto.PrivKey) (peer.ID, error) { return peer.IDFromPrivateKey(key) }
+
+func newRunCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "run --config DIR/node.yaml",
+		Short: "Run a node until SIGINT or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfgPath == "" {
+				return usageErr("run: --config is required")
+			}
+			cfg, err := node.LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cfg.Log)
+			n, err := node.Start(cfg, node.WithLogger(log))
+			if err != nil {
+				return err
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			s := <-sig
+			log.Info("signal received, shutting down", "signal", s.String())
+			signal.Stop(sig)
+			if err := n.Close(); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "node configuration file (required)")
+	return cmd
+}
+
+func newLogger(c node.LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated with the config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
