@@ -1,0 +1,60 @@
+# callmesh — what CI runs is `make test` (see .ci/run).
+GO        ?= go
+BIN       := bin/callmesh
+PKGS      := ./...
+FUZZTIME  ?= 30s
+BENCHTIME ?= 1x
+# The whole suite stays well under 15 minutes on 2 cores; this is a backstop.
+TEST_TIMEOUT ?= 14m
+
+.PHONY: all build test unit itest bench demo fuzz lint vet fmt tidy-check clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/callmesh
+
+## test: go.mod tidy, vet, then unit and in-process integration tests with the race detector.
+test: tidy-check vet
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## unit: the packages' own tests, without the end-to-end suite.
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /itest)
+
+## itest: the end-to-end suite alone, verbose.
+itest:
+	$(GO) test -race -count=1 -v -timeout $(TEST_TIMEOUT) ./itest/...
+
+## bench: benchmarks with their figures (see BENCHMARKS.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m $(PKGS)
+
+## demo: a local federation on loopback, on embedded defaults.
+demo: build
+	./$(BIN) demo
+
+## fuzz: each fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## lint: formatting and vet.
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+## tidy-check: fail when go.mod or go.sum is not tidy.
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod/go.sum not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; }
+
+clean:
+	rm -rf bin
