@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/itest/sim"
-	"github.com/callmesh/callmesh/node"
 	"github.com/spf13/cobra"
 )
 
@@ -192,21 +191,29 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions) error {
 	return nil
 }
 
-// waitProgress polls cond until it holds, drawing one progress line of each
-// node's view: live/suspect/dead counts.
+// waitProgress polls cond until it holds, showing one progress line of each
+// node's view (live/suspect/dead counts): redrawn in place on a terminal,
+// printed when it changes otherwise.
 func waitProgress(ctx context.Context, out io.Writer, show bool, limit time.Duration, fed *sim.Federation, cond func() bool) error {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	tty := isTerminal(out)
+	last := ""
 	for {
 		done := cond()
-		if show {
-			fmt.Fprintf(out, "\r  %s", viewLine(fed))
-			if done {
-				fmt.Fprintln(out)
+		if line := viewLine(fed); show && line != last {
+			if tty {
+				fmt.Fprintf(out, "\r\x1b[K  %s", line)
+			} else {
+				fmt.Fprintf(out, "  %s\n", line)
 			}
+			last = line
 		}
 		if done {
+			if show && tty {
+				fmt.Fprintln(out)
+			}
 			return nil
 		}
 		select {
@@ -215,7 +222,7 @@ func waitProgress(ctx context.Context, out io.Writer, show bool, limit time.Dura
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
-			if show {
+			if show && tty {
 				fmt.Fprintln(out)
 			}
 			return fmt.Errorf("demo: the federation did not settle within %s", limit)
@@ -223,18 +230,25 @@ func waitProgress(ctx context.Context, out io.Writer, show bool, limit time.Dura
 	}
 }
 
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 func viewLine(fed *sim.Federation) string {
 	var b strings.Builder
 	for i := range fed.Len() {
 		n := fed.Node(i)
 		if n == nil {
-			fmt.Fprintf(&b, "%s: stopped   ", fed.Config(i).Name)
+			fmt.Fprintf(&b, "%s: stopped                    ", fed.Config(i).Name)
 			continue
 		}
 		live, suspect, dead := n.View().Counts()
 		fmt.Fprintf(&b, "%s: %d live %d suspect %d dead   ", n.Name(), live, suspect, dead)
 	}
-	return b.String()
+	return strings.TrimSpace(b.String())
 }
-
-var _ = node.Version
