@@ -189,8 +189,8 @@ func (c *Config) Validate() error {
 	switch {
 	case m.Heartbeat <= 0:
 		return fieldErr("membership.heartbeat", m.Heartbeat, "must be > 0")
-	case m.SuspectMissed < 1:
-		return fieldErr("membership.suspect_missed", m.SuspectMissed, "must be >= 1")
+	case m.SuspectMissed < 1 || m.SuspectMissed > 1000:
+		return fieldErr("membership.suspect_missed", m.SuspectMissed, "must be 1..1000")
 	case m.DeadAfter <= 0:
 		return fieldErr("membership.dead_after", m.DeadAfter, "must be > 0")
 	case m.ForgetAfter < m.DeadAfter:

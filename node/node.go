@@ -105,6 +105,9 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 	defer func() {
 		if err != nil {
 			n.cancel()
+			if n.adminSrv != nil {
+				_ = n.adminSrv.Close() // its Serve goroutine is in n.wg
+			}
 			n.wg.Wait()
 			n.closeParts()
 		}
