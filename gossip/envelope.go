@@ -117,6 +117,11 @@ func (e *Envelope) Verify() error {
 	if err != nil {
 		return fmt.Errorf("%w: issuer %q carries no public key: %v", ErrBadSignature, e.Issuer, err)
 	}
+	// One key has one issuer ID: refuse the other encodings of the same key,
+	// so that a key cannot pose as several issuers.
+	if id, err := peer.IDFromPublicKey(pub); err != nil || id != e.Issuer {
+		return fmt.Errorf("%w: issuer %s is not the canonical ID of its key", ErrBadSignature, e.Issuer)
+	}
 	ok, err := pub.Verify(e.signingBytes(), e.Sig)
 	if err != nil || !ok {
 		return fmt.Errorf("%w: issuer %s", ErrBadSignature, e.Issuer)
@@ -168,6 +173,11 @@ func Decode(data []byte, maxSize int) (*Envelope, error) {
 	}
 	if err := e.Issuer.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: issuer: %v", ErrMalformed, err)
+	}
+	// Only the canonical text form of a peer ID is accepted, so that what
+	// Decode reads, Encode writes back the same.
+	if id, err := peer.Decode(e.Issuer.String()); err != nil || id != e.Issuer {
+		return nil, fmt.Errorf("%w: issuer is not a canonical peer ID", ErrMalformed)
 	}
 	return e, nil
 }

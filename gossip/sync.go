@@ -158,10 +158,6 @@ func (b *Bus) sync(ctx context.Context, p peer.ID) (int, error) {
 	r := bufio.NewReader(s)
 	accepted := 0
 	for i := 0; ; i++ {
-		if i >= b.cfg.SyncMaxEntries {
-			s.Reset()
-			return accepted, fmt.Errorf("sync from %s: more than %d envelopes", p, b.cfg.SyncMaxEntries)
-		}
 		frame, err := readFrame(r, maxFrame)
 		if err != nil {
 			s.Reset()
@@ -169,6 +165,10 @@ func (b *Bus) sync(ctx context.Context, p peer.ID) (int, error) {
 		}
 		if len(frame) == 0 {
 			return accepted, nil
+		}
+		if i >= b.cfg.SyncMaxEntries {
+			s.Reset()
+			return accepted, fmt.Errorf("sync from %s: more than %d envelopes", p, b.cfg.SyncMaxEntries)
 		}
 		env, err := Decode(frame, maxFrame)
 		var res Result
@@ -207,7 +207,7 @@ func (c *Checker) maxSize() int {
 // serveSync answers one pull with the state of the requested topics.
 func (b *Bus) serveSync(s network.Stream) {
 	defer s.Close()
-	_ = s.SetDeadline(b.now().Add(b.cfg.SyncTimeout))
+	_ = s.SetDeadline(time.Now().Add(b.cfg.SyncTimeout))
 	data, err := readFrame(bufio.NewReader(s), maxSyncRequest)
 	if err != nil {
 		s.Reset()
