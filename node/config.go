@@ -116,6 +116,23 @@ func (c *Config) FastTimers() {
 	c.DHT.Republish = time.Minute
 }
 
+// LocalConfig returns the config of a node confined to loopback, for tests,
+// simulations and the demo: every address on 127.0.0.1 port 0, fast timers,
+// a small-memory store, data and identity under dir. The identity file is
+// not created.
+func LocalConfig(name, dir string) Config {
+	cfg := DefaultConfig()
+	cfg.Name = name
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Identity = filepath.Join(dir, "identity.key")
+	cfg.SIP = "127.0.0.1:0"
+	cfg.Admin = "127.0.0.1:0"
+	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Store.SmallMemory = true
+	cfg.FastTimers()
+	return cfg
+}
+
 // FieldError is a configuration error tied to one field.
 type FieldError struct {
 	Field string // path such as p2p.listen[0]

@@ -35,15 +35,7 @@ const converge = 45 * time.Second
 // timers and a small store, its identity created under dir.
 func testNodeConfig(t *testing.T, name, dir string) Config {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Name = name
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Identity = filepath.Join(dir, "identity.key")
-	cfg.SIP = "127.0.0.1:0"
-	cfg.Admin = "127.0.0.1:0"
-	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Store.SmallMemory = true
-	cfg.FastTimers()
+	cfg := LocalConfig(name, dir)
 	if _, err := CreateIdentity(cfg.Identity); err != nil {
 		t.Fatalf("CreateIdentity: %v", err)
 	}

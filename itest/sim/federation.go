@@ -54,15 +54,7 @@ func New(dir string, opts Options) (*Federation, error) {
 // NodeConfig returns the config of a local node with its identity created
 // under dir: loopback, port 0, fast timers, small-memory store.
 func NodeConfig(name, dir string) (node.Config, error) {
-	cfg := node.DefaultConfig()
-	cfg.Name = name
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Identity = filepath.Join(dir, "identity.key")
-	cfg.SIP = "127.0.0.1:0"
-	cfg.Admin = "127.0.0.1:0"
-	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.Store.SmallMemory = true
-	cfg.FastTimers()
+	cfg := node.LocalConfig(name, dir)
 	if _, err := node.CreateIdentity(cfg.Identity); err != nil {
 		return cfg, err
 	}
