@@ -32,6 +32,13 @@ type Config struct {
 	// a federation is dozens of nodes, and it cuts delivery latency and the
 	// loss of messages published before the mesh forms.
 	NoFloodPublish bool
+	// MeshDegree is GossipSub's target mesh degree D (Dlo, Dhi, Dscore,
+	// Dout and Dlazy follow from it). With flood publishing and a full mesh
+	// of connections, every node hears each message straight from its
+	// publisher; the mesh only adds redundancy, and each mesh peer adds a
+	// duplicate copy to receive and discard. Default 4 (GossipSub's own
+	// default is 6).
+	MeshDegree int
 	// SyncTimeout bounds one anti-entropy pull. Default 10s.
 	SyncTimeout time.Duration
 	// SyncMaxEntries bounds the envelopes accepted from one pull. Default 100000.
@@ -45,6 +52,7 @@ func DefaultConfig() Config {
 		ValidateQueue:  4096,
 		OutboundQueue:  1024,
 		MaxMessageSize: 1 << 20,
+		MeshDegree:     4,
 		SyncTimeout:    10 * time.Second,
 		SyncMaxEntries: 100000,
 	}
@@ -73,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SyncTimeout <= 0 {
 		c.SyncTimeout = d.SyncTimeout
+	}
+	if c.MeshDegree <= 0 {
+		c.MeshDegree = d.MeshDegree
 	}
 	if c.SyncMaxEntries <= 0 {
 		c.SyncMaxEntries = d.SyncMaxEntries
@@ -165,6 +176,7 @@ func New(h host.Host, key crypto.PrivKey, seq *Sequencer, cfg Config, opts ...Op
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInterval = cfg.MeshHeartbeat
 	params.HeartbeatInitialDelay = min(cfg.MeshHeartbeat, 100*time.Millisecond)
+	setMeshDegree(&params, cfg.MeshDegree)
 	ps, err := pubsub.NewGossipSub(b.ctx, h,
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
@@ -188,6 +200,19 @@ func New(h host.Host, key crypto.PrivKey, seq *Sequencer, cfg Config, opts ...Op
 		return nil, err
 	}
 	return b, nil
+}
+
+// setMeshDegree derives GossipSub's degree parameters from D, keeping the
+// invariants its constructor checks: Dlo <= D <= Dhi, Dout < Dlo,
+// Dout < D/2, Dscore <= Dhi.
+func setMeshDegree(p *pubsub.GossipSubParams, d int) {
+	d = max(d, 2)
+	p.D = d
+	p.Dlo = d - 1
+	p.Dhi = 2 * d
+	p.Dscore = max(1, d*2/3)
+	p.Dout = max(0, min(d/2-1, p.Dlo-1))
+	p.Dlazy = d
 }
 
 // Sequencer returns the bus's sequencer.

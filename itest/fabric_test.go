@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -289,5 +290,61 @@ func TestNodeRecordInDHT(t *testing.T) {
 	}
 	if r, err := c.Node(2).LookupNode(ctx, c.Node(0).ID()); err != nil || r.Name != "node0" {
 		t.Fatalf("after the hijack attempt node0's record = %+v, %v", r, err)
+	}
+}
+
+// A member that is connected and live (its heartbeats reach us through
+// another node) but that we have no GossipSub stream with is reconnected, so
+// that GossipSub gets a new chance to open its stream.
+func TestConnectedMemberOffTopicIsReconnected(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := StartCluster(t, 2, Options{})
+	Eventually(t, 30*time.Second, c.Converged, "cluster did not converge")
+	n0, n1 := c.Node(0), c.Node(1)
+	// The outsider speaks GossipSub with node1, which relays its heartbeats
+	// to node0. A second host with the same identity and no GossipSub at
+	// all holds node0's connection to it.
+	o := newOutsider(t, ctx, n1)
+	h2, err := libp2p.New(libp2p.Identity(o.key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h2.Close() })
+	disconnects := make(chan struct{}, 16)
+	h2.Network().Notify(&network.NotifyBundle{DisconnectedF: func(_ network.Network, cn network.Conn) {
+		if cn.RemotePeer() == n0.ID() {
+			select {
+			case disconnects <- struct{}{}:
+			default:
+			}
+		}
+	}})
+	if err := h2.Connect(ctx, peer.AddrInfo{ID: n0.ID(), Addrs: n0.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		inc := uint64(time.Now().UnixMilli())
+		tick := time.NewTicker(c.Config(0).Membership.Heartbeat)
+		defer tick.Stop()
+		for ctr := uint64(1); ; ctr++ {
+			env := heartbeat(t, "outsider", gossip.Seq{Inc: inc, Ctr: ctr}, o.key)
+			data, _ := env.Encode()
+			_ = o.topic.Publish(ctx, data)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	Eventually(t, 20*time.Second, func() bool {
+		m, ok := n0.View().Get(o.id)
+		return ok && m.State == gossip.Live
+	}, "node0 never saw the outsider live through node1")
+	select {
+	case <-disconnects:
+	case <-time.After(30 * time.Second):
+		t.Fatal("node0 never closed its connection to a live member it had no GossipSub stream with")
 	}
 }

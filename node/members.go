@@ -43,7 +43,12 @@ type membership struct {
 	own     *gossip.Envelope             // our latest heartbeat
 	probing map[peer.ID]bool
 	dialing map[peer.ID]*redial // members we are not connected to
-	saved   time.Time           // when live members were last written to the store
+	// offTopic counts, per live connected member, the consecutive ticks it
+	// was missing from the heartbeat topic's peers: GossipSub opens its
+	// stream once per connection and never retries, so a stream lost to
+	// a handshake timeout leaves the peer connected but deaf to gossip.
+	offTopic map[peer.ID]int
+	saved    time.Time // when live members were last written to the store
 }
 
 // redial paces reconnection attempts to one member.
@@ -73,7 +78,7 @@ func newMembership(n *Node) (*membership, error) {
 	m := &membership{
 		n: n, view: gossip.NewView(n.id, vc),
 		envs: make(map[peer.ID]*gossip.Envelope), probing: make(map[peer.ID]bool),
-		dialing: make(map[peer.ID]*redial),
+		dialing: make(map[peer.ID]*redial), offTopic: make(map[peer.ID]int),
 	}
 	t, err := n.bus.Join(gossip.TopicSpec{
 		Name: HeartbeatTopic, MaxSize: maxHeartbeatSize, Kinds: []string{HeartbeatKind},
@@ -252,6 +257,7 @@ func (m *membership) tick(now time.Time) {
 	suspects := m.view.Suspects()
 	live, suspect, dead := m.view.Counts()
 	toDial := m.dialable(now)
+	toReset := m.deafPeers()
 	var toSave []gossip.Member
 	if now.Sub(m.saved) > knownPeersRefresh {
 		m.saved = now
@@ -273,6 +279,10 @@ func (m *membership) tick(now time.Time) {
 	m.n.m.peers.WithLabelValues("live").Set(float64(live))
 	m.n.m.peers.WithLabelValues("suspect").Set(float64(suspect))
 	m.n.m.peers.WithLabelValues("dead").Set(float64(dead))
+	for _, p := range toReset {
+		m.n.log.Warn("member connected but not on the heartbeat topic; reconnecting", "peer", p)
+		_ = m.n.host.Network().ClosePeer(p)
+	}
 	for _, p := range toProbe {
 		m.n.wg.Add(1)
 		go m.probe(p)
@@ -323,6 +333,38 @@ func (m *membership) dialable(now time.Time) []gossip.Member {
 	for id := range m.dialing {
 		if _, ok := m.view.Get(id); !ok {
 			delete(m.dialing, id)
+		}
+	}
+	return out
+}
+
+// offTopicLimit is how many ticks a live, connected member may be missing
+// from the heartbeat topic before its connection is closed and redialled.
+const offTopicLimit = 5
+
+// deafPeers returns, with m.mu held, the live connected members that have
+// been missing from the heartbeat topic for offTopicLimit ticks.
+func (m *membership) deafPeers() []peer.ID {
+	on := make(map[peer.ID]bool)
+	for _, p := range m.topic.Peers() {
+		on[p] = true
+	}
+	var out []peer.ID
+	seen := make(map[peer.ID]bool)
+	for _, mem := range m.view.Live() {
+		if on[mem.ID] || m.n.host.Network().Connectedness(mem.ID) != network.Connected {
+			continue
+		}
+		seen[mem.ID] = true
+		m.offTopic[mem.ID]++
+		if m.offTopic[mem.ID] >= offTopicLimit {
+			out = append(out, mem.ID)
+			m.offTopic[mem.ID] = 0
+		}
+	}
+	for id := range m.offTopic {
+		if !seen[id] {
+			delete(m.offTopic, id)
 		}
 	}
 	return out
