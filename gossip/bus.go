@@ -187,6 +187,7 @@ func New(h host.Host, key crypto.PrivKey, seq *Sequencer, cfg Config, opts ...Op
 		pubsub.WithFloodPublish(!cfg.NoFloodPublish),
 		pubsub.WithPeerExchange(false),
 		pubsub.WithLogger(b.log.With("component", "pubsub")),
+		pubsub.WithRawTracer(transportTracer{b.metrics}),
 	)
 	if err != nil {
 		b.cancel()

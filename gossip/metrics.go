@@ -12,6 +12,12 @@ type Metrics struct {
 	Published *prometheus.CounterVec
 	// Syncs counts anti-entropy pulls from peers, by result (ok or error).
 	Syncs *prometheus.CounterVec
+	// TransportRejects counts messages GossipSub itself dropped before the
+	// validators, by topic and reason ("invalid signature", "validation
+	// queue full", ...).
+	TransportRejects *prometheus.CounterVec
+	// DroppedRPCs counts outgoing RPCs dropped for a full peer queue.
+	DroppedRPCs prometheus.Counter
 }
 
 // NewMetrics creates the bus metrics and registers them with reg (nil: not
@@ -30,9 +36,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "callmesh", Subsystem: "gossip", Name: "syncs_total",
 			Help: "Anti-entropy state pulls from peers, by result.",
 		}, []string{"result"}),
+		TransportRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "gossip", Name: "transport_rejects_total",
+			Help: "Messages GossipSub dropped before validation, by topic and reason.",
+		}, []string{"topic", "reason"}),
+		DroppedRPCs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "gossip", Name: "dropped_rpcs_total",
+			Help: "Outgoing GossipSub RPCs dropped because a peer's queue was full.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Messages, m.Published, m.Syncs)
+		reg.MustRegister(m.Messages, m.Published, m.Syncs, m.TransportRejects, m.DroppedRPCs)
 	}
 	return m
 }
