@@ -24,8 +24,15 @@ type Config struct {
 	DataDir  string `yaml:"data_dir"` // Badger store and runtime files
 	Identity string `yaml:"identity"` // Ed25519 private key, mode 0600
 	SIP      string `yaml:"sip"`      // SIP listen address host:port (UDP and TCP)
+	// Domain is the federation's SIP domain: addresses of record are
+	// user@domain, and it is the digest realm. Every node of a federation
+	// has the same one.
+	Domain   string `yaml:"domain"`
 	Admin    string `yaml:"admin"`    // admin HTTP listen address host:port
 	Capacity int    `yaml:"capacity"` // concurrent calls this node accepts
+
+	Registrar RegistrarConfig `yaml:"registrar"`
+	Auth      AuthConfig      `yaml:"auth"`
 
 	P2P        P2PConfig        `yaml:"p2p"`
 	Membership MembershipConfig `yaml:"membership"`
@@ -35,6 +42,31 @@ type Config struct {
 
 	// dir is where the file was read from; relative paths resolve against it.
 	dir string
+}
+
+// RegistrarConfig bounds registrations (RFC 3261 §10.2.1.1, §10.3).
+type RegistrarConfig struct {
+	MinExpires     time.Duration `yaml:"min_expires"`     // shorter requests get 423 with Min-Expires
+	MaxExpires     time.Duration `yaml:"max_expires"`     // longer requests are cut to this
+	DefaultExpires time.Duration `yaml:"default_expires"` // when the request names none
+	MaxContacts    int           `yaml:"max_contacts"`    // bindings per address of record
+}
+
+// AuthConfig sets digest authentication and abuse control.
+type AuthConfig struct {
+	// Algorithms offered in challenges, in order. MD5 first by default:
+	// widely deployed clients (SIPp 3.6, baresip 1.0) abort on or ignore a
+	// SHA-256 challenge that comes first.
+	Algorithms    []string      `yaml:"algorithms"`
+	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
+	// AccountCache is how long an account fetched from its home node is
+	// used without asking again.
+	AccountCache time.Duration `yaml:"account_cache"`
+	// BlockAfter failed authentications from one source address within
+	// BlockWindow block that address for BlockFor (0 disables blocking).
+	BlockAfter  int           `yaml:"block_after"`
+	BlockWindow time.Duration `yaml:"block_window"`
+	BlockFor    time.Duration `yaml:"block_for"`
 }
 
 // P2PConfig is the libp2p side of the node.
@@ -84,6 +116,8 @@ const (
 	DefaultSIP   = "0.0.0.0:5060"
 	DefaultAdmin = "127.0.0.1:7080"
 	DefaultP2P   = "/ip4/0.0.0.0/tcp/4100"
+	// DefaultDomain is the SIP domain of a federation that names none.
+	DefaultDomain = "callmesh.local"
 )
 
 // DefaultConfig returns the settings a new node starts from.
@@ -93,9 +127,17 @@ func DefaultConfig() Config {
 		DataDir:  "data",
 		Identity: "identity.key",
 		SIP:      DefaultSIP,
+		Domain:   DefaultDomain,
 		Admin:    DefaultAdmin,
 		Capacity: 1000,
-		P2P:      P2PConfig{Listen: []string{DefaultP2P}},
+		Registrar: RegistrarConfig{
+			MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: time.Hour, MaxContacts: 10,
+		},
+		Auth: AuthConfig{
+			Algorithms: []string{"MD5", "SHA-256"}, NonceLifetime: 5 * time.Minute, AccountCache: 30 * time.Second,
+			BlockAfter: 20, BlockWindow: time.Minute, BlockFor: 5 * time.Minute,
+		},
+		P2P: P2PConfig{Listen: []string{DefaultP2P}},
 		Membership: MembershipConfig{
 			Heartbeat: time.Second, SuspectMissed: 3, DeadAfter: 10 * time.Second,
 			ForgetAfter: time.Hour, ProbeTimeout: 2 * time.Second,
@@ -174,6 +216,12 @@ func (c *Config) Validate() error {
 	if err := checkHostPort("admin", c.Admin); err != nil {
 		return err
 	}
+	if err := checkDomain(c.Domain); err != nil {
+		return err
+	}
+	if err := c.checkSIPEdge(); err != nil {
+		return err
+	}
 	if c.Capacity < 0 {
 		return fieldErr("capacity", c.Capacity, "must be >= 0")
 	}
@@ -228,6 +276,66 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return fieldErr("log.format", c.Log.Format, "want text or json")
+	}
+	return nil
+}
+
+func checkDomain(d string) error {
+	if d == "" {
+		return fieldErr("domain", nil, "required")
+	}
+	if net.ParseIP(d) != nil {
+		return nil
+	}
+	if len(d) > 253 {
+		return fieldErr("domain", d, "longer than 253 characters")
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fieldErr("domain", d, "not a host name")
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fieldErr("domain", d, "not a host name")
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkSIPEdge() error {
+	r, a := c.Registrar, c.Auth
+	switch {
+	case r.MinExpires < time.Second:
+		return fieldErr("registrar.min_expires", r.MinExpires, "must be >= 1s")
+	case r.MaxExpires < r.MinExpires:
+		return fieldErr("registrar.max_expires", r.MaxExpires, "must be >= registrar.min_expires (%s)", r.MinExpires)
+	case r.DefaultExpires < r.MinExpires || r.DefaultExpires > r.MaxExpires:
+		return fieldErr("registrar.default_expires", r.DefaultExpires, "must lie between registrar.min_expires and registrar.max_expires")
+	case r.MaxContacts < 1:
+		return fieldErr("registrar.max_contacts", r.MaxContacts, "must be >= 1")
+	case len(a.Algorithms) == 0:
+		return fieldErr("auth.algorithms", nil, "at least one of MD5, SHA-256")
+	case a.NonceLifetime < time.Second:
+		return fieldErr("auth.nonce_lifetime", a.NonceLifetime, "must be >= 1s")
+	case a.AccountCache < 0:
+		return fieldErr("auth.account_cache", a.AccountCache, "must be >= 0")
+	case a.BlockAfter < 0:
+		return fieldErr("auth.block_after", a.BlockAfter, "must be >= 0 (0 disables blocking)")
+	case a.BlockAfter > 0 && (a.BlockWindow <= 0 || a.BlockFor <= 0):
+		return fieldErr("auth.block_window", a.BlockWindow, "auth.block_window and auth.block_for must be > 0 when auth.block_after is set")
+	}
+	seen := map[string]bool{}
+	for i, alg := range a.Algorithms {
+		switch alg {
+		case "MD5", "SHA-256":
+		default:
+			return fieldErr(fmt.Sprintf("auth.algorithms[%d]", i), alg, "want MD5 or SHA-256")
+		}
+		if seen[alg] {
+			return fieldErr(fmt.Sprintf("auth.algorithms[%d]", i), alg, "listed twice")
+		}
+		seen[alg] = true
 	}
 	return nil
 }

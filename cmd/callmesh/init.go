@@ -13,7 +13,7 @@ import (
 
 func newInitCmd() *cobra.Command {
 	var (
-		dir, name, sip, admin, fedKey string
+		dir, name, sip, admin, fedKey, domain string
 		p2p, bootstrap                []string
 	)
 	cmd := &cobra.Command{
@@ -33,7 +33,7 @@ to DIR. Existing files are never overwritten.`,
 				abs, _ := filepath.Abs(dir)
 				cfg.Name = filepath.Base(abs)
 			}
-			cfg.SIP, cfg.Admin = sip, admin
+			cfg.SIP, cfg.Admin, cfg.Domain = sip, admin, domain
 			cfg.P2P.Listen = p2p
 			cfg.P2P.Bootstrap = bootstrap
 			if fedKey != "" {
@@ -83,6 +83,7 @@ to DIR. Existing files are never overwritten.`,
 	f.StringVar(&dir, "dir", "", "node directory to create (required)")
 	f.StringVar(&name, "name", "", "node name (default: the directory's name)")
 	f.StringVar(&sip, "sip", node.DefaultSIP, "SIP listen address HOST:PORT")
+	f.StringVar(&domain, "domain", node.DefaultDomain, "the federation's SIP domain (addresses of record user@DOMAIN; digest realm)")
 	f.StringArrayVar(&p2p, "p2p", []string{node.DefaultP2P}, "libp2p listen multiaddr (repeatable; /udp/PORT/quic-v1 adds QUIC)")
 	f.StringVar(&admin, "admin", node.DefaultAdmin, "admin HTTP listen address HOST:PORT")
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "bootstrap peer multiaddr ending in /p2p/PEERID (repeatable)")
