@@ -1,0 +1,154 @@
+package accounts
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/callmesh/callmesh/node/store"
+)
+
+// Store keeps a node's accounts in one keyspace of its store, keyed by
+// name. Every change is validated and written durably. It is safe for
+// concurrent use; changes are serialised so that a read-modify-write never
+// loses another's update.
+type Store struct {
+	ks *store.Keyspace
+	mu sync.Mutex // held across every read-modify-write
+}
+
+// NewStore returns the accounts kept in ks.
+func NewStore(ks *store.Keyspace) *Store { return &Store{ks: ks} }
+
+// Add stores a new account and returns it as stored: Created is set to the
+// current time when zero. A name already taken gives an error wrapping
+// ErrExists; an invalid account a *FieldError.
+func (s *Store) Add(a Account) (Account, error) {
+	if a.Created.IsZero() {
+		a.Created = time.Now().UTC()
+	}
+	if err := a.Validate(); err != nil {
+		return Account{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch _, err := s.get(a.Name); {
+	case err == nil:
+		return Account{}, fmt.Errorf("user %q: %w", a.Name, ErrExists)
+	case !errors.Is(err, ErrNotFound):
+		return Account{}, err
+	}
+	if err := s.put(a); err != nil {
+		return Account{}, err
+	}
+	return a, nil
+}
+
+// Get returns the account called name, or an error wrapping ErrNotFound.
+func (s *Store) Get(name string) (Account, error) {
+	if err := ValidateName(name); err != nil {
+		return Account{}, err
+	}
+	return s.get(name)
+}
+
+func (s *Store) get(name string) (Account, error) {
+	data, err := s.ks.Get([]byte(name))
+	if errors.Is(err, store.ErrNotFound) {
+		return Account{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("user %q: %w", name, err)
+	}
+	return decode(name, data)
+}
+
+func decode(name string, data []byte) (Account, error) {
+	var a Account
+	if err := json.Unmarshal(data, &a); err != nil {
+		return Account{}, fmt.Errorf("user %q: stored record: %w", name, err)
+	}
+	return a, nil
+}
+
+// List returns every account, sorted by name (bytewise, so case-sensitive:
+// "Zoe" before "adam").
+func (s *Store) List() ([]Account, error) {
+	var out []Account
+	err := s.ks.Iterate(nil, func(key, val []byte) error {
+		a, err := decode(string(key), val)
+		if err != nil {
+			return err
+		}
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("user list: %w", err)
+	}
+	return out, nil
+}
+
+// Update applies fn to the account called name and stores the result if
+// fn returns nil and the result is valid; fn's error is returned
+// unchanged. The name cannot be changed. It returns the account as stored.
+func (s *Store) Update(name string, fn func(*Account) error) (Account, error) {
+	if err := ValidateName(name); err != nil {
+		return Account{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.get(name)
+	if err != nil {
+		return Account{}, err
+	}
+	if err := fn(&a); err != nil {
+		return Account{}, err
+	}
+	if a.Name != name {
+		return Account{}, fieldErr("user.name", a.Name, "cannot be changed (was %q)", name)
+	}
+	if err := a.Validate(); err != nil {
+		return Account{}, err
+	}
+	if err := s.put(a); err != nil {
+		return Account{}, err
+	}
+	return a, nil
+}
+
+// SetPassword replaces the credentials of the account called name with
+// those of password for realm.
+func (s *Store) SetPassword(name, realm, password string) error {
+	_, err := s.Update(name, func(a *Account) error { return a.SetPassword(realm, password) })
+	return err
+}
+
+// Delete removes the account called name, or returns an error wrapping
+// ErrNotFound.
+func (s *Store) Delete(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Existence only: a record that no longer decodes can still be removed.
+	if _, err := s.ks.Get([]byte(name)); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("user %q: %w", name, ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("user %q: %w", name, err)
+	}
+	if err := s.ks.Delete([]byte(name), store.Durable()); err != nil {
+		return fmt.Errorf("user %q: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) put(a Account) error {
+	if err := store.PutJSON(s.ks, []byte(a.Name), a, store.Durable()); err != nil {
+		return fmt.Errorf("user %q: %w", a.Name, err)
+	}
+	return nil
+}
