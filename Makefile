@@ -7,15 +7,19 @@ BENCHTIME ?= 1x
 # The whole suite stays well under 15 minutes on 2 cores; this is a backstop.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build test unit itest bench demo fuzz lint vet fmt tidy-check clean
+.PHONY: all build deps test unit itest bench demo fuzz lint vet fmt tidy-check clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/callmesh
 
+## deps: Debian packages the tests drive (SIPp, baresip), installed when missing.
+deps:
+	@bash .ci/deps
+
 ## test: go.mod tidy, vet, then unit and in-process integration tests with the race detector.
-test: tidy-check vet
+test: deps tidy-check vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 ## unit: the packages' own tests, without the end-to-end suite.
@@ -23,7 +27,7 @@ unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /itest)
 
 ## itest: the end-to-end suite alone, verbose.
-itest:
+itest: deps
 	$(GO) test -race -count=1 -v -timeout $(TEST_TIMEOUT) ./itest/...
 
 ## bench: benchmarks with their figures (see BENCHMARKS.md).

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/callmesh/callmesh/gossip"
@@ -56,7 +57,7 @@ type PeersResponse struct {
 // Info describes the node.
 func (n *Node) Info() NodeInfo {
 	return NodeInfo{
-		ID: n.id.String(), Name: n.cfg.Name, SIP: n.cfg.SIP, Admin: n.AdminURL(), P2P: n.P2PAddrs(),
+		ID: n.id.String(), Name: n.cfg.Name, SIP: n.SIPAddr(), Admin: n.AdminURL(), P2P: n.P2PAddrs(),
 		Version: Version, Incarnation: n.Incarnation(), Started: n.started.UTC(), Capacity: n.cfg.Capacity,
 	}
 }
@@ -97,6 +98,8 @@ func (n *Node) startAdmin() error {
 	mux.HandleFunc("GET /api/v1/peers", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, PeersResponse{Peers: n.Peers()})
 	})
+	n.registerUserRoutes(mux)
+	mux.HandleFunc("GET /api/v1/locate", n.handleLocate)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	n.adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.wg.Add(1)
@@ -107,6 +110,44 @@ func (n *Node) startAdmin() error {
 		}
 	}()
 	return nil
+}
+
+// LocateResponse is the body of /api/v1/locate: where a user is registered.
+type LocateResponse struct {
+	AOR     string    `json:"aor"`
+	Node    string    `json:"node"`      // peer ID of the node holding the registration
+	Name    string    `json:"node_name"` // that node's name
+	SIP     string    `json:"sip"`       // that node's SIP address
+	Expires time.Time `json:"expires"`
+}
+
+// handleLocate answers /api/v1/locate?aor=user@domain: 200 with the node,
+// 404 when the user is registered nowhere, 400 without a usable AOR.
+func (n *Node) handleLocate(w http.ResponseWriter, r *http.Request) {
+	aor := strings.TrimPrefix(strings.TrimSpace(r.URL.Query().Get("aor")), "sip:")
+	if !strings.Contains(aor, "@") {
+		aor += "@" + n.cfg.Domain
+	}
+	if user, _, _ := strings.Cut(aor, "@"); user == "" {
+		writeError(w, http.StatusBadRequest, "aor: want user@domain")
+		return
+	}
+	loc, err := n.Locate(r.Context(), aor)
+	switch {
+	case errors.Is(err, ErrNotRegistered):
+		writeError(w, http.StatusNotFound, aor+": not registered")
+		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, LocateResponse{AOR: loc.AOR, Node: loc.Node.String(), Name: loc.Name, SIP: loc.SIP, Expires: loc.Expires.UTC()})
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -135,7 +176,7 @@ func (n *Node) runFile() string { return filepath.Join(n.cfg.Path(n.cfg.DataDir)
 
 func (n *Node) writeRunFile() error {
 	data, err := json.MarshalIndent(RunInfo{
-		PID: os.Getpid(), ID: n.id.String(), Name: n.cfg.Name, Admin: n.AdminURL(), P2P: n.P2PAddrs(), SIP: n.cfg.SIP,
+		PID: os.Getpid(), ID: n.id.String(), Name: n.cfg.Name, Admin: n.AdminURL(), P2P: n.P2PAddrs(), SIP: n.SIPAddr(),
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("run file: %w", err)

@@ -77,7 +77,7 @@ func (n *Node) publishRecordLoop() {
 // when the node's routing table is empty; kad-dht reports success even when
 // every remote put failed, so success means "stored locally and offered".
 func (n *Node) PublishRecord(ctx context.Context) error {
-	rec := NodeRecord{Name: n.cfg.Name, SIP: n.cfg.SIP, Admin: n.AdminURL(), Version: Version}
+	rec := NodeRecord{Name: n.cfg.Name, SIP: n.SIPAddr(), Admin: n.AdminURL(), Version: Version}
 	for _, a := range n.host.Addrs() {
 		rec.P2P = append(rec.P2P, a.String())
 	}
@@ -99,7 +99,12 @@ func (n *Node) PublishRecord(ctx context.Context) error {
 // signRecord wraps body in an envelope for a DHT namespace, signed by the
 // node, with the next sequence and an expiry ttl from now.
 func (n *Node) signRecord(ns, kind, subject string, body any, ttl time.Duration) ([]byte, error) {
-	env, err := gossip.NewEnvelope(ns, kind, subject, n.bus.Sequencer().Next(), time.Now().Add(ttl), body)
+	return n.signRecordUntil(ns, kind, subject, body, time.Now().Add(ttl))
+}
+
+// signRecordUntil is signRecord with an absolute expiry.
+func (n *Node) signRecordUntil(ns, kind, subject string, body any, expires time.Time) ([]byte, error) {
+	env, err := gossip.NewEnvelope(ns, kind, subject, n.bus.Sequencer().Next(), expires, body)
 	if err != nil {
 		return nil, err
 	}

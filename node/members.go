@@ -140,7 +140,7 @@ func (m *membership) heartbeat() gossip.Heartbeat {
 		p2p = append(p2p, a.String())
 	}
 	return gossip.Heartbeat{
-		Name: cfg.Name, SIP: cfg.SIP, Admin: m.n.AdminURL(), P2P: p2p,
+		Name: cfg.Name, SIP: m.n.SIPAddr(), Admin: m.n.AdminURL(), P2P: p2p,
 		Capacity: cfg.Capacity, Version: Version,
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/gossip"
+	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/store"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	record "github.com/libp2p/go-libp2p-record"
@@ -65,7 +67,11 @@ type Node struct {
 	reg   *prometheus.Registry
 	m     *metrics
 
-	members *membership
+	members  *membership
+	accounts *accounts.Store
+	sip      *sipedge.Server
+	bindings bindingStore
+	locs     *locations
 
 	adminLn  net.Listener
 	adminSrv *http.Server
@@ -123,6 +129,7 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
+	n.accounts = accounts.NewStore(n.store.Keyspace("accounts"))
 	inc, err := nextIncarnation(n.store, n.started)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
@@ -136,6 +143,7 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
 			NodeRecordNamespace: RecordValidator{Namespace: NodeRecordNamespace, Kind: NodeRecordKind},
+			LocationNamespace:   locationValidator(),
 		}),
 	)
 	if err != nil {
@@ -151,6 +159,9 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	if err = n.startAdmin(); err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
+	}
+	if err = n.startSIP(); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	n.members.start()
@@ -206,6 +217,9 @@ func (n *Node) Bus() *gossip.Bus { return n.bus }
 // Store returns the node's store.
 func (n *Node) Store() *store.Store { return n.store }
 
+// Accounts returns the user accounts homed on this node.
+func (n *Node) Accounts() *accounts.Store { return n.accounts }
+
 // Registry returns the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.reg }
 
@@ -252,6 +266,9 @@ func (n *Node) Close() error {
 // closeParts closes what Start opened, in reverse order, skipping what is nil.
 func (n *Node) closeParts() error {
 	var errs []error
+	if n.sip != nil {
+		errs = append(errs, n.sip.Close())
+	}
 	if n.bus != nil {
 		errs = append(errs, n.bus.Close())
 	}

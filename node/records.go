@@ -45,6 +45,11 @@ type RecordValidator struct {
 	Authorized func(subject string, issuer peer.ID) bool
 	// Now is the clock used for expiry (nil: time.Now).
 	Now func() time.Time
+	// Body checks a record's body (nil: any).
+	Body func(subject string, env *gossip.Envelope) error
+	// Newer reports whether record a supersedes record b (nil: the newer
+	// sequence wins, which only orders records of one issuer).
+	Newer func(a, b *gossip.Envelope) bool
 }
 
 // RecordKey returns the DHT key of a record in namespace ns.
@@ -76,6 +81,11 @@ func (v RecordValidator) Decode(key string, value []byte) (*gossip.Envelope, err
 	if env.Expires == 0 {
 		return nil, fmt.Errorf("record %q: no expiry", key)
 	}
+	if v.Body != nil {
+		if err := v.Body(subject, env); err != nil {
+			return nil, fmt.Errorf("record %q: %w", key, err)
+		}
+	}
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
@@ -92,17 +102,22 @@ func (v RecordValidator) Validate(key string, value []byte) error {
 	return err
 }
 
-// Select implements record.Validator: the valid record with the newest
-// sequence wins; ties go to the first.
+// Select implements record.Validator: the valid record that is newest by
+// Newer (by default the newest sequence) wins; ties go to the first.
 func (v RecordValidator) Select(key string, values [][]byte) (int, error) {
-	best, bestSeq := -1, gossip.Seq{}
+	newer := v.Newer
+	if newer == nil {
+		newer = func(a, b *gossip.Envelope) bool { return a.Seq.Newer(b.Seq) }
+	}
+	best := -1
+	var bestEnv *gossip.Envelope
 	for i, val := range values {
 		env, err := v.Decode(key, val)
 		if err != nil {
 			continue
 		}
-		if best < 0 || env.Seq.Newer(bestSeq) {
-			best, bestSeq = i, env.Seq
+		if best < 0 || newer(env, bestEnv) {
+			best, bestEnv = i, env
 		}
 	}
 	if best < 0 {

@@ -14,7 +14,7 @@ import (
 func newInitCmd() *cobra.Command {
 	var (
 		dir, name, sip, admin, fedKey, domain string
-		p2p, bootstrap                []string
+		p2p, bootstrap                        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR",

@@ -1,0 +1,130 @@
+package itest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/callmesh/callmesh/node"
+	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/digest"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// addUser creates an account on node n.
+func addUser(t *testing.T, n *node.Node, name, password string) {
+	t.Helper()
+	domain := n.Config().Domain
+	_, err := n.Accounts().Add(accounts.Account{
+		Name: name, Class: accounts.Bronze, Allow: []string{"p2p"}, MaxCalls: 2, Home: n.ID().String(),
+		Realm: domain, Credentials: digest.NewCredentials(name, domain, password),
+	})
+	if err != nil {
+		t.Fatalf("add user %s: %v", name, err)
+	}
+}
+
+// sipClient is a SIP user agent on 127.0.0.1 for tests.
+type sipClient struct {
+	ua     *sipgo.UserAgent
+	client *sipgo.Client
+}
+
+func newSIPClient(t *testing.T) *sipClient {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("callmesh-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); ua.Close() })
+	return &sipClient{ua: ua, client: c}
+}
+
+// register sends a REGISTER for user at the node's SIP address, answering
+// a digest challenge with password, and returns the final response.
+func (c *sipClient) register(t *testing.T, addr, domain, user, password string, expires int, contact string) *sip.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
+	req.SetDestination(addr)
+	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: domain}}
+	req.AppendHeader(to)
+	from := &sip.FromHeader{Address: to.Address, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(sip.NewHeader("Contact", contact))
+	req.AppendHeader(sip.NewHeader("Expires", fmt.Sprint(expires)))
+	res, err := c.client.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("REGISTER %s: %v", user, err)
+	}
+	if res.StatusCode != sip.StatusUnauthorized {
+		return res
+	}
+	res, err = c.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
+	if err != nil {
+		t.Fatalf("REGISTER %s with credentials: %v", user, err)
+	}
+	return res
+}
+
+func TestRegisterAndLocateAcrossFederation(t *testing.T) {
+	c := StartCluster(t, 3, Options{Logger: DebugLogger()})
+	Eventually(t, 30*time.Second, c.Converged, "cluster did not converge")
+	for i := range 3 {
+		Eventually(t, 20*time.Second, func() bool { return c.Node(i).DHT().RoutingTable().Size() >= 2 }, "DHT of node%d not filled", i)
+	}
+	n0, n1, n2 := c.Node(0), c.Node(1), c.Node(2)
+	domain := n0.Config().Domain
+	addUser(t, n0, "alice", "wonderland")
+	ua := newSIPClient(t)
+
+	if res := ua.register(t, n0.SIPAddr(), domain, "alice", "not-her-password", 300, "<sip:alice@127.0.0.1:5999>"); res.StatusCode != sip.StatusForbidden {
+		t.Fatalf("wrong password: %d %s, want 403", res.StatusCode, res.Reason)
+	}
+	if res := ua.register(t, n0.SIPAddr(), domain, "mallory", "x", 300, "<sip:mallory@127.0.0.1:5999>"); res.StatusCode != sip.StatusForbidden {
+		t.Fatalf("unknown user: %d %s, want 403 (the same as a wrong password)", res.StatusCode, res.Reason)
+	}
+	if res := ua.register(t, n0.SIPAddr(), domain, "alice", "wonderland", 1, "<sip:alice@127.0.0.1:5999>"); res.StatusCode != sip.StatusIntervalToBrief ||
+		res.GetHeader("Min-Expires") == nil {
+		t.Fatalf("expires below minimum: %d %s, want 423 with Min-Expires", res.StatusCode, res.Reason)
+	}
+	res := ua.register(t, n0.SIPAddr(), domain, "alice", "wonderland", 300, "<sip:alice@127.0.0.1:5999>")
+	if res.StatusCode != sip.StatusOK {
+		t.Fatalf("REGISTER: %d %s", res.StatusCode, res.Reason)
+	}
+	if cs := res.GetHeaders("Contact"); len(cs) != 1 {
+		t.Fatalf("200 OK lists %d contacts, want 1: %v", len(cs), res)
+	}
+
+	aor := "alice@" + domain
+	for _, n := range []*node.Node{n1, n2} {
+		Eventually(t, 10*time.Second, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			loc, err := n.Locate(ctx, aor)
+			return err == nil && loc.Node == n0.ID()
+		}, "%s did not locate %s at node0", n.Name(), aor)
+	}
+
+	// Unregister: nobody finds alice any more.
+	if res := ua.register(t, n0.SIPAddr(), domain, "alice", "wonderland", 0, "<sip:alice@127.0.0.1:5999>"); res.StatusCode != sip.StatusOK {
+		t.Fatalf("unREGISTER: %d %s", res.StatusCode, res.Reason)
+	}
+	for _, n := range []*node.Node{n0, n1, n2} {
+		Eventually(t, 10*time.Second, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := n.Locate(ctx, aor)
+			return errors.Is(err, node.ErrNotRegistered)
+		}, "%s still locates %s after unregistration", n.Name(), aor)
+	}
+}

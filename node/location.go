@@ -1,0 +1,273 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callmesh/callmesh/gossip"
+	"github.com/callmesh/callmesh/node/sipedge"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+)
+
+// LocationNamespace holds where each user is registered: under
+// /callmesh-aor/AOR, a record signed by the node holding the registration.
+const LocationNamespace = "callmesh-aor"
+
+// LocationKind is the envelope kind of a location record.
+const LocationKind = "location"
+
+// Location says which node holds a user's registration, until when. A
+// tombstone says the user unregistered there; being newer, it hides the
+// node's earlier record.
+type Location struct {
+	AOR       string    `json:"aor"`
+	Node      peer.ID   `json:"node"`
+	Name      string    `json:"name,omitempty"` // the node's name
+	SIP       string    `json:"sip"`            // the node's SIP address
+	Expires   time.Time `json:"expires"`
+	Updated   int64     `json:"updated"` // Unix milliseconds: the newest registration wins
+	Tombstone bool      `json:"tombstone,omitempty"`
+}
+
+// ErrNotRegistered is returned by Locate for a user registered nowhere.
+var ErrNotRegistered = errors.New("not registered")
+
+// tombstoneTTL is how long an unregistration stays visible in the DHT,
+// hiding older records of the same user.
+const tombstoneTTL = 10 * time.Minute
+
+// locationValidator checks location records: only the node a record names
+// may sign it, and a later registration (then the higher peer ID) wins.
+func locationValidator() RecordValidator {
+	return RecordValidator{
+		Namespace:  LocationNamespace,
+		Kind:       LocationKind,
+		Authorized: func(string, peer.ID) bool { return true }, // checked against the body below
+		Body: func(subject string, env *gossip.Envelope) error {
+			var loc Location
+			if err := env.DecodeBody(&loc); err != nil {
+				return err
+			}
+			switch {
+			case loc.AOR != subject:
+				return fmt.Errorf("location for %q filed under %q", loc.AOR, subject)
+			case loc.Node != env.Issuer:
+				return fmt.Errorf("%w: location names node %s but %s signed it", gossip.ErrIssuer, loc.Node, env.Issuer)
+			}
+			return nil
+		},
+		Newer: func(a, b *gossip.Envelope) bool {
+			var la, lb Location
+			if a.DecodeBody(&la) != nil || b.DecodeBody(&lb) != nil {
+				return false
+			}
+			if la.Updated != lb.Updated {
+				return la.Updated > lb.Updated
+			}
+			if la.Node != lb.Node {
+				return la.Node > lb.Node
+			}
+			return a.Seq.Newer(b.Seq)
+		},
+	}
+}
+
+// locations publishes this node's registrations in the DHT and answers
+// lookups through a short-lived cache. Puts that fail (no DHT peers yet,
+// say) are retried, not lost.
+type locations struct {
+	n        *Node
+	cacheTTL time.Duration
+
+	mu        sync.Mutex
+	published map[string]time.Time // AOR → expiry of our last record (zero after a tombstone)
+	pending   map[string]Location  // records to put
+	cache     map[string]cachedLoc // lookups
+	wake      chan struct{}
+}
+
+type cachedLoc struct {
+	loc Location
+	err error
+	at  time.Time
+}
+
+func newLocations(n *Node) *locations {
+	return &locations{
+		n: n, cacheTTL: time.Second,
+		published: map[string]time.Time{}, pending: map[string]Location{}, cache: map[string]cachedLoc{},
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// Changed implements sipedge.Locator.
+func (l *locations) Changed(aor string, bs []sipedge.Binding) {
+	var until time.Time
+	for _, b := range bs {
+		if b.Expires.After(until) {
+			until = b.Expires
+		}
+	}
+	now := time.Now()
+	loc := Location{AOR: aor, Node: l.n.id, Name: l.n.cfg.Name, SIP: l.n.SIPAddr(), Updated: now.UnixMilli()}
+	l.mu.Lock()
+	last, known := l.published[aor]
+	switch {
+	case len(bs) == 0:
+		if !known {
+			l.mu.Unlock()
+			return // nothing of ours to hide
+		}
+		loc.Tombstone, loc.Expires = true, now.Add(tombstoneTTL)
+		l.published[aor] = time.Time{}
+	case known && !last.IsZero() && !until.After(last):
+		l.mu.Unlock()
+		return // our record already covers these bindings
+	default:
+		loc.Expires = until
+		l.published[aor] = until
+	}
+	l.pending[aor] = loc
+	delete(l.cache, aor)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run puts pending records, retrying failures every second, and replaces
+// the records of expired registrations by tombstones.
+func (l *locations) run() {
+	defer l.n.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.n.ctx.Done():
+			return
+		case <-l.wake:
+		case <-tick.C:
+			l.sweep(time.Now())
+		}
+		l.flush()
+	}
+}
+
+// sweep turns our records whose registrations all expired into tombstones.
+func (l *locations) sweep(now time.Time) {
+	l.mu.Lock()
+	var expired []string
+	for aor, until := range l.published {
+		if !until.IsZero() && !until.After(now) {
+			expired = append(expired, aor)
+		}
+	}
+	l.mu.Unlock()
+	for _, aor := range expired {
+		bs, err := l.n.bindings.Load(aor)
+		if err == nil {
+			l.Changed(aor, bs)
+		}
+	}
+}
+
+func (l *locations) flush() {
+	l.mu.Lock()
+	batch := make([]Location, 0, len(l.pending))
+	for _, loc := range l.pending {
+		batch = append(batch, loc)
+	}
+	l.mu.Unlock()
+	for _, loc := range batch {
+		if l.n.ctx.Err() != nil {
+			return
+		}
+		err := l.put(loc)
+		l.mu.Lock()
+		if cur, ok := l.pending[loc.AOR]; ok && cur.Updated == loc.Updated && err == nil {
+			delete(l.pending, loc.AOR)
+		}
+		l.mu.Unlock()
+		if err != nil {
+			l.n.m.records.WithLabelValues("error").Inc()
+			l.n.log.Debug("location not published; will retry", "aor", loc.AOR, "err", err)
+			return // the DHT is not ready: try the rest on the next tick
+		}
+		l.n.m.records.WithLabelValues("ok").Inc()
+	}
+}
+
+func (l *locations) put(loc Location) error {
+	if l.n.dht.RoutingTable().Size() == 0 {
+		return errors.New("no DHT peers yet")
+	}
+	val, err := l.n.signRecordUntil(LocationNamespace, LocationKind, loc.AOR, loc, loc.Expires)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(l.n.ctx, 10*time.Second)
+	defer cancel()
+	return l.n.dht.PutValue(ctx, RecordKey(LocationNamespace, loc.AOR), val)
+}
+
+// Locate finds the node where aor is registered: this node's own bindings
+// first, then the cache, then the DHT.
+func (n *Node) Locate(ctx context.Context, aor string) (Location, error) {
+	aor = strings.ToLower(aor)
+	if bs, err := n.bindings.Load(aor); err == nil && len(bs) > 0 {
+		loc := Location{AOR: aor, Node: n.id, Name: n.cfg.Name, SIP: n.SIPAddr()}
+		for _, b := range bs {
+			if b.Expires.After(loc.Expires) {
+				loc.Expires = b.Expires
+			}
+		}
+		return loc, nil
+	}
+	l := n.locs
+	now := time.Now()
+	l.mu.Lock()
+	if c, ok := l.cache[aor]; ok && now.Sub(c.at) < l.cacheTTL {
+		l.mu.Unlock()
+		return c.loc, c.err
+	}
+	l.mu.Unlock()
+	loc, err := n.lookupLocation(ctx, aor)
+	if err == nil || errors.Is(err, ErrNotRegistered) {
+		l.mu.Lock()
+		l.cache[aor] = cachedLoc{loc: loc, err: err, at: now}
+		if len(l.cache) > 100000 {
+			clear(l.cache)
+		}
+		l.mu.Unlock()
+	}
+	return loc, err
+}
+
+func (n *Node) lookupLocation(ctx context.Context, aor string) (Location, error) {
+	key := RecordKey(LocationNamespace, aor)
+	val, err := n.dht.GetValue(ctx, key)
+	if errors.Is(err, routing.ErrNotFound) {
+		return Location{}, fmt.Errorf("%s: %w", aor, ErrNotRegistered)
+	}
+	if err != nil {
+		return Location{}, fmt.Errorf("location of %s: %w", aor, err)
+	}
+	env, err := locationValidator().Decode(key, val)
+	if err != nil {
+		return Location{}, fmt.Errorf("location of %s: %w", aor, err)
+	}
+	var loc Location
+	if err := env.DecodeBody(&loc); err != nil {
+		return Location{}, fmt.Errorf("location of %s: %w", aor, err)
+	}
+	if loc.Tombstone {
+		return Location{}, fmt.Errorf("%s: %w", aor, ErrNotRegistered)
+	}
+	return loc, nil
+}

@@ -1,0 +1,175 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/digest"
+	"github.com/callmesh/callmesh/node/sipedge"
+	"github.com/callmesh/callmesh/node/store"
+)
+
+// keyspaceBindings holds each AOR's registered contacts.
+const keyspaceBindings = "bindings"
+
+// bindingStore keeps registrations in Badger, one entry per AOR holding all
+// its bindings, with a TTL at the last binding's expiry: registrations
+// survive a restart and vanish on their own.
+type bindingStore struct {
+	ks *store.Keyspace
+}
+
+func (s bindingStore) Load(aor string) ([]sipedge.Binding, error) {
+	bs, err := store.GetJSON[[]sipedge.Binding](s.ks, []byte(aor))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	now := time.Now()
+	live := bs[:0]
+	for _, b := range bs {
+		if b.Expires.After(now) {
+			live = append(live, b)
+		}
+	}
+	return live, nil
+}
+
+func (s bindingStore) Save(aor string, bs []sipedge.Binding) error {
+	if len(bs) == 0 {
+		return s.ks.Delete([]byte(aor))
+	}
+	var until time.Time
+	for _, b := range bs {
+		if b.Expires.After(until) {
+			until = b.Expires
+		}
+	}
+	ttl := time.Until(until) + time.Second
+	if ttl <= time.Second {
+		return s.ks.Delete([]byte(aor))
+	}
+	return store.PutJSON(s.ks, []byte(aor), bs, store.WithTTL(ttl))
+}
+
+// each calls fn with every AOR that has bindings.
+func (s bindingStore) each(fn func(aor string, bs []sipedge.Binding)) error {
+	return s.ks.Iterate(nil, func(k, _ []byte) error {
+		aor := string(k)
+		bs, err := s.Load(aor)
+		if err == nil && len(bs) > 0 {
+			fn(aor, bs)
+		}
+		return nil
+	})
+}
+
+// sipEdgeConfig derives the SIP edge's settings from the node's.
+func (n *Node) sipEdgeConfig() (sipedge.Config, error) {
+	cfg := n.cfg
+	algs := make([]digest.Algorithm, 0, len(cfg.Auth.Algorithms))
+	for _, a := range cfg.Auth.Algorithms {
+		alg, err := digest.ParseAlgorithm(a)
+		if err != nil {
+			return sipedge.Config{}, fmt.Errorf("%w: auth.algorithms: %v", ErrConfig, err)
+		}
+		algs = append(algs, alg)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return sipedge.Config{}, fmt.Errorf("nonce secret: %w", err)
+	}
+	return sipedge.Config{
+		Domain: strings.ToLower(cfg.Domain), Listen: cfg.SIP, Aliases: localAliases(cfg.SIP),
+		Policy: sipedge.RegisterPolicy{
+			MinExpires: cfg.Registrar.MinExpires, MaxExpires: cfg.Registrar.MaxExpires,
+			DefaultExpires: cfg.Registrar.DefaultExpires, MaxContacts: cfg.Registrar.MaxContacts,
+		},
+		Algorithms: algs,
+		Nonce:      digest.NonceConfig{Secret: secret, Lifetime: cfg.Auth.NonceLifetime},
+		BlockAfter: cfg.Auth.BlockAfter, BlockWindow: cfg.Auth.BlockWindow, BlockFor: cfg.Auth.BlockFor,
+		UserAgent: "callmesh/" + Version,
+	}, nil
+}
+
+// localAliases lists the hosts under which phones may address this node
+// instead of the domain: the listen IP, or every local IP when the node
+// listens on all of them.
+func localAliases(listen string) []string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsUnspecified() {
+		return []string{host}
+	}
+	var out []string
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			out = append(out, ipn.IP.String())
+		}
+	}
+	return out
+}
+
+// startSIP starts the SIP edge with the node's accounts, its bindings in
+// the store and the DHT location publisher, and republishes the locations
+// of registrations that survived a restart.
+func (n *Node) startSIP() error {
+	cfg, err := n.sipEdgeConfig()
+	if err != nil {
+		return err
+	}
+	n.bindings = bindingStore{ks: n.store.Keyspace(keyspaceBindings)}
+	n.locs = newLocations(n)
+	n.sip, err = sipedge.Start(cfg, nodeAccounts{n}, n.bindings, n.locs,
+		sipedge.WithLogger(n.log.With("component", "sip")), sipedge.WithRegisterer(n.reg))
+	if err != nil {
+		return err
+	}
+	if err := n.bindings.each(n.locs.Changed); err != nil {
+		n.log.Warn("registrations not republished", "err", err)
+	}
+	n.wg.Add(1)
+	go n.locs.run()
+	return nil
+}
+
+// nodeAccounts gives the SIP edge the credentials of accounts homed here.
+type nodeAccounts struct{ n *Node }
+
+func (a nodeAccounts) Credentials(_ context.Context, user string) (digest.Credentials, bool, error) {
+	acct, err := a.n.accounts.Get(user)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return digest.Credentials{}, false, nil
+	}
+	if err != nil {
+		return digest.Credentials{}, false, err
+	}
+	if !strings.EqualFold(acct.Realm, a.n.cfg.Domain) {
+		a.n.log.Warn("account credentials are for another realm; set the password again", "user", user, "realm", acct.Realm)
+		return digest.Credentials{}, false, nil
+	}
+	return acct.Credentials, true, nil
+}
+
+// SIPAddr returns the address the SIP edge listens on (UDP and TCP).
+func (n *Node) SIPAddr() string {
+	if n.sip == nil {
+		return n.cfg.SIP
+	}
+	return n.sip.Addr()
+}

@@ -1,0 +1,199 @@
+package sipedge
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/callmesh/callmesh/node/digest"
+	"github.com/emiago/sipgo/sip"
+)
+
+// authResult is the outcome of authenticating one request.
+type authResult int
+
+const (
+	authOK        authResult = iota + 1
+	authChallenge            // no credentials, or stale/replayed nonce: challenge (again)
+	authFailed               // wrong password or unknown user: refuse
+	authBad                  // malformed credentials: 400
+	authUnavail              // the account could not be consulted: 503
+)
+
+// authenticate checks the Authorization (REGISTER, §22.2) or
+// Proxy-Authorization (other requests, §22.3) header of req. It returns
+// the authenticated user on authOK; on authChallenge, stale says whether
+// the nonce was stale; on authBad, reason is a 400 reason phrase.
+func (s *Server) authenticate(ctx context.Context, req *sip.Request, header string) (user string, res authResult, stale bool, reason string) {
+	var creds []sip.Header
+	for _, h := range req.GetHeaders(header) {
+		creds = append(creds, h)
+	}
+	if len(creds) == 0 {
+		return "", authChallenge, false, ""
+	}
+	// A client may answer several challenges (one per algorithm); use the
+	// one for our realm.
+	var r digest.Response
+	var perr error
+	found := false
+	for _, h := range creds {
+		resp, err := digest.ParseResponse(h.Value())
+		if err != nil {
+			perr = err
+			continue
+		}
+		if resp.Realm == s.cfg.Domain {
+			r, found = resp, true
+			break
+		}
+	}
+	if !found {
+		if perr != nil {
+			return "", authBad, false, SanitizeReason("Bad " + header + ": " + perr.Error())
+		}
+		return "", authChallenge, false, ""
+	}
+	acct, ok, err := s.accounts.Credentials(ctx, r.Username)
+	if err != nil {
+		s.log.Warn("account not available", "user", r.Username, "err", err)
+		return r.Username, authUnavail, false, ""
+	}
+	if !ok {
+		acct = digest.Credentials{} // verified against a dummy: same work, same answer
+	}
+	switch v, _ := s.nonces.Verify(string(req.Method), r, acct, s.cfg.Domain, time.Now()); v {
+	case digest.OK:
+		return r.Username, authOK, false, ""
+	case digest.Stale:
+		return r.Username, authChallenge, true, ""
+	case digest.Replay:
+		return r.Username, authChallenge, false, ""
+	}
+	return r.Username, authFailed, false, ""
+}
+
+// challenges returns one challenge header per configured algorithm.
+func (s *Server) challenges(name string, stale bool) []sip.Header {
+	now := time.Now()
+	out := make([]sip.Header, 0, len(s.cfg.Algorithms))
+	for _, alg := range s.cfg.Algorithms {
+		c := digest.Challenge{Realm: s.cfg.Domain, Nonce: s.nonces.New(now), Algorithm: alg, QOP: "auth", Stale: stale}
+		out = append(out, sip.NewHeader(name, c.String()))
+	}
+	return out
+}
+
+// sourceIP returns the IP a request came from.
+func sourceIP(req *sip.Request) string {
+	host, _, err := net.SplitHostPort(req.Source())
+	if err != nil {
+		return req.Source()
+	}
+	return host
+}
+
+// guard blocks a source address after repeated authentication failures.
+type guard struct {
+	after         int
+	window, block time.Duration
+
+	mu      sync.Mutex
+	fails   map[string][]time.Time
+	blocked map[string]time.Time // until
+}
+
+func newGuard(after int, window, block time.Duration) *guard {
+	return &guard{after: after, window: window, block: block, fails: map[string][]time.Time{}, blocked: map[string]time.Time{}}
+}
+
+// Blocked reports whether ip is blocked at now.
+func (g *guard) Blocked(ip string, now time.Time) bool {
+	if g.after <= 0 {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, ok := g.blocked[ip]
+	if ok && now.Before(until) {
+		return true
+	}
+	delete(g.blocked, ip)
+	return false
+}
+
+// Fail records a failed authentication and reports whether ip is now blocked.
+func (g *guard) Fail(ip string, now time.Time) bool {
+	if g.after <= 0 {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ts := g.fails[ip][:0]
+	for _, t := range g.fails[ip] {
+		if now.Sub(t) < g.window {
+			ts = append(ts, t)
+		}
+	}
+	ts = append(ts, now)
+	if len(ts) >= g.after {
+		delete(g.fails, ip)
+		g.blocked[ip] = now.Add(g.block)
+		return true
+	}
+	g.fails[ip] = ts
+	// Bound the map: drop sources whose failures have all aged out.
+	if len(g.fails) > 100000 {
+		for k, v := range g.fails {
+			if now.Sub(v[len(v)-1]) >= g.window {
+				delete(g.fails, k)
+			}
+		}
+	}
+	return false
+}
+
+// Succeed forgets the failures of ip.
+func (g *guard) Succeed(ip string) {
+	if g.after <= 0 {
+		return
+	}
+	g.mu.Lock()
+	delete(g.fails, ip)
+	g.mu.Unlock()
+}
+
+// aorLocks serializes updates of one AOR's bindings.
+type aorLocks struct {
+	mu sync.Mutex
+	m  map[string]*aorLock
+}
+
+type aorLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (l *aorLocks) lock(aor string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*aorLock{}
+	}
+	k := l.m[aor]
+	if k == nil {
+		k = &aorLock{}
+		l.m[aor] = k
+	}
+	k.refs++
+	l.mu.Unlock()
+	k.Lock()
+	return func() {
+		k.Unlock()
+		l.mu.Lock()
+		if k.refs--; k.refs == 0 {
+			delete(l.m, aor)
+		}
+		l.mu.Unlock()
+	}
+}

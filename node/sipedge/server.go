@@ -1,0 +1,249 @@
+// Package sipedge is a node's SIP front door: the registrar with digest
+// authentication, OPTIONS, and the checks every request passes before it
+// is handled. The decisions (ApplyRegister, CheckRequest, the digest
+// verifier) are pure; Server wires them to sipgo's UDP and TCP listeners.
+package sipedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callmesh/callmesh/node/digest"
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is the SIP edge's configuration.
+type Config struct {
+	Domain     string   // the federation's domain: AORs are user@Domain; the digest realm
+	Listen     string   // host:port for UDP and TCP; port 0 picks one
+	Aliases    []string // other hosts accepted as the domain (the node's own addresses)
+	Policy     RegisterPolicy
+	Algorithms []digest.Algorithm // offered in challenges, in this order
+	Nonce      digest.NonceConfig
+	// BlockAfter failed authentications from one source IP within
+	// BlockWindow block it for BlockFor; 0 disables blocking.
+	BlockAfter  int
+	BlockWindow time.Duration
+	BlockFor    time.Duration
+	UserAgent   string // Server header
+}
+
+// Accounts gives the registrar the credentials of users.
+type Accounts interface {
+	// Credentials returns user's digest credentials; found is false for an
+	// unknown user. An error means the account could not be consulted at
+	// all (its home node unreachable and nothing cached).
+	Credentials(ctx context.Context, user string) (creds digest.Credentials, found bool, err error)
+}
+
+// BindingStore keeps each AOR's bindings.
+type BindingStore interface {
+	Load(aor string) ([]Binding, error)
+	// Save replaces aor's bindings; an empty list removes them.
+	Save(aor string, bs []Binding) error
+}
+
+// Locator is told about every change of an AOR's bindings, to publish where
+// the user can be reached. It must not block.
+type Locator interface {
+	Changed(aor string, bs []Binding)
+}
+
+// Server is a running SIP edge.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	accounts Accounts
+	bindings BindingStore
+	locator  Locator
+	nonces   *digest.Nonces
+	guard    *guard
+	m        *edgeMetrics
+	check    CheckConfig
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	udp    net.PacketConn
+	tcp    net.Listener
+	hosts  map[string]bool // lower-case hosts that name our domain
+	locks  aorLocks
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithRegisterer registers the edge's metrics with reg.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Server) { s.m = newEdgeMetrics(reg) }
+}
+
+// Start binds UDP and TCP on cfg.Listen and serves until Close.
+func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator, opts ...Option) (_ *Server, err error) {
+	s := &Server{cfg: cfg, accounts: accounts, bindings: bindings, locator: locator, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.m == nil {
+		s.m = newEdgeMetrics(nil)
+	}
+	if s.nonces, err = digest.NewNonces(cfg.Nonce, cfg.Domain); err != nil {
+		return nil, fmt.Errorf("sip edge: %w", err)
+	}
+	s.guard = newGuard(cfg.BlockAfter, cfg.BlockWindow, cfg.BlockFor)
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.hosts = map[string]bool{strings.ToLower(cfg.Domain): true}
+	for _, a := range cfg.Aliases {
+		s.hosts[strings.ToLower(a)] = true
+	}
+	if host, _, err := net.SplitHostPort(s.Addr()); err == nil && host != "0.0.0.0" && host != "::" {
+		s.hosts[host] = true
+	}
+	s.check = CheckConfig{Schemes: []string{"sip"}, Self: s.isSelf}
+
+	name := cfg.UserAgent
+	if name == "" {
+		name = "callmesh"
+	}
+	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent(name))
+	if err != nil {
+		s.udp.Close()
+		s.tcp.Close()
+		return nil, fmt.Errorf("sip edge: user agent: %w", err)
+	}
+	s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(s.log.With("component", "sipgo")))
+	if err != nil {
+		s.ua.Close()
+		s.udp.Close()
+		s.tcp.Close()
+		return nil, fmt.Errorf("sip edge: server: %w", err)
+	}
+	s.srv.OnRegister(s.handle(s.onRegister))
+	s.srv.OnOptions(s.handle(s.onOptions))
+	s.srv.OnNoRoute(s.handle(s.onOther))
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); _ = s.srv.ServeUDP(s.udp) }()
+	go func() { defer s.wg.Done(); _ = s.srv.ServeTCP(s.tcp) }()
+	return s, nil
+}
+
+// listen binds UDP and TCP on the same port; with port 0 it retries until
+// both sides get one.
+func (s *Server) listen() error {
+	host, port, err := net.SplitHostPort(s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("sip edge: listen %q: %w", s.cfg.Listen, err)
+	}
+	var lastErr error
+	for range 10 {
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
+		if err != nil {
+			return fmt.Errorf("sip edge: UDP listener %s: %w", s.cfg.Listen, err)
+		}
+		_, p, _ := net.SplitHostPort(udp.LocalAddr().String())
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, p))
+		if err == nil {
+			s.udp, s.tcp = udp, tcp
+			return nil
+		}
+		udp.Close()
+		lastErr = err
+		if port != "0" {
+			break
+		}
+	}
+	return fmt.Errorf("sip edge: TCP listener %s: %w", s.cfg.Listen, lastErr)
+}
+
+// Addr returns the host:port the edge listens on (UDP and TCP).
+func (s *Server) Addr() string { return s.udp.LocalAddr().String() }
+
+// Close stops serving and waits for the listeners to stop.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.cancel()
+		err = errors.Join(s.udp.Close(), s.tcp.Close(), s.ua.Close())
+		s.wg.Wait()
+	})
+	return err
+}
+
+// isSelf reports whether a Via sent-by names this edge.
+func (s *Server) isSelf(host string, port int) bool {
+	_, p, _ := net.SplitHostPort(s.Addr())
+	return s.hosts[strings.ToLower(host)] && strconv.Itoa(port) == p
+}
+
+// ourHost reports whether host names the federation's domain here.
+func (s *Server) ourHost(host string) bool { return s.hosts[strings.ToLower(host)] }
+
+// handle wraps a handler with the checks every request passes first.
+func (s *Server) handle(h func(*sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if rej := CheckRequest(req, s.check); rej != nil {
+			s.m.rejected.WithLabelValues(strconv.Itoa(rej.Code)).Inc()
+			if res := rej.Response(req); res != nil {
+				s.respond(tx, res)
+			}
+			return
+		}
+		h(req, tx)
+	}
+}
+
+func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
+	if res.GetHeader("Server") == nil {
+		res.AppendHeader(sip.NewHeader("Server", s.ua.Name()))
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("SIP response not sent", "code", res.StatusCode, "err", err)
+	}
+}
+
+func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	s.respond(tx, res)
+}
+
+// allowed is the Allow header of this edge.
+const allowed = "REGISTER, OPTIONS"
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if !s.ourHost(req.Recipient.Host) && req.Recipient.User != "" {
+		s.reply(req, tx, sip.StatusNotFound, "Not Found (not our domain)")
+		return
+	}
+	s.reply(req, tx, sip.StatusOK, "OK",
+		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Accept", "application/sdp"),
+		sip.NewHeader("Supported", ""))
+}
+
+func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsAck() {
+		return // ACK has no response
+	}
+	s.reply(req, tx, sip.StatusMethodNotAllowed, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+}
