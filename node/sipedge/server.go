@@ -122,7 +122,8 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	if name == "" {
 		name = "callmesh"
 	}
-	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent(name))
+	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent(name),
+		sipgo.WithUserAgentParser(sip.NewParser(sip.WithHeadersParsers(lenientHeaders()))))
 	if err != nil {
 		s.udp.Close()
 		s.tcp.Close()
