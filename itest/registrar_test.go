@@ -128,3 +128,60 @@ func TestRegisterAndLocateAcrossFederation(t *testing.T) {
 		}, "%s still locates %s after unregistration", n.Name(), aor)
 	}
 }
+
+// locatedAt waits until every node in nodes locates aor at node want.
+func locatedAt(t *testing.T, nodes []*node.Node, aor string, want *node.Node) {
+	t.Helper()
+	start := time.Now()
+	for _, n := range nodes {
+		Eventually(t, 15*time.Second, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			loc, err := n.Locate(ctx, aor)
+			return err == nil && loc.Node == want.ID()
+		}, "%s did not locate %s at %s", n.Name(), aor, want.Name())
+	}
+	t.Logf("every node located %s at %s after %v", aor, want.Name(), time.Since(start).Round(time.Millisecond))
+}
+
+// A user created on node0 registers at node1 (node1 fetches the account
+// from node0), is found there from node2, moves back to node0 and is found
+// there by everyone; registrations survive a restart.
+func TestUserRegistersAnywhereAndMoves(t *testing.T) {
+	c := StartCluster(t, 3, Options{Logger: DebugLogger()})
+	Eventually(t, 30*time.Second, c.Converged, "cluster did not converge")
+	for i := range 3 {
+		Eventually(t, 20*time.Second, func() bool { return c.Node(i).DHT().RoutingTable().Size() >= 2 }, "DHT of node%d not filled", i)
+	}
+	n0, n1, n2 := c.Node(0), c.Node(1), c.Node(2)
+	domain := n0.Config().Domain
+	addUser(t, n0, "bob", "builder")
+	aor := "bob@" + domain
+	ua := newSIPClient(t)
+
+	// node1 learns bob's home from the DHT once node0 has published it.
+	// (Polling REGISTER instead would trip the block on repeated failures.)
+	Eventually(t, 20*time.Second, func() bool {
+		_, found, err := n1.Account(context.Background(), "bob")
+		return err == nil && found
+	}, "node1 never found bob's account homed at node0")
+	if res := ua.register(t, n1.SIPAddr(), domain, "bob", "builder", 300, "<sip:bob@127.0.0.1:5998>"); res.StatusCode != sip.StatusOK {
+		t.Fatalf("REGISTER at node1 with the account homed at node0: %d %s", res.StatusCode, res.Reason)
+	}
+	if res := ua.register(t, n1.SIPAddr(), domain, "bob", "wrong", 300, "<sip:bob@127.0.0.1:5998>"); res.StatusCode != sip.StatusForbidden {
+		t.Fatalf("wrong password at node1: %d, want 403", res.StatusCode)
+	}
+	locatedAt(t, []*node.Node{n0, n1, n2}, aor, n1)
+
+	// bob moves to node0: a newer registration wins everywhere.
+	if res := ua.register(t, n0.SIPAddr(), domain, "bob", "builder", 300, "<sip:bob@127.0.0.1:5997>"); res.StatusCode != sip.StatusOK {
+		t.Fatalf("REGISTER at node0: %d %s", res.StatusCode, res.Reason)
+	}
+	locatedAt(t, []*node.Node{n0, n1, n2}, aor, n0)
+
+	// node0 restarts: its registration is still there, and still found.
+	c.Stop(0)
+	n0 = c.Start(0)
+	Eventually(t, 30*time.Second, c.Converged, "cluster did not converge after restart")
+	locatedAt(t, []*node.Node{n0, n1, n2}, aor, n0)
+}

@@ -216,19 +216,50 @@ func (l *locations) put(loc Location) error {
 	return l.n.dht.PutValue(ctx, RecordKey(LocationNamespace, loc.AOR), val)
 }
 
-// Locate finds the node where aor is registered: this node's own bindings
-// first, then the cache, then the DHT.
+// Locate finds the node where aor is registered. The newest registration
+// wins: this node's own bindings are compared with the record in the DHT
+// (through a short-lived cache), since the user may have registered at
+// another node since.
 func (n *Node) Locate(ctx context.Context, aor string) (Location, error) {
-	aor = strings.ToLower(aor)
+	aor = normalizeAOR(aor)
+	var local *Location
 	if bs, err := n.bindings.Load(aor); err == nil && len(bs) > 0 {
 		loc := Location{AOR: aor, Node: n.id, Name: n.cfg.Name, SIP: n.SIPAddr()}
 		for _, b := range bs {
-			if b.Expires.After(loc.Expires) {
-				loc.Expires = b.Expires
-			}
+			loc.Expires = maxTime(loc.Expires, b.Expires)
+			loc.Updated = max(loc.Updated, b.Updated.UnixMilli())
 		}
-		return loc, nil
+		local = &loc
 	}
+	remote, err := n.locateRemote(ctx, aor)
+	switch {
+	case local == nil:
+		return remote, err
+	case err != nil || remote.Updated < local.Updated || remote.Node == n.id:
+		return *local, nil
+	}
+	return remote, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// normalizeAOR lower-cases the host part of user@host; the user part of a
+// SIP URI is case-sensitive (RFC 3261 §19.1.4).
+func normalizeAOR(aor string) string {
+	i := strings.LastIndexByte(aor, '@')
+	if i < 0 {
+		return aor
+	}
+	return aor[:i+1] + strings.ToLower(aor[i+1:])
+}
+
+// locateRemote looks aor up in the DHT through the cache.
+func (n *Node) locateRemote(ctx context.Context, aor string) (Location, error) {
 	l := n.locs
 	now := time.Now()
 	l.mu.Lock()

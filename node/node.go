@@ -72,6 +72,7 @@ type Node struct {
 	sip      *sipedge.Server
 	bindings bindingStore
 	locs     *locations
+	users    *userDir
 
 	adminLn  net.Listener
 	adminSrv *http.Server
@@ -144,6 +145,7 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		dht.Validator(record.NamespacedValidator{
 			NodeRecordNamespace: RecordValidator{Namespace: NodeRecordNamespace, Kind: NodeRecordKind},
 			LocationNamespace:   locationValidator(),
+			UserNamespace:       userValidator(),
 		}),
 	)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/digest"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/store"
@@ -134,6 +133,9 @@ func (n *Node) startSIP() error {
 		return err
 	}
 	n.bindings = bindingStore{ks: n.store.Keyspace(keyspaceBindings)}
+	n.users = newUserDir(n)
+	n.wg.Add(1)
+	go n.users.run()
 	n.locs = newLocations(n)
 	n.sip, err = sipedge.Start(cfg, nodeAccounts{n}, n.bindings, n.locs,
 		sipedge.WithLogger(n.log.With("component", "sip")), sipedge.WithRegisterer(n.reg))
@@ -151,12 +153,9 @@ func (n *Node) startSIP() error {
 // nodeAccounts gives the SIP edge the credentials of accounts homed here.
 type nodeAccounts struct{ n *Node }
 
-func (a nodeAccounts) Credentials(_ context.Context, user string) (digest.Credentials, bool, error) {
-	acct, err := a.n.accounts.Get(user)
-	if errors.Is(err, accounts.ErrNotFound) {
-		return digest.Credentials{}, false, nil
-	}
-	if err != nil {
+func (a nodeAccounts) Credentials(ctx context.Context, user string) (digest.Credentials, bool, error) {
+	acct, found, err := a.n.Account(ctx, user)
+	if err != nil || !found {
 		return digest.Credentials{}, false, err
 	}
 	if !strings.EqualFold(acct.Realm, a.n.cfg.Domain) {

@@ -15,8 +15,20 @@ import (
 // concurrent use; changes are serialised so that a read-modify-write never
 // loses another's update.
 type Store struct {
-	ks *store.Keyspace
-	mu sync.Mutex // held across every read-modify-write
+	ks       *store.Keyspace
+	mu       sync.Mutex // held across every read-modify-write
+	onChange func(name string, deleted bool)
+}
+
+// OnChange sets fn to be called after every stored change of an account
+// (deleted: the account was removed), for instance to publish where
+// accounts live. Set it before the store is used; fn must not block.
+func (s *Store) OnChange(fn func(name string, deleted bool)) { s.onChange = fn }
+
+func (s *Store) changed(name string, deleted bool) {
+	if s.onChange != nil {
+		s.onChange(name, deleted)
+	}
 }
 
 // NewStore returns the accounts kept in ks.
@@ -143,6 +155,7 @@ func (s *Store) Delete(name string) error {
 	if err := s.ks.Delete([]byte(name), store.Durable()); err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
+	s.changed(name, true)
 	return nil
 }
 
@@ -150,5 +163,6 @@ func (s *Store) put(a Account) error {
 	if err := store.PutJSON(s.ks, []byte(a.Name), a, store.Durable()); err != nil {
 		return fmt.Errorf("user %q: %w", a.Name, err)
 	}
+	s.changed(a.Name, false)
 	return nil
 }
