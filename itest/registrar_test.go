@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +185,89 @@ func TestUserRegistersAnywhereAndMoves(t *testing.T) {
 	n0 = c.Start(0)
 	Eventually(t, 30*time.Second, c.Converged, "cluster did not converge after restart")
 	locatedAt(t, []*node.Node{n0, n1, n2}, aor, n0)
+}
+
+// Challenges offer the configured algorithms in order (MD5 first by
+// default, for the clients that abort on SHA-256); a client that speaks
+// SHA-256 registers with it when it is offered first.
+func TestDigestAlgorithms(t *testing.T) {
+	c := StartCluster(t, 2, Options{Configure: func(i int, cfg *node.Config) {
+		if i == 1 {
+			cfg.Auth.Algorithms = []string{"SHA-256", "MD5"}
+		}
+	}})
+	for i, want := range [][]string{{"MD5", "SHA-256"}, {"SHA-256", "MD5"}} {
+		n := c.Node(i)
+		domain := n.Config().Domain
+		addUser(t, n, "carol", "sha-me")
+		if want[0] == "SHA-256" {
+			// Spoil the MD5 HA1, so that success proves the client
+			// answered the SHA-256 challenge.
+			if _, err := n.Accounts().Update("carol", func(a *accounts.Account) error {
+				a.Credentials.MD5 = digest.HA1(digest.MD5, "carol", domain, "another password")
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ua := newSIPClient(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
+		req.SetDestination(n.SIPAddr())
+		to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "carol", Host: domain}}
+		req.AppendHeader(to)
+		from := &sip.FromHeader{Address: to.Address, Params: sip.NewParams()}
+		from.Params.Add("tag", "t1")
+		req.AppendHeader(from)
+		req.AppendHeader(sip.NewHeader("Contact", "<sip:carol@127.0.0.1:5996>"))
+		res, err := ua.client.Do(ctx, req)
+		cancel()
+		if err != nil || res.StatusCode != sip.StatusUnauthorized {
+			t.Fatalf("node%d: unauthenticated REGISTER: %v, %v", i, res, err)
+		}
+		var got []string
+		for _, h := range res.GetHeaders("WWW-Authenticate") {
+			for _, alg := range []string{"SHA-256", "MD5"} {
+				if strings.Contains(h.Value(), "algorithm="+alg) {
+					got = append(got, alg)
+					break
+				}
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("node%d offers %v, want %v", i, got, want)
+		}
+		if res := ua.register(t, n.SIPAddr(), domain, "carol", "sha-me", 300, "<sip:carol@127.0.0.1:5996>"); res.StatusCode != sip.StatusOK {
+			t.Fatalf("node%d: REGISTER answering %s: %d %s", i, want[0], res.StatusCode, res.Reason)
+		}
+	}
+}
+
+// A 200 OK listing many bindings is larger than sipgo's default UDP limit;
+// it still reaches the client.
+func TestLargeRegisterResponseOverUDP(t *testing.T) {
+	c := StartCluster(t, 1, Options{})
+	n := c.Node(0)
+	domain := n.Config().Domain
+	addUser(t, n, "dave", "many-phones")
+	ua := newSIPClient(t)
+	var contacts []string
+	for i := range n.Config().Registrar.MaxContacts {
+		contacts = append(contacts, fmt.Sprintf("<sip:dave@127.0.0.1:%d;transport=udp;x-device=%s>;+sip.instance=\"<urn:uuid:%08d-0000-4000-8000-000000000000>\"",
+			6000+i, strings.Repeat("d", 40), i))
+	}
+	// One small REGISTER per phone; the answers grow with the bindings.
+	var res *sip.Response
+	for _, ct := range contacts {
+		res = ua.register(t, n.SIPAddr(), domain, "dave", "many-phones", 300, ct)
+		if res.StatusCode != sip.StatusOK {
+			t.Fatalf("REGISTER: %d %s", res.StatusCode, res.Reason)
+		}
+	}
+	if got := len(res.GetHeaders("Contact")); got != len(contacts) {
+		t.Fatalf("200 OK lists %d contacts, want %d", got, len(contacts))
+	}
+	if size := len(res.String()); size <= 1300 {
+		t.Fatalf("response of %d bytes does not test the UDP limit", size)
+	}
 }

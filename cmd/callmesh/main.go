@@ -8,8 +8,13 @@ import (
 	"os"
 
 	"github.com/callmesh/callmesh/node"
+	"github.com/emiago/sipgo/sip"
 	"github.com/spf13/cobra"
 )
+
+// maxUDPMessage is the largest SIP message sent over UDP (the IPv4 UDP
+// payload limit).
+const maxUDPMessage = 65507
 
 // exitError carries a process exit code through cobra.
 type exitError struct {
@@ -26,6 +31,12 @@ func usageErr(format string, args ...any) error {
 }
 
 func main() {
+	// sipgo's UDP size limit is a package global: set once, here. Its
+	// default (1300 bytes) also refuses responses, which have no other
+	// transport to go to (RFC 3261 §18.2.2): a 200 OK to a REGISTER lists
+	// every binding. Responses may use IP fragmentation; requests larger
+	// than 1300 bytes are sent over TCP by the node itself (§18.1.1).
+	sip.UDPMTUSize = maxUDPMessage + 200
 	root := newRoot()
 	err := root.Execute()
 	if err == nil {
