@@ -271,3 +271,46 @@ func TestLargeRegisterResponseOverUDP(t *testing.T) {
 		t.Fatalf("response of %d bytes does not test the UDP limit", size)
 	}
 }
+
+// An INVITE is challenged with 407, and the caller's rights are checked
+// before anything else happens.
+func TestInviteAuthenticatedAndAuthorized(t *testing.T) {
+	c := StartCluster(t, 1, Options{})
+	n := c.Node(0)
+	domain := n.Config().Domain
+	addUser(t, n, "erin", "calls") // rights: p2p only
+	ua := newSIPClient(t)
+	invite := func(target, password string) *sip.Response {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: target, Host: domain})
+		req.SetDestination(n.SIPAddr())
+		from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "erin", Host: domain}, Params: sip.NewParams()}
+		from.Params.Add("tag", sip.GenerateTagN(8))
+		req.AppendHeader(from)
+		req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: target, Host: domain}})
+		req.AppendHeader(sip.NewHeader("Contact", "<sip:erin@127.0.0.1:5995>"))
+		res, err := ua.client.Do(ctx, req)
+		if err != nil {
+			t.Fatalf("INVITE %s: %v", target, err)
+		}
+		if res.StatusCode != sip.StatusProxyAuthRequired || res.GetHeader("Proxy-Authenticate") == nil {
+			t.Fatalf("unauthenticated INVITE: %d %s, want 407 with Proxy-Authenticate", res.StatusCode, res.Reason)
+		}
+		res, err = ua.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: "erin", Password: password})
+		if err != nil {
+			t.Fatalf("INVITE %s with credentials: %v", target, err)
+		}
+		return res
+	}
+	if res := invite("frank", "wrong"); res.StatusCode != sip.StatusForbidden {
+		t.Errorf("wrong password: %d %s, want 403", res.StatusCode, res.Reason)
+	}
+	if res := invite("+4930123456", "calls"); res.StatusCode != sip.StatusForbidden || !strings.Contains(res.Reason, "external") {
+		t.Errorf("call to a number without the right: %d %s, want 403 naming the missing right", res.StatusCode, res.Reason)
+	}
+	if res := invite("frank", "calls"); res.StatusCode != sip.StatusNotImplemented {
+		t.Errorf("authorized call: %d %s, want 501 until call control exists", res.StatusCode, res.Reason)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/digest"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/store"
@@ -163,6 +164,17 @@ func (a nodeAccounts) Credentials(ctx context.Context, user string) (digest.Cred
 		return digest.Credentials{}, false, nil
 	}
 	return acct.Credentials, true, nil
+}
+
+func (a nodeAccounts) Permit(ctx context.Context, user string, req accounts.Request) error {
+	acct, found, err := a.n.Account(ctx, user)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return &accounts.PermitError{Err: accounts.ErrNotAllowed, Missing: "account"}
+	}
+	return acct.Permit(req)
 }
 
 // SIPAddr returns the address the SIP edge listens on (UDP and TCP).

@@ -7,6 +7,7 @@ type edgeMetrics struct {
 	rejected     *prometheus.CounterVec
 	authFailures prometheus.Counter
 	blocks       prometheus.Counter
+	denied       prometheus.Counter
 }
 
 func newEdgeMetrics(reg prometheus.Registerer) *edgeMetrics {
@@ -27,9 +28,13 @@ func newEdgeMetrics(reg prometheus.Registerer) *edgeMetrics {
 			Namespace: "callmesh", Subsystem: "sip", Name: "source_blocks_total",
 			Help: "Source addresses blocked after repeated authentication failures.",
 		}),
+		denied: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "sip", Name: "sessions_denied_total",
+			Help: "Session-starting requests refused for a missing right.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.registers, m.rejected, m.authFailures, m.blocks)
+		reg.MustRegister(m.registers, m.rejected, m.authFailures, m.blocks, m.denied)
 	}
 	return m
 }

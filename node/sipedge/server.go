@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/digest"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -43,6 +44,10 @@ type Accounts interface {
 	// unknown user. An error means the account could not be consulted at
 	// all (its home node unreachable and nothing cached).
 	Credentials(ctx context.Context, user string) (creds digest.Credentials, found bool, err error)
+	// Permit checks the user's right to start a session (a
+	// *accounts.PermitError says which right is missing); any other error
+	// means the account could not be consulted.
+	Permit(ctx context.Context, user string, req accounts.Request) error
 }
 
 // BindingStore keeps each AOR's bindings.
@@ -138,6 +143,7 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	}
 	s.srv.OnRegister(s.handle(s.onRegister))
 	s.srv.OnOptions(s.handle(s.onOptions))
+	s.srv.OnInvite(s.handle(s.onInvite))
 	s.srv.OnNoRoute(s.handle(s.onOther))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
@@ -229,7 +235,7 @@ func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, code int, rea
 }
 
 // allowed is the Allow header of this edge.
-const allowed = "REGISTER, OPTIONS"
+const allowed = "REGISTER, OPTIONS, INVITE"
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if !s.ourHost(req.Recipient.Host) && req.Recipient.User != "" {
