@@ -177,6 +177,9 @@ func (l *locations) sweep(now time.Time) {
 	}
 }
 
+// putWorkers bounds the location puts in flight: each is a DHT query.
+const putWorkers = 16
+
 func (l *locations) flush() {
 	l.mu.Lock()
 	batch := make([]Location, 0, len(l.pending))
@@ -184,23 +187,41 @@ func (l *locations) flush() {
 		batch = append(batch, loc)
 	}
 	l.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if l.n.dht.RoutingTable().Size() == 0 {
+		l.n.log.Debug("locations not published yet: no DHT peers", "pending", len(batch))
+		return
+	}
+	work := make(chan Location)
+	var wg sync.WaitGroup
+	for range min(putWorkers, len(batch)) {
+		wg.Go(func() {
+			for loc := range work {
+				err := l.put(loc)
+				l.mu.Lock()
+				if cur, ok := l.pending[loc.AOR]; ok && cur.Updated == loc.Updated && err == nil {
+					delete(l.pending, loc.AOR)
+				}
+				l.mu.Unlock()
+				if err != nil {
+					l.n.m.records.WithLabelValues("error").Inc()
+					l.n.log.Debug("location not published; will retry", "aor", loc.AOR, "err", err)
+					continue
+				}
+				l.n.m.records.WithLabelValues("ok").Inc()
+			}
+		})
+	}
 	for _, loc := range batch {
 		if l.n.ctx.Err() != nil {
-			return
+			break
 		}
-		err := l.put(loc)
-		l.mu.Lock()
-		if cur, ok := l.pending[loc.AOR]; ok && cur.Updated == loc.Updated && err == nil {
-			delete(l.pending, loc.AOR)
-		}
-		l.mu.Unlock()
-		if err != nil {
-			l.n.m.records.WithLabelValues("error").Inc()
-			l.n.log.Debug("location not published; will retry", "aor", loc.AOR, "err", err)
-			return // the DHT is not ready: try the rest on the next tick
-		}
-		l.n.m.records.WithLabelValues("ok").Inc()
+		work <- loc
 	}
+	close(work)
+	wg.Wait()
 }
 
 func (l *locations) put(loc Location) error {
