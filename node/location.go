@@ -85,7 +85,7 @@ type locations struct {
 	cacheTTL time.Duration
 
 	mu        sync.Mutex
-	published map[string]time.Time // AOR → expiry of our last record (zero after a tombstone)
+	published map[string]Location  // AOR → our last record
 	pending   map[string]Location  // records to put
 	cache     map[string]cachedLoc // lookups
 	wake      chan struct{}
@@ -100,7 +100,7 @@ type cachedLoc struct {
 func newLocations(n *Node) *locations {
 	return &locations{
 		n: n, cacheTTL: time.Second,
-		published: map[string]time.Time{}, pending: map[string]Location{}, cache: map[string]cachedLoc{},
+		published: map[string]Location{}, pending: map[string]Location{}, cache: map[string]cachedLoc{},
 		wake: make(chan struct{}, 1),
 	}
 }
@@ -114,24 +114,19 @@ func (l *locations) Changed(aor string, bs []sipedge.Binding) {
 		}
 	}
 	now := time.Now()
-	loc := Location{AOR: aor, Node: l.n.id, Name: l.n.cfg.Name, SIP: l.n.SIPAddr(), Updated: now.UnixMilli()}
+	// Every change is a new registration event here, newer than any
+	// elsewhere so far: a refresh, a move back to this node, an
+	// unregistration. Refreshes cost one put per binding lifetime.
+	loc := Location{AOR: aor, Node: l.n.id, Name: l.n.cfg.Name, SIP: l.n.SIPAddr(), Updated: now.UnixMilli(), Expires: until}
 	l.mu.Lock()
-	last, known := l.published[aor]
-	switch {
-	case len(bs) == 0:
-		if !known {
+	if len(bs) == 0 {
+		if last, known := l.published[aor]; !known || last.Tombstone {
 			l.mu.Unlock()
 			return // nothing of ours to hide
 		}
 		loc.Tombstone, loc.Expires = true, now.Add(tombstoneTTL)
-		l.published[aor] = time.Time{}
-	case known && !last.IsZero() && !until.After(last):
-		l.mu.Unlock()
-		return // our record already covers these bindings
-	default:
-		loc.Expires = until
-		l.published[aor] = until
 	}
+	l.published[aor] = loc
 	l.pending[aor] = loc
 	delete(l.cache, aor)
 	l.mu.Unlock()
@@ -147,15 +142,35 @@ func (l *locations) run() {
 	defer l.n.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	republish := time.Now().Add(l.n.cfg.DHT.Republish)
 	for {
 		select {
 		case <-l.n.ctx.Done():
 			return
 		case <-l.wake:
-		case <-tick.C:
-			l.sweep(time.Now())
+		case now := <-tick.C:
+			l.sweep(now)
+			if now.After(republish) {
+				republish = now.Add(l.n.cfg.DHT.Republish)
+				l.republishAll(now)
+			}
 		}
 		l.flush()
+	}
+}
+
+// republishAll puts again the record of every registration still held
+// here: DHT peers keep records in memory only, and the DHT never
+// republishes them, so a peer that restarted would otherwise have lost them.
+func (l *locations) republishAll(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for aor, loc := range l.published {
+		if loc.Expires.After(now) {
+			if _, queued := l.pending[aor]; !queued {
+				l.pending[aor] = loc // same registration time: a republish never wins over a newer one
+			}
+		}
 	}
 }
 
@@ -163,9 +178,12 @@ func (l *locations) run() {
 func (l *locations) sweep(now time.Time) {
 	l.mu.Lock()
 	var expired []string
-	for aor, until := range l.published {
-		if !until.IsZero() && !until.After(now) {
+	for aor, loc := range l.published {
+		switch {
+		case !loc.Tombstone && !loc.Expires.After(now):
 			expired = append(expired, aor)
+		case loc.Tombstone && !loc.Expires.After(now):
+			delete(l.published, aor) // the tombstone itself has expired
 		}
 	}
 	l.mu.Unlock()
