@@ -173,6 +173,12 @@ func TestProcessesFormFederation(t *testing.T) {
 	Eventually(t, 10*time.Second, allLive, "three processes did not see each other live within 10 s;\nalpha:\n%s\nbeta:\n%s\ngamma:\n%s",
 		procs[0].stderr, procs[1].stderr, procs[2].stderr)
 
+	// Nobody is registered: locate says so with exit code 3.
+	if _, errOut, code := cli(t, "locate", "nobody@callmesh.local", "--config", filepath.Join(dirs[1], "node.yaml")); code != 3 ||
+		!strings.Contains(errOut, "not registered") {
+		t.Fatalf("locate of an unregistered user: exit %d, stderr %q; want 3", code, errOut)
+	}
+
 	// A clean stop, then a restart keeps the peer ID, and the others see the
 	// node live again.
 	st0, _ := status(dirs[0])
