@@ -57,7 +57,11 @@ type AuthConfig struct {
 	// Algorithms offered in challenges, in order. MD5 first by default:
 	// widely deployed clients (SIPp 3.6, baresip 1.0) abort on or ignore a
 	// SHA-256 challenge that comes first.
-	Algorithms    []string      `yaml:"algorithms"`
+	Algorithms []string `yaml:"algorithms"`
+	// MD5OnlyAgents lists User-Agent substrings of clients challenged with
+	// MD5 alone, because they give up on a 401 that also carries another
+	// algorithm (baresip 1.0 does, whatever the order).
+	MD5OnlyAgents []string      `yaml:"md5_only_agents"`
 	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
 	// AccountCache is how long an account fetched from its home node is
 	// used without asking again.
@@ -134,7 +138,7 @@ func DefaultConfig() Config {
 			MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: time.Hour, MaxContacts: 10,
 		},
 		Auth: AuthConfig{
-			Algorithms: []string{"MD5", "SHA-256"}, NonceLifetime: 5 * time.Minute, AccountCache: 30 * time.Second,
+			Algorithms: []string{"MD5", "SHA-256"}, MD5OnlyAgents: []string{"baresip"}, NonceLifetime: 5 * time.Minute, AccountCache: 30 * time.Second,
 			BlockAfter: 20, BlockWindow: time.Minute, BlockFor: 5 * time.Minute,
 		},
 		P2P: P2PConfig{Listen: []string{DefaultP2P}},

@@ -93,7 +93,7 @@ func (n *Node) sipEdgeConfig() (sipedge.Config, error) {
 			MinExpires: cfg.Registrar.MinExpires, MaxExpires: cfg.Registrar.MaxExpires,
 			DefaultExpires: cfg.Registrar.DefaultExpires, MaxContacts: cfg.Registrar.MaxContacts,
 		},
-		Algorithms: algs,
+		Algorithms: algs, MD5OnlyAgents: cfg.Auth.MD5OnlyAgents,
 		Nonce:      digest.NonceConfig{Secret: secret, Lifetime: cfg.Auth.NonceLifetime},
 		BlockAfter: cfg.Auth.BlockAfter, BlockWindow: cfg.Auth.BlockWindow, BlockFor: cfg.Auth.BlockFor,
 		UserAgent: "callmesh/" + Version,

@@ -3,6 +3,8 @@ package sipedge
 import (
 	"context"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,15 +76,40 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, header stri
 	return r.Username, authFailed, false, ""
 }
 
-// challenges returns one challenge header per configured algorithm.
-func (s *Server) challenges(name string, stale bool) []sip.Header {
+// challenges returns one challenge header per configured algorithm, or
+// MD5 alone for a client whose User-Agent names an agent known to give up
+// on a 401 that carries any other algorithm.
+func (s *Server) challenges(req *sip.Request, name string, stale bool) []sip.Header {
 	now := time.Now()
-	out := make([]sip.Header, 0, len(s.cfg.Algorithms))
-	for _, alg := range s.cfg.Algorithms {
+	algs := s.cfg.Algorithms
+	if s.md5Only(req) {
+		algs = []digest.Algorithm{digest.MD5}
+	}
+	out := make([]sip.Header, 0, len(algs))
+	for _, alg := range algs {
 		c := digest.Challenge{Realm: s.cfg.Domain, Nonce: s.nonces.New(now), Algorithm: alg, QOP: "auth", Stale: stale}
 		out = append(out, sip.NewHeader(name, c.String()))
 	}
 	return out
+}
+
+// md5Only reports whether req comes from an agent listed in
+// Config.MD5OnlyAgents, and MD5 is offered at all.
+func (s *Server) md5Only(req *sip.Request) bool {
+	if len(s.cfg.MD5OnlyAgents) == 0 || !slices.Contains(s.cfg.Algorithms, digest.MD5) {
+		return false
+	}
+	h := req.GetHeader("User-Agent")
+	if h == nil {
+		return false
+	}
+	ua := strings.ToLower(h.Value())
+	for _, a := range s.cfg.MD5OnlyAgents {
+		if a != "" && strings.Contains(ua, strings.ToLower(a)) {
+			return true
+		}
+	}
+	return false
 }
 
 // sourceIP returns the IP a request came from.

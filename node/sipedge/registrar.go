@@ -41,7 +41,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	switch res {
 	case authChallenge:
 		s.m.registers.WithLabelValues("challenged").Inc()
-		s.reply(req, tx, sip.StatusUnauthorized, "Unauthorized", s.challenges("WWW-Authenticate", stale)...)
+		s.reply(req, tx, sip.StatusUnauthorized, "Unauthorized", s.challenges(req, "WWW-Authenticate", stale)...)
 		return
 	case authBad:
 		s.m.registers.WithLabelValues("bad_request").Inc()

@@ -29,7 +29,11 @@ type Config struct {
 	Aliases    []string // other hosts accepted as the domain (the node's own addresses)
 	Policy     RegisterPolicy
 	Algorithms []digest.Algorithm // offered in challenges, in this order
-	Nonce      digest.NonceConfig
+	// MD5OnlyAgents lists User-Agent substrings (case-insensitive) of
+	// clients that give up on a 401 carrying any algorithm but MD5: they
+	// are challenged with MD5 alone.
+	MD5OnlyAgents []string
+	Nonce         digest.NonceConfig
 	// BlockAfter failed authentications from one source IP within
 	// BlockWindow block it for BlockFor; 0 disables blocking.
 	BlockAfter  int

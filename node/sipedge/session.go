@@ -55,7 +55,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	user, res, stale, reason := s.authenticate(ctx, req, "Proxy-Authorization")
 	switch res {
 	case authChallenge:
-		s.reply(req, tx, sip.StatusProxyAuthRequired, "Proxy Authentication Required", s.challenges("Proxy-Authenticate", stale)...)
+		s.reply(req, tx, sip.StatusProxyAuthRequired, "Proxy Authentication Required", s.challenges(req, "Proxy-Authenticate", stale)...)
 		return
 	case authBad:
 		s.reply(req, tx, sip.StatusBadRequest, reason)
