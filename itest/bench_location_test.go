@@ -8,9 +8,6 @@ import (
 
 	"github.com/callmesh/callmesh/gossip"
 	"github.com/callmesh/callmesh/node"
-	"github.com/callmesh/callmesh/node/accounts"
-	"github.com/callmesh/callmesh/node/digest"
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -57,7 +54,7 @@ func BenchmarkLocate20(b *testing.B) {
 		n, locateMinDHTPeers, time.Since(start).Round(time.Millisecond))
 
 	users := registerLocateUsers(tb, c, locateUsers)
-	waitLocated(tb, c, users, time.Minute)
+	waitLocated(tb, c, users, 30*time.Second)
 	b.Logf("%d users registered over SIP and located from another node after %v",
 		len(users), time.Since(start).Round(time.Millisecond))
 
@@ -91,13 +88,15 @@ func BenchmarkLocate20(b *testing.B) {
 // productionTimers sets the membership timers and the DHT republish
 // interval to node.DefaultConfig's, so that the background traffic of the
 // federation is that of a deployment: heartbeats every second, and no
-// republishing of every account's record in the middle of the run.
+// republishing of every account's and registration's record in the middle
+// of the run.
 func productionTimers(_ int, cfg *node.Config) {
 	def := node.DefaultConfig()
 	cfg.Membership = def.Membership
 	cfg.DHT.Republish = def.DHT.Republish
 }
 
+// us converts a duration to fractional microseconds, for ReportMetric.
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // locateUser is a registered user: the node holding its registration, and
@@ -115,16 +114,7 @@ type locatePair struct{ user, node int }
 func registerLocateUsers(tb testing.TB, c *Cluster, count int) []locateUser {
 	tb.Helper()
 	n := c.Len()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("callmesh-bench"))
-	if err != nil {
-		tb.Fatalf("SIP user agent: %v", err)
-	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
-	if err != nil {
-		ua.Close()
-		tb.Fatalf("SIP client: %v", err)
-	}
-	defer func() { client.Close(); ua.Close() }()
+	client := newSIPClient(tb)
 
 	users := make([]locateUser, count)
 	for i := range users {
@@ -132,15 +122,9 @@ func registerLocateUsers(tb testing.TB, c *Cluster, count int) []locateUser {
 		nd := c.Node(home)
 		domain := nd.Config().Domain
 		name, password := fmt.Sprintf("user%03d", i), fmt.Sprintf("secret%03d", i)
-		_, err := nd.Accounts().Add(accounts.Account{
-			Name: name, Class: accounts.Bronze, Allow: []string{"p2p"}, MaxCalls: 2, Home: nd.ID().String(),
-			Realm: domain, Credentials: digest.NewCredentials(name, domain, password),
-		})
-		if err != nil {
-			tb.Fatalf("add user %s on node%d: %v", name, home, err)
-		}
+		addUser(tb, nd, name, password)
 		contact := fmt.Sprintf("<sip:%s@127.0.0.1:%d>", name, 6000+i)
-		if res := registerOnce(tb, client, nd.SIPAddr(), domain, name, password, contact); res.StatusCode != sip.StatusOK {
+		if res := client.register(tb, nd.SIPAddr(), domain, name, password, 3600, contact); res.StatusCode != sip.StatusOK {
 			tb.Fatalf("REGISTER %s at node%d: %d %s", name, home, res.StatusCode, res.Reason)
 		}
 		users[i] = locateUser{name: name, aor: name + "@" + domain, home: home, watcher: (home + 1) % n}
@@ -148,46 +132,17 @@ func registerLocateUsers(tb testing.TB, c *Cluster, count int) []locateUser {
 	return users
 }
 
-// registerOnce registers user at addr for an hour, answering the digest
-// challenge with password, and returns the final response.
-func registerOnce(tb testing.TB, client *sipgo.Client, addr, domain, user, password, contact string) *sip.Response {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
-	req.SetDestination(addr)
-	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: domain}}
-	req.AppendHeader(to)
-	from := &sip.FromHeader{Address: to.Address, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(from)
-	req.AppendHeader(sip.NewHeader("Contact", contact))
-	req.AppendHeader(sip.NewHeader("Expires", "3600"))
-	res, err := client.Do(ctx, req)
-	if err != nil {
-		tb.Fatalf("REGISTER %s: %v", user, err)
-	}
-	if res.StatusCode != sip.StatusUnauthorized {
-		return res
-	}
-	res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
-	if err != nil {
-		tb.Fatalf("REGISTER %s with credentials: %v", user, err)
-	}
-	return res
-}
-
 // waitLocated waits until each user's watcher node locates the user at its
 // node and finds its account: both its location record and its user-home
 // record are then in the DHT, and the puts that registering started are
 // over before anything is measured. Only the watchers have looked the users
-// up, so every other (user, node) pair stays cold.
+// up, so every other (user, node) pair stays cold. timeout applies to each
+// user.
 func waitLocated(tb TB, c *Cluster, users []locateUser, timeout time.Duration) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
 	for _, u := range users {
 		w, want := c.Node(u.watcher), c.Node(u.home).ID()
-		Eventually(tb, time.Until(deadline), func() bool {
+		Eventually(tb, timeout, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), locateTimeout)
 			defer cancel()
 			loc, err := w.Locate(ctx, u.aor)
@@ -230,15 +185,15 @@ func (s *locateStats) fail(format string, args ...any) {
 // nodes are neither the user's node nor its watcher, and move on from round
 // to round, so that the first rounds use pairs never looked up before; a
 // pair looked up less than locateCacheTTL ago is waited for. last holds the
-// end of the latest lookup of each pair.
+// end of the latest lookup of each pair. Failed lookups are timed too.
 func locateRound(c *Cluster, users []locateUser, round int, last map[locatePair]time.Time) locateStats {
 	n := c.Len()
 	var st locateStats
 	for k := range locatePairsPerUser {
+		// The candidates are the n-2 nodes after the watcher, in ring order.
+		j := (round*locatePairsPerUser + k) % (n - 2)
 		for ui, u := range users {
-			// Candidate nodes: the n-2 nodes after the watcher, in ring order.
-			j := round*locatePairsPerUser + k
-			from := (u.watcher + 1 + j%(n-2)) % n
+			from := (u.watcher + 1 + j) % n
 			p := locatePair{ui, from}
 			if t, ok := last[p]; ok {
 				if wait := locateCacheTTL - time.Since(t); wait > 0 {
@@ -246,20 +201,13 @@ func locateRound(c *Cluster, users []locateUser, round int, last map[locatePair]
 				}
 			}
 			nd, want := c.Node(from), c.Node(u.home).ID()
-			for warm := range 2 {
+			lookup := func(kind string, into *durations) {
 				ctx, cancel := context.WithTimeout(context.Background(), locateTimeout)
+				defer cancel()
 				t0 := time.Now()
 				loc, err := nd.Locate(ctx, u.aor)
-				took := time.Since(t0)
-				cancel()
+				*into = append(*into, time.Since(t0))
 				st.lookups++
-				kind := "cold"
-				if warm == 1 {
-					kind = "warm"
-					st.warm = append(st.warm, took)
-				} else {
-					st.cold = append(st.cold, took)
-				}
 				switch {
 				case err != nil:
 					st.fail("%s lookup of %s from node%d: %v", kind, u.aor, from, err)
@@ -267,6 +215,8 @@ func locateRound(c *Cluster, users []locateUser, round int, last map[locatePair]
 					st.fail("%s lookup of %s from node%d: located at %s (%s), registered at node%d", kind, u.aor, from, loc.Name, loc.Node, u.home)
 				}
 			}
+			lookup("cold", &st.cold)
+			lookup("warm", &st.warm)
 			last[p] = time.Now()
 		}
 	}

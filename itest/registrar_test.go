@@ -16,7 +16,7 @@ import (
 )
 
 // addUser creates an account on node n.
-func addUser(t *testing.T, n *node.Node, name, password string) {
+func addUser(t testing.TB, n *node.Node, name, password string) {
 	t.Helper()
 	domain := n.Config().Domain
 	_, err := n.Accounts().Add(accounts.Account{
@@ -34,7 +34,7 @@ type sipClient struct {
 	client *sipgo.Client
 }
 
-func newSIPClient(t *testing.T) *sipClient {
+func newSIPClient(t testing.TB) *sipClient {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("callmesh-test"))
 	if err != nil {
@@ -50,7 +50,7 @@ func newSIPClient(t *testing.T) *sipClient {
 
 // register sends a REGISTER for user at the node's SIP address, answering
 // a digest challenge with password, and returns the final response.
-func (c *sipClient) register(t *testing.T, addr, domain, user, password string, expires int, contact string) *sip.Response {
+func (c *sipClient) register(t testing.TB, addr, domain, user, password string, expires int, contact string) *sip.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

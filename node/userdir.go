@@ -11,6 +11,7 @@ import (
 
 	"github.com/callmesh/callmesh/gossip"
 	"github.com/callmesh/callmesh/node/accounts"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -288,7 +289,7 @@ func (d *userDir) fetch(ctx context.Context, name string) (accounts.Account, boo
 	key := RecordKey(UserNamespace, name)
 	lctx, cancel := context.WithTimeout(ctx, accountFetchTimeout)
 	defer cancel()
-	val, err := n.dht.GetValue(lctx, key)
+	val, err := n.dht.GetValue(lctx, key, dht.Quorum(lookupQuorum))
 	if errors.Is(err, routing.ErrNotFound) {
 		return accounts.Account{}, false, nil
 	}
