@@ -314,3 +314,20 @@ func TestInviteAuthenticatedAndAuthorized(t *testing.T) {
 		t.Errorf("authorized call: %d %s, want 501 until call control exists", res.StatusCode, res.Reason)
 	}
 }
+
+// A registration made while the node has no DHT peers is published once a
+// peer arrives, not lost.
+func TestLocationPublishedWhenPeersArrive(t *testing.T) {
+	c := StartCluster(t, 1, Options{})
+	n0 := c.Node(0)
+	domain := n0.Config().Domain
+	addUser(t, n0, "grace", "alone")
+	if res := newSIPClient(t).register(t, n0.SIPAddr(), domain, "grace", "alone", 300, "<sip:grace@127.0.0.1:5994>"); res.StatusCode != sip.StatusOK {
+		t.Fatalf("REGISTER: %d %s", res.StatusCode, res.Reason)
+	}
+	if n0.DHT().RoutingTable().Size() != 0 {
+		t.Fatal("a lone node has DHT peers")
+	}
+	n1 := c.Node(c.Add())
+	locatedAt(t, []*node.Node{n1}, "grace@"+domain, n0)
+}
