@@ -28,6 +28,15 @@ func addUser(t testing.TB, n *node.Node, name, password string) {
 	}
 }
 
+// waitDHT waits until every running node's DHT routing table holds at
+// least min peers.
+func waitDHT(t testing.TB, c *Cluster, min int) {
+	t.Helper()
+	for _, n := range c.Running() {
+		Eventually(t, 20*time.Second, func() bool { return n.DHT().RoutingTable().Size() >= min }, "DHT of %s not filled", n.Name())
+	}
+}
+
 // sipClient is a SIP user agent on 127.0.0.1 for tests.
 type sipClient struct {
 	ua     *sipgo.UserAgent
@@ -80,9 +89,7 @@ func (c *sipClient) register(t testing.TB, addr, domain, user, password string, 
 func TestRegisterAndLocateAcrossFederation(t *testing.T) {
 	c := StartCluster(t, 3, Options{Logger: DebugLogger()})
 	Eventually(t, 30*time.Second, c.Converged, "cluster did not converge")
-	for i := range 3 {
-		Eventually(t, 20*time.Second, func() bool { return c.Node(i).DHT().RoutingTable().Size() >= 2 }, "DHT of node%d not filled", i)
-	}
+	waitDHT(t, c, 2)
 	n0, n1, n2 := c.Node(0), c.Node(1), c.Node(2)
 	domain := n0.Config().Domain
 	addUser(t, n0, "alice", "wonderland")
@@ -151,9 +158,7 @@ func locatedAt(t *testing.T, nodes []*node.Node, aor string, want *node.Node) {
 func TestUserRegistersAnywhereAndMoves(t *testing.T) {
 	c := StartCluster(t, 3, Options{Logger: DebugLogger()})
 	Eventually(t, 30*time.Second, c.Converged, "cluster did not converge")
-	for i := range 3 {
-		Eventually(t, 20*time.Second, func() bool { return c.Node(i).DHT().RoutingTable().Size() >= 2 }, "DHT of node%d not filled", i)
-	}
+	waitDHT(t, c, 2)
 	n0, n1, n2 := c.Node(0), c.Node(1), c.Node(2)
 	domain := n0.Config().Domain
 	addUser(t, n0, "bob", "builder")

@@ -76,6 +76,42 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, header stri
 	return r.Username, authFailed, false, ""
 }
 
+// authGate authenticates req and, unless the user is authenticated,
+// answers it: a challenge (401 with WWW-Authenticate for REGISTER, §22.2;
+// 407 with Proxy-Authenticate otherwise, §22.3), 400 for malformed
+// credentials, 503 when the account cannot be consulted, 403 for wrong
+// credentials (counted towards blocking the source). It returns the user
+// and true when the request may go on, and the outcome for metrics.
+func (s *Server) authGate(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, now time.Time) (user string, ok bool, outcome string) {
+	credHeader, chalHeader, code, phrase := "Proxy-Authorization", "Proxy-Authenticate", sip.StatusProxyAuthRequired, "Proxy Authentication Required"
+	if req.Method == sip.REGISTER {
+		credHeader, chalHeader, code, phrase = "Authorization", "WWW-Authenticate", sip.StatusUnauthorized, "Unauthorized"
+	}
+	ip := sourceIP(req)
+	user, res, stale, reason := s.authenticate(ctx, req, credHeader)
+	switch res {
+	case authOK:
+		s.guard.Succeed(ip)
+		return user, true, "ok"
+	case authChallenge:
+		s.reply(req, tx, code, phrase, s.challenges(req, chalHeader, stale)...)
+		return user, false, "challenged"
+	case authBad:
+		s.reply(req, tx, sip.StatusBadRequest, reason)
+		return user, false, "bad_request"
+	case authUnavail:
+		s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
+		return user, false, "unavailable"
+	}
+	s.m.authFailures.Inc()
+	if s.guard.Fail(ip, now) {
+		s.m.blocks.Inc()
+		s.log.Warn("source blocked after repeated authentication failures", "source", ip, "for", s.cfg.BlockFor)
+	}
+	s.reply(req, tx, sip.StatusForbidden, "Forbidden")
+	return user, false, "auth_failed"
+}
+
 // challenges returns one challenge header per configured algorithm, or
 // MD5 alone for a client whose User-Agent names an agent known to give up
 // on a 401 that carries any other algorithm.

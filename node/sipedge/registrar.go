@@ -37,31 +37,11 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	// §10.3 steps 2–3 and §22.2: authenticate.
-	user, res, stale, reason := s.authenticate(ctx, req, "Authorization")
-	switch res {
-	case authChallenge:
-		s.m.registers.WithLabelValues("challenged").Inc()
-		s.reply(req, tx, sip.StatusUnauthorized, "Unauthorized", s.challenges(req, "WWW-Authenticate", stale)...)
-		return
-	case authBad:
-		s.m.registers.WithLabelValues("bad_request").Inc()
-		s.reply(req, tx, sip.StatusBadRequest, reason)
-		return
-	case authUnavail:
-		s.m.registers.WithLabelValues("unavailable").Inc()
-		s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
-		return
-	case authFailed:
-		s.m.registers.WithLabelValues("auth_failed").Inc()
-		s.m.authFailures.Inc()
-		if s.guard.Fail(ip, now) {
-			s.m.blocks.Inc()
-			s.log.Warn("source blocked after repeated authentication failures", "source", ip, "for", s.cfg.BlockFor)
-		}
-		s.reply(req, tx, sip.StatusForbidden, "Forbidden")
+	user, ok, outcome := s.authGate(ctx, req, tx, now)
+	if !ok {
+		s.m.registers.WithLabelValues(outcome).Inc()
 		return
 	}
-	s.guard.Succeed(ip)
 	// §10.3 step 3: the authenticated user may register only their own AOR.
 	if user != to.Address.User {
 		s.m.registers.WithLabelValues("forbidden").Inc()

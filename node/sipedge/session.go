@@ -45,33 +45,16 @@ func isNumber(s string) bool {
 // part of this edge yet: an authorized INVITE is answered 501.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	now := time.Now()
-	ip := sourceIP(req)
-	if s.guard.Blocked(ip, now) {
+	if s.guard.Blocked(sourceIP(req), now) {
 		s.reply(req, tx, sip.StatusForbidden, "Forbidden (too many failed authentications)")
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	user, res, stale, reason := s.authenticate(ctx, req, "Proxy-Authorization")
-	switch res {
-	case authChallenge:
-		s.reply(req, tx, sip.StatusProxyAuthRequired, "Proxy Authentication Required", s.challenges(req, "Proxy-Authenticate", stale)...)
-		return
-	case authBad:
-		s.reply(req, tx, sip.StatusBadRequest, reason)
-		return
-	case authUnavail:
-		s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
-		return
-	case authFailed:
-		s.m.authFailures.Inc()
-		if s.guard.Fail(ip, now) {
-			s.m.blocks.Inc()
-		}
-		s.reply(req, tx, sip.StatusForbidden, "Forbidden")
+	user, ok, _ := s.authGate(ctx, req, tx, now)
+	if !ok {
 		return
 	}
-	s.guard.Succeed(ip)
 	if from := req.From(); from == nil || from.Address.User != user {
 		s.reply(req, tx, sip.StatusForbidden, "Forbidden (From is not the authenticated user)")
 		return
