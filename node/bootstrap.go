@@ -121,7 +121,7 @@ func (n *Node) LookupNode(ctx context.Context, id peer.ID) (NodeRecord, error) {
 	if err != nil {
 		return NodeRecord{}, fmt.Errorf("node record %s: %w", id, err)
 	}
-	env, err := RecordValidator{Namespace: NodeRecordNamespace, Kind: NodeRecordKind}.Decode(key, val)
+	env, err := RecordValidator{Namespace: NodeRecordNamespace, Kind: NodeRecordKind, Sigs: n.sigs}.Decode(key, val)
 	if err != nil {
 		return NodeRecord{}, err
 	}

@@ -52,8 +52,9 @@ const tombstoneTTL = 10 * time.Minute
 
 // locationValidator checks location records: only the node a record names
 // may sign it, and a later registration (then the higher peer ID) wins.
-func locationValidator() RecordValidator {
+func locationValidator(sigs *sigCache) RecordValidator {
 	return RecordValidator{
+		Sigs:       sigs,
 		Namespace:  LocationNamespace,
 		Kind:       LocationKind,
 		Authorized: func(string, peer.ID) bool { return true }, // checked against the body below
@@ -337,7 +338,7 @@ func (n *Node) lookupLocation(ctx context.Context, aor string) (Location, error)
 	if err != nil {
 		return Location{}, fmt.Errorf("location of %s: %w", aor, err)
 	}
-	env, err := locationValidator().Decode(key, val)
+	env, err := locationValidator(n.sigs).Decode(key, val)
 	if err != nil {
 		return Location{}, fmt.Errorf("location of %s: %w", aor, err)
 	}

@@ -73,6 +73,7 @@ type Node struct {
 	bindings bindingStore
 	locs     *locations
 	users    *userDir
+	sigs     *sigCache // DHT record values already verified
 
 	adminLn  net.Listener
 	adminSrv *http.Server
@@ -105,7 +106,7 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n := &Node{cfg: cfg, key: key, id: id, started: time.Now(), reg: prometheus.NewRegistry()}
+	n := &Node{cfg: cfg, key: key, id: id, started: time.Now(), reg: prometheus.NewRegistry(), sigs: newSigCache(8192)}
 	n.log = o.log.With("node", cfg.Name)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// On any failure below, undo what was started, in reverse.
@@ -143,9 +144,9 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.Validator(record.NamespacedValidator{
-			NodeRecordNamespace: RecordValidator{Namespace: NodeRecordNamespace, Kind: NodeRecordKind},
-			LocationNamespace:   locationValidator(),
-			UserNamespace:       userValidator(),
+			NodeRecordNamespace: RecordValidator{Namespace: NodeRecordNamespace, Kind: NodeRecordKind, Sigs: n.sigs},
+			LocationNamespace:   locationValidator(n.sigs),
+			UserNamespace:       userValidator(n.sigs),
 		}),
 	)
 	if err != nil {

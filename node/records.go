@@ -1,9 +1,11 @@
 package node
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/callmesh/callmesh/gossip"
@@ -50,6 +52,44 @@ type RecordValidator struct {
 	// Newer reports whether record a supersedes record b (nil: the newer
 	// sequence wins, which only orders records of one issuer).
 	Newer func(a, b *gossip.Envelope) bool
+	// Sigs remembers values whose signature verified (nil: verify always).
+	Sigs *sigCache
+}
+
+// sigCache remembers record values whose signature verified, so that the
+// same bytes met again (a lookup receives one copy per answering peer, and
+// kad-dht validates each before selecting among them) are not verified
+// again: Ed25519 verification dominated lookups. Expiry and the body are
+// still checked every time. Bounded; safe for concurrent use.
+type sigCache struct {
+	mu   sync.Mutex
+	set  map[[sha256.Size]byte]struct{}
+	ring [][sha256.Size]byte
+	next int
+}
+
+func newSigCache(size int) *sigCache {
+	return &sigCache{set: make(map[[sha256.Size]byte]struct{}, size), ring: make([][sha256.Size]byte, size)}
+}
+
+func (c *sigCache) has(k [sha256.Size]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.set[k]
+	return ok
+}
+
+func (c *sigCache) add(k [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.set[k]; ok {
+		return
+	}
+	old := c.ring[c.next]
+	delete(c.set, old)
+	c.ring[c.next] = k
+	c.next = (c.next + 1) % len(c.ring)
+	c.set[k] = struct{}{}
 }
 
 // RecordKey returns the DHT key of a record in namespace ns.
@@ -75,8 +115,17 @@ func (v RecordValidator) Decode(key string, value []byte) (*gossip.Envelope, err
 	if !authorized {
 		return nil, fmt.Errorf("record %q: %w: %s may not sign it", key, gossip.ErrIssuer, env.Issuer)
 	}
-	if err := env.Verify(); err != nil {
-		return nil, fmt.Errorf("record %q: %w", key, err)
+	var sum [sha256.Size]byte
+	if v.Sigs != nil {
+		sum = sha256.Sum256(value)
+	}
+	if v.Sigs == nil || !v.Sigs.has(sum) {
+		if err := env.Verify(); err != nil {
+			return nil, fmt.Errorf("record %q: %w", key, err)
+		}
+		if v.Sigs != nil {
+			v.Sigs.add(sum)
+		}
 	}
 	if env.Expires == 0 {
 		return nil, fmt.Errorf("record %q: no expiry", key)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -382,4 +383,49 @@ func TestRecordValidatorSelect(t *testing.T) {
 			t.Fatal("Select of nothing: no error")
 		}
 	})
+}
+
+// With a signature cache, bytes verified once are not verified again, but
+// other bytes always are, and expiry is checked every time.
+func TestRecordValidatorSigCache(t *testing.T) {
+	key, id := testKey(t)
+	env := recordEnv(t, id, gossip.Seq{Inc: 1, Ctr: 1}, recordClock.Add(time.Hour))
+	if err := env.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	good := encodeEnv(t, env)
+	now := recordClock
+	v := nodeValidator()
+	v.Now = func() time.Time { return now }
+	v.Sigs = newSigCache(2)
+	k := RecordKey(NodeRecordNamespace, id.String())
+	if err := v.Validate(k, good); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Sigs.has(sha256.Sum256(good)) {
+		t.Fatal("a verified value was not remembered")
+	}
+	env.Sig[0] ^= 0xff
+	forged := encodeEnv(t, env)
+	for range 2 {
+		if err := v.Validate(k, forged); !errors.Is(err, gossip.ErrBadSignature) {
+			t.Fatalf("forged value: %v, want ErrBadSignature", err)
+		}
+	}
+	if err := v.Validate(k, good); err != nil {
+		t.Fatalf("cached value: %v", err)
+	}
+	now = recordClock.Add(2 * time.Hour)
+	if err := v.Validate(k, good); !errors.Is(err, gossip.ErrExpired) {
+		t.Fatalf("cached value after expiry: %v, want ErrExpired", err)
+	}
+	// The cache is bounded: the oldest entry leaves first.
+	c := newSigCache(2)
+	a, b, d := [32]byte{1}, [32]byte{2}, [32]byte{3}
+	c.add(a)
+	c.add(b)
+	c.add(d)
+	if c.has(a) || !c.has(b) || !c.has(d) || len(c.set) != 2 {
+		t.Fatalf("bounded cache holds %d entries; a %v b %v d %v", len(c.set), c.has(a), c.has(b), c.has(d))
+	}
 }

@@ -57,8 +57,9 @@ type UserHome struct {
 // asked and nothing usable is cached.
 var ErrHomeUnreachable = errors.New("account home node unreachable")
 
-func userValidator() RecordValidator {
+func userValidator(sigs *sigCache) RecordValidator {
 	return RecordValidator{
+		Sigs:       sigs,
 		Namespace:  UserNamespace,
 		Kind:       UserKind,
 		Authorized: func(string, peer.ID) bool { return true }, // checked against the body
@@ -296,7 +297,7 @@ func (d *userDir) fetch(ctx context.Context, name string) (accounts.Account, boo
 	if err != nil {
 		return accounts.Account{}, false, fmt.Errorf("user home of %q: %w", name, err)
 	}
-	env, err := userValidator().Decode(key, val)
+	env, err := userValidator(n.sigs).Decode(key, val)
 	if err != nil {
 		return accounts.Account{}, false, err
 	}
