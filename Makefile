@@ -7,7 +7,7 @@ BENCHTIME ?= 1x
 # The whole suite stays well under 15 minutes on 2 cores; this is a backstop.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build deps test unit itest bench demo fuzz lint vet fmt tidy-check clean
+.PHONY: all build deps test unit itest bench load-register demo fuzz lint vet fmt tidy-check clean
 
 all: build
 
@@ -33,6 +33,17 @@ itest: deps
 ## bench: benchmarks with their figures (see BENCHMARKS.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m $(PKGS)
+
+## load-register: registrar load benchmark, SIPp against a federation node and
+## against Kamailio on the same cores (itest/load); installs Kamailio when
+## missing. CALLMESH_LOAD_OUT=FILE also writes the tables as Markdown.
+load-register: deps
+	@{ command -v kamailio || test -x /usr/sbin/kamailio; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing kamailio" >&2; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kamailio; }
+	CALLMESH_LOAD=1 $(GO) test -run '^TestLoadRegister$$' -count=1 -v -timeout 30m ./itest/load/
 
 ## demo: a local federation on loopback, on embedded defaults.
 demo: build

@@ -1,0 +1,195 @@
+package load
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// kamailioConfig is the reference registrar's configuration (testdata of
+// package itest).
+const kamailioConfig = "../testdata/kamailio/kamailio.cfg"
+
+// kamailioChildren is how many SIP worker processes Kamailio forks (-n).
+const kamailioChildren = 4
+
+// kamailio is a running Kamailio registrar in its own process group.
+type kamailio struct {
+	addr    string
+	pgid    int
+	version string
+	logFile string
+	exited  chan struct{} // closed when the main process has exited
+}
+
+// startKamailio starts Kamailio as a registrar for realm on a free UDP
+// port of 127.0.0.1, as operators run it (TLSF memory manager, 1 GiB of
+// shared memory, several workers), in the foreground with its log in a
+// file. The test's cleanup stops it and every process it forked.
+func startKamailio(t *testing.T, realm string) *kamailio {
+	t.Helper()
+	bin, err := exec.LookPath("kamailio")
+	if err != nil {
+		t.Fatalf("kamailio not found: install Debian's kamailio package (make load-register does)")
+	}
+	cfg, err := filepath.Abs(kamailioConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	port := freeUDPPort(t)
+	k := &kamailio{
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		logFile: filepath.Join(dir, "kamailio.log"),
+		exited:  make(chan struct{}),
+	}
+	if out, err := exec.Command(bin, "-v").Output(); err == nil {
+		// "version: kamailio 5.6.3 (x86_64/linux) …"
+		if f := strings.Fields(string(out)); len(f) > 2 && f[1] == "kamailio" {
+			k.version = f[2]
+		}
+	}
+	logf, err := os.Create(k.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin,
+		"-f", cfg, "-l", "udp:"+k.addr, "-A", fmt.Sprintf("REALM=%q", realm),
+		"-x", "tlsf", "-m", "1024", "-n", strconv.Itoa(kamailioChildren),
+		"-DD", "-E", "-Y", dir, "-w", dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("kamailio: %v", err)
+	}
+	k.pgid = cmd.Process.Pid
+	go func() { _ = cmd.Wait(); close(k.exited) }()
+	t.Cleanup(k.stop)
+	if err := k.waitReady(10 * time.Second); err != nil {
+		t.Fatalf("kamailio on %s: %v\n%s", k.addr, err, k.logTail())
+	}
+	return k
+}
+
+// stop ends Kamailio's process group: SIGTERM, then SIGKILL if it lingers.
+func (k *kamailio) stop() {
+	_ = syscall.Kill(-k.pgid, syscall.SIGTERM)
+	select {
+	case <-k.exited:
+	case <-time.After(10 * time.Second):
+	}
+	// Workers that outlived the main process, or a main process that did
+	// not stop: the group is ours alone.
+	_ = syscall.Kill(-k.pgid, syscall.SIGKILL)
+	<-k.exited
+}
+
+// waitReady sends OPTIONS until Kamailio answers (with 405: it serves
+// REGISTER only).
+func (k *kamailio) waitReady(timeout time.Duration) error {
+	conn, err := net.Dial("udp", k.addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(timeout)
+	for i := 0; time.Now().Before(deadline); i++ {
+		select {
+		case <-k.exited:
+			return errors.New("exited")
+		default:
+		}
+		msg := "OPTIONS sip:" + k.addr + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK-ready-" + strconv.Itoa(i) + ";rport\r\n" +
+			"Max-Forwards: 70\r\n" +
+			"From: <sip:probe@127.0.0.1>;tag=ready\r\n" +
+			"To: <sip:" + k.addr + ">\r\n" +
+			"Call-ID: ready-" + strconv.Itoa(i) + "@127.0.0.1\r\n" +
+			"CSeq: 1 OPTIONS\r\n" +
+			"Content-Length: 0\r\n\r\n"
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := conn.Read(buf); err == nil && bytes.HasPrefix(buf[:n], []byte("SIP/2.0 ")) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no answer to OPTIONS within %v", timeout)
+}
+
+// cpu returns the CPU time used so far by every live process of
+// Kamailio's group (the main process and its workers).
+func (k *kamailio) cpu() time.Duration { return groupCPU(k.pgid) }
+
+func (k *kamailio) logTail() string {
+	data, _ := os.ReadFile(k.logFile)
+	if len(data) > 4000 {
+		data = data[len(data)-4000:]
+	}
+	return string(data)
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of CPU times in
+// /proc/PID/stat: 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+// groupCPU sums user and system time of the processes in group pgid, read
+// from /proc.
+func groupCPU(pgid int) time.Duration {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// After "pid (comm) ": state ppid pgrp ... utime (14th field of
+		// the line) and stime (15th).
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g != pgid {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// processCPU returns the CPU time used so far by this process: every
+// thread, so every node of an in-process federation.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
