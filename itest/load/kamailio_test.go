@@ -39,6 +39,10 @@ func startKamailio(t *testing.T, realm string) *kamailio {
 	t.Helper()
 	bin, err := exec.LookPath("kamailio")
 	if err != nil {
+		// Debian installs it in /usr/sbin, outside a normal user's PATH.
+		bin, err = exec.LookPath("/usr/sbin/kamailio")
+	}
+	if err != nil {
 		t.Fatalf("kamailio not found: install Debian's kamailio package (make load-register does)")
 	}
 	cfg, err := filepath.Abs(kamailioConfig)
