@@ -184,3 +184,24 @@ func (n *Node) SIPAddr() string {
 	}
 	return n.sip.Addr()
 }
+
+// QualifyContacts sends OPTIONS to every contact registered here for aor,
+// each over the path its registration came by, and returns the answers'
+// status codes by contact URI (0 for no answer).
+func (n *Node) QualifyContacts(ctx context.Context, aor string) (map[string]int, error) {
+	bs, err := n.bindings.Load(normalizeAOR(aor))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(bs))
+	for _, b := range bs {
+		res, err := n.sip.Qualify(ctx, b)
+		if err != nil {
+			n.log.Debug("contact did not answer", "aor", aor, "contact", b.URI, "err", err)
+			out[b.URI] = 0
+			continue
+		}
+		out[b.URI] = res.StatusCode
+	}
+	return out, nil
+}
