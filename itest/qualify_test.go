@@ -39,25 +39,13 @@ func TestContactsReachedTheWayTheyRegistered(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { client.Close(); ua.Close() })
-
+			phone := &sipClient{ua: ua, client: client}
+			contact := fmt.Sprintf("<sip:%s@127.0.0.1:1;transport=%s>", user, transport)
+			if res := phone.do(t, newRegister(n.SIPAddr(), domain, transport, user, contact, 300), user, "pw"); res.StatusCode != sip.StatusOK {
+				t.Fatalf("REGISTER over %s: %d %s", transport, res.StatusCode, res.Reason)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
-			req.SetDestination(n.SIPAddr())
-			req.SetTransport(transport)
-			to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: domain}}
-			req.AppendHeader(to)
-			from := &sip.FromHeader{Address: to.Address, Params: sip.NewParams()}
-			from.Params.Add("tag", sip.GenerateTagN(8))
-			req.AppendHeader(from)
-			req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@127.0.0.1:1;transport=%s>", user, transport)))
-			res, err := client.Do(ctx, req)
-			if err == nil && res.StatusCode == sip.StatusUnauthorized {
-				res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: "pw"})
-			}
-			if err != nil || res.StatusCode != sip.StatusOK {
-				t.Fatalf("REGISTER over %s: %v %v", transport, res, err)
-			}
 			codes, err := n.QualifyContacts(ctx, user+"@"+domain)
 			if err != nil {
 				t.Fatal(err)

@@ -57,33 +57,50 @@ func newSIPClient(t testing.TB) *sipClient {
 	return &sipClient{ua: ua, client: c}
 }
 
-// register sends a REGISTER for user at the node's SIP address, answering
-// a digest challenge with password, and returns the final response.
-func (c *sipClient) register(t testing.TB, addr, domain, user, password string, expires int, contact string) *sip.Response {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// newRegister builds a REGISTER for user@domain to the node at addr over
+// transport ("UDP" or "TCP"); expires < 0 leaves the Expires header out.
+func newRegister(addr, domain, transport, user, contact string, expires int) *sip.Request {
 	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
 	req.SetDestination(addr)
+	req.SetTransport(transport)
 	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: domain}}
 	req.AppendHeader(to)
 	from := &sip.FromHeader{Address: to.Address, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(8))
 	req.AppendHeader(from)
 	req.AppendHeader(sip.NewHeader("Contact", contact))
-	req.AppendHeader(sip.NewHeader("Expires", fmt.Sprint(expires)))
+	if expires >= 0 {
+		req.AppendHeader(sip.NewHeader("Expires", fmt.Sprint(expires)))
+	}
+	return req
+}
+
+// do sends req, answering a digest challenge (401 or 407) as user with
+// password, and returns the final response.
+func (c *sipClient) do(t testing.TB, req *sip.Request, user, password string) *sip.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	res, err := c.client.Do(ctx, req)
 	if err != nil {
-		t.Fatalf("REGISTER %s: %v", user, err)
+		t.Fatalf("%s %s: %v", req.Method, user, err)
 	}
-	if res.StatusCode != sip.StatusUnauthorized {
+	if res.StatusCode != sip.StatusUnauthorized && res.StatusCode != sip.StatusProxyAuthRequired {
 		return res
 	}
 	res, err = c.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
 	if err != nil {
-		t.Fatalf("REGISTER %s with credentials: %v", user, err)
+		t.Fatalf("%s %s with credentials: %v", req.Method, user, err)
 	}
 	return res
+}
+
+// register sends a REGISTER over UDP for user at the node's SIP address,
+// answering a digest challenge with password, and returns the final
+// response.
+func (c *sipClient) register(t testing.TB, addr, domain, user, password string, expires int, contact string) *sip.Response {
+	t.Helper()
+	return c.do(t, newRegister(addr, domain, "UDP", user, contact, expires), user, password)
 }
 
 func TestRegisterAndLocateAcrossFederation(t *testing.T) {
@@ -217,14 +234,7 @@ func TestDigestAlgorithms(t *testing.T) {
 		}
 		ua := newSIPClient(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
-		req.SetDestination(n.SIPAddr())
-		to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "carol", Host: domain}}
-		req.AppendHeader(to)
-		from := &sip.FromHeader{Address: to.Address, Params: sip.NewParams()}
-		from.Params.Add("tag", "t1")
-		req.AppendHeader(from)
-		req.AppendHeader(sip.NewHeader("Contact", "<sip:carol@127.0.0.1:5996>"))
+		req := newRegister(n.SIPAddr(), domain, "UDP", "carol", "<sip:carol@127.0.0.1:5996>", -1)
 		res, err := ua.client.Do(ctx, req)
 		cancel()
 		if err != nil || res.StatusCode != sip.StatusUnauthorized {
