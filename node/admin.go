@@ -145,17 +145,10 @@ func (n *Node) handleLocate(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	writeJSONStatus(w, code, ErrorResponse{Error: msg})
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }
 
 // RunInfo is written to DATA_DIR/run.json while the node runs, so that
 // operators and tools find a node started on port 0 (its actual admin URL and
