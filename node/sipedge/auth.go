@@ -77,7 +77,7 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, header stri
 }
 
 // authGate authenticates req and, unless the user is authenticated,
-// answers it: a challenge (401 with WWW-Authenticate for REGISTER, §22.2;
+// answers it: 403 for a blocked source, a challenge (401 with WWW-Authenticate for REGISTER, §22.2;
 // 407 with Proxy-Authenticate otherwise, §22.3), 400 for malformed
 // credentials, 503 when the account cannot be consulted, 403 for wrong
 // credentials (counted towards blocking the source). It returns the user
@@ -88,6 +88,10 @@ func (s *Server) authGate(ctx context.Context, req *sip.Request, tx sip.ServerTr
 		credHeader, chalHeader, code, phrase = "Authorization", "WWW-Authenticate", sip.StatusUnauthorized, "Unauthorized"
 	}
 	ip := sourceIP(req)
+	if s.guard.Blocked(ip, now) {
+		s.reply(req, tx, sip.StatusForbidden, "Forbidden (too many failed authentications)")
+		return "", false, "blocked"
+	}
 	user, res, stale, reason := s.authenticate(ctx, req, credHeader)
 	switch res {
 	case authOK:

@@ -11,16 +11,10 @@ import (
 // onRegister is the registrar (RFC 3261 §10.3).
 func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	now := time.Now()
-	ip := sourceIP(req)
 	// §10.3 step 1: is the Request-URI's domain ours?
 	if !s.ourHost(req.Recipient.Host) {
 		s.m.registers.WithLabelValues("domain").Inc()
 		s.reply(req, tx, sip.StatusForbidden, "Forbidden (domain not served here)")
-		return
-	}
-	if s.guard.Blocked(ip, now) {
-		s.m.registers.WithLabelValues("blocked").Inc()
-		s.reply(req, tx, sip.StatusForbidden, "Forbidden (too many failed authentications)")
 		return
 	}
 	to := req.To()

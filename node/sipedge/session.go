@@ -44,14 +44,9 @@ func isNumber(s string) bool {
 // (RFC 3261 §22.3) and checks the caller's rights. Call control is not
 // part of this edge yet: an authorized INVITE is answered 501.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	now := time.Now()
-	if s.guard.Blocked(sourceIP(req), now) {
-		s.reply(req, tx, sip.StatusForbidden, "Forbidden (too many failed authentications)")
-		return
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	user, ok, _ := s.authGate(ctx, req, tx, now)
+	user, ok, _ := s.authGate(ctx, req, tx, time.Now())
 	if !ok {
 		return
 	}
