@@ -94,11 +94,11 @@ type locations struct {
 	n        *Node
 	cacheTTL time.Duration
 
+	pub *publisher
+
 	mu        sync.Mutex
-	published map[string]Location  // AOR → our last record
-	pending   map[string]Location  // records to put
+	published map[string]Location  // AOR → our last record, the one put
 	cache     map[string]cachedLoc // lookups
-	wake      chan struct{}
 }
 
 type cachedLoc struct {
@@ -108,11 +108,9 @@ type cachedLoc struct {
 }
 
 func newLocations(n *Node) *locations {
-	return &locations{
-		n: n, cacheTTL: time.Second,
-		published: map[string]Location{}, pending: map[string]Location{}, cache: map[string]cachedLoc{},
-		wake: make(chan struct{}, 1),
-	}
+	l := &locations{n: n, cacheTTL: time.Second, published: map[string]Location{}, cache: map[string]cachedLoc{}}
+	l.pub = newPublisher(n, "location", l.put)
+	return l
 }
 
 // Changed implements sipedge.Locator.
@@ -137,51 +135,30 @@ func (l *locations) Changed(aor string, bs []sipedge.Binding) {
 		loc.Tombstone, loc.Expires = true, now.Add(tombstoneTTL)
 	}
 	l.published[aor] = loc
-	l.pending[aor] = loc
 	delete(l.cache, aor)
 	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	l.pub.mark(aor)
 }
 
-// run puts pending records, retrying failures every second, and replaces
-// the records of expired registrations by tombstones.
-func (l *locations) run() {
-	defer l.n.wg.Done()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	republish := time.Now().Add(l.n.cfg.DHT.Republish)
-	for {
-		select {
-		case <-l.n.ctx.Done():
-			return
-		case <-l.wake:
-		case now := <-tick.C:
-			l.sweep(now)
-			if now.After(republish) {
-				republish = now.Add(l.n.cfg.DHT.Republish)
-				l.republishAll(now)
-			}
-		}
-		l.flush()
-	}
-}
+// run publishes, replaces the records of expired registrations by
+// tombstones, and republishes live ones.
+func (l *locations) run() { l.pub.run(l.sweep, l.republishAll) }
 
 // republishAll puts again the record of every registration still held
 // here: DHT peers keep records in memory only, and the DHT never
 // republishes them, so a peer that restarted would otherwise have lost them.
+// The record keeps its registration time, so a republish never wins over
+// a newer registration elsewhere.
 func (l *locations) republishAll(now time.Time) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	var live []string
 	for aor, loc := range l.published {
 		if loc.Expires.After(now) {
-			if _, queued := l.pending[aor]; !queued {
-				l.pending[aor] = loc // same registration time: a republish never wins over a newer one
-			}
+			live = append(live, aor)
 		}
 	}
+	l.mu.Unlock()
+	l.pub.mark(live...)
 }
 
 // sweep turns our records whose registrations all expired into tombstones.
@@ -205,56 +182,13 @@ func (l *locations) sweep(now time.Time) {
 	}
 }
 
-// putWorkers bounds the location puts in flight: each is a DHT query.
-const putWorkers = 16
-
-func (l *locations) flush() {
+// put signs and puts our current record for aor.
+func (l *locations) put(aor string) error {
 	l.mu.Lock()
-	batch := make([]Location, 0, len(l.pending))
-	for _, loc := range l.pending {
-		batch = append(batch, loc)
-	}
+	loc, ok := l.published[aor]
 	l.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	if l.n.dht.RoutingTable().Size() == 0 {
-		l.n.log.Debug("locations not published yet: no DHT peers", "pending", len(batch))
-		return
-	}
-	work := make(chan Location)
-	var wg sync.WaitGroup
-	for range min(putWorkers, len(batch)) {
-		wg.Go(func() {
-			for loc := range work {
-				err := l.put(loc)
-				l.mu.Lock()
-				if cur, ok := l.pending[loc.AOR]; ok && cur.Updated == loc.Updated && err == nil {
-					delete(l.pending, loc.AOR)
-				}
-				l.mu.Unlock()
-				if err != nil {
-					l.n.m.records.WithLabelValues("error").Inc()
-					l.n.log.Debug("location not published; will retry", "aor", loc.AOR, "err", err)
-					continue
-				}
-				l.n.m.records.WithLabelValues("ok").Inc()
-			}
-		})
-	}
-	for _, loc := range batch {
-		if l.n.ctx.Err() != nil {
-			break
-		}
-		work <- loc
-	}
-	close(work)
-	wg.Wait()
-}
-
-func (l *locations) put(loc Location) error {
-	if l.n.dht.RoutingTable().Size() == 0 {
-		return errors.New("no DHT peers yet")
+	if !ok {
+		return nil // expired tombstone, forgotten meanwhile
 	}
 	val, err := l.n.signRecordUntil(LocationNamespace, LocationKind, loc.AOR, loc, loc.Expires)
 	if err != nil {

@@ -112,92 +112,40 @@ type cachedAccount struct {
 type userDir struct {
 	n *Node
 
-	mu      sync.Mutex
-	pending map[string]bool // names whose record must be (re)put
-	cache   map[string]cachedAccount
-	wake    chan struct{}
+	pub *publisher
+
+	mu    sync.Mutex
+	cache map[string]cachedAccount
 }
 
 func newUserDir(n *Node) *userDir {
-	d := &userDir{n: n, pending: map[string]bool{}, cache: map[string]cachedAccount{}, wake: make(chan struct{}, 1)}
-	n.accounts.OnChange(d.changed)
+	d := &userDir{n: n, cache: map[string]cachedAccount{}}
+	d.pub = newPublisher(n, "user home", d.put)
+	n.accounts.OnChange(func(name string, _ bool) { d.pub.mark(name) })
 	n.host.SetStreamHandler(AccountProtocol, d.serve)
 	return d
 }
 
-func (d *userDir) changed(name string, _ bool) {
-	d.mu.Lock()
-	d.pending[name] = true
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+// run publishes the home of every account homed here, and republishes
+// them every dht.republish.
+func (d *userDir) run() { d.pub.run(nil, d.republishAll) }
 
-// run publishes pending records, retrying failures every second, and
-// republishes every local account each dht.republish.
-func (d *userDir) run() {
-	defer d.n.wg.Done()
-	d.republishAll()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	next := time.Now().Add(d.n.cfg.DHT.Republish)
-	for {
-		select {
-		case <-d.n.ctx.Done():
-			return
-		case <-d.wake:
-		case now := <-tick.C:
-			if now.After(next) {
-				next = now.Add(d.n.cfg.DHT.Republish)
-				d.republishAll()
-			}
-		}
-		d.flush()
-	}
-}
-
-func (d *userDir) republishAll() {
+func (d *userDir) republishAll(time.Time) {
 	list, err := d.n.accounts.List()
 	if err != nil {
 		d.n.log.Warn("accounts not republished", "err", err)
 		return
 	}
-	d.mu.Lock()
-	for _, a := range list {
-		d.pending[a.Name] = true
+	names := make([]string, len(list))
+	for i, a := range list {
+		names[i] = a.Name
 	}
-	d.mu.Unlock()
+	d.pub.mark(names...)
 }
 
-func (d *userDir) flush() {
-	d.mu.Lock()
-	names := make([]string, 0, len(d.pending))
-	for name := range d.pending {
-		names = append(names, name)
-	}
-	d.mu.Unlock()
-	for _, name := range names {
-		if d.n.ctx.Err() != nil {
-			return
-		}
-		if err := d.put(name); err != nil {
-			d.n.m.records.WithLabelValues("error").Inc()
-			d.n.log.Debug("user home not published; will retry", "user", name, "err", err)
-			return
-		}
-		d.n.m.records.WithLabelValues("ok").Inc()
-		d.mu.Lock()
-		delete(d.pending, name)
-		d.mu.Unlock()
-	}
-}
-
+// put signs and puts the home record of name: a deletion if the account
+// is gone.
 func (d *userDir) put(name string) error {
-	if d.n.dht.RoutingTable().Size() == 0 {
-		return errors.New("no DHT peers yet")
-	}
 	h := UserHome{Name: name, Home: d.n.id}
 	a, err := d.n.accounts.Get(name)
 	switch {
@@ -222,7 +170,7 @@ func (d *userDir) put(name string) error {
 func (d *userDir) serve(s network.Stream) {
 	defer s.Close()
 	remote := s.Conn().RemotePeer()
-	if m, ok := d.n.View().Get(remote); !ok || m.State != gossip.Live {
+	if m, ok := d.n.members.member(remote); !ok || m.State != gossip.Live {
 		d.n.log.Warn("account request from a peer that is not a live member refused", "peer", remote)
 		_ = s.Reset()
 		return
