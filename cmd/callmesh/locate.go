@@ -4,19 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/callmesh/callmesh/node"
 	"github.com/spf13/cobra"
 )
-
-// exitNotRegistered is the exit code of `callmesh locate` for a user who is
-// registered nowhere.
-const exitNotRegistered = 3
 
 func newLocateCmd() *cobra.Command {
 	var (
@@ -34,33 +28,9 @@ func newLocateCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/locate?aor="+url.QueryEscape(args[0]), nil)
-			if err != nil {
-				return usageErr("locate: %v", err)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return fmt.Errorf("admin API: %w", err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			var apiErr struct {
-				Error string `json:"error"`
-			}
-			switch resp.StatusCode {
-			case http.StatusOK:
-			case http.StatusNotFound:
-				_ = json.Unmarshal(body, &apiErr)
-				return &exitError{code: exitNotRegistered, err: fmt.Errorf("%s", apiErr.Error)}
-			case http.StatusBadRequest:
-				_ = json.Unmarshal(body, &apiErr)
-				return usageErr("locate: %s", apiErr.Error)
-			default:
-				return fmt.Errorf("admin API: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-			}
 			var loc node.LocateResponse
-			if err := json.Unmarshal(body, &loc); err != nil {
-				return fmt.Errorf("admin API: %w", err)
+			if err := callAPI(ctx, base, http.MethodGet, "/api/v1/locate?aor="+url.QueryEscape(args[0]), nil, &loc); err != nil {
+				return err // 404, not registered anywhere: exit code 3
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {

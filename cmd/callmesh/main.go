@@ -16,6 +16,10 @@ import (
 // payload limit).
 const maxUDPMessage = 65507
 
+// exitNotFound is the exit code for what a command looks up and does not
+// find: an unknown user, a user registered nowhere.
+const exitNotFound = 3
+
 // exitError carries a process exit code through cobra.
 type exitError struct {
 	code int

@@ -43,29 +43,6 @@ func (a *apiFlags) url() (string, error) {
 	return "http://" + node.DefaultAdmin, nil
 }
 
-func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("admin API %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("admin API %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("admin API %s: %w", url, err)
-	}
-	return nil
-}
-
 // Status is the JSON `callmesh status --json` prints.
 type Status struct {
 	Node  node.NodeInfo   `json:"node"`
@@ -89,11 +66,11 @@ func newStatusCmd() *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			var st Status
-			if err := getJSON(ctx, base+"/api/v1/node", &st.Node); err != nil {
+			if err := callAPI(ctx, base, http.MethodGet, "/api/v1/node", nil, &st.Node); err != nil {
 				return err
 			}
 			var pr node.PeersResponse
-			if err := getJSON(ctx, base+"/api/v1/peers", &pr); err != nil {
+			if err := callAPI(ctx, base, http.MethodGet, "/api/v1/peers", nil, &pr); err != nil {
 				return err
 			}
 			st.Peers = pr.Peers
