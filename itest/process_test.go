@@ -59,15 +59,15 @@ func cli(t *testing.T, args ...string) (string, string, int) {
 // proc is a `callmesh run` child process.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	done   chan error
 }
 
 func startRun(t *testing.T, cfgPath string) *proc {
 	t.Helper()
 	cmd := exec.Command(callmeshBin(t), "run", "--config", cfgPath)
-	p := &proc{cmd: cmd, stderr: new(bytes.Buffer), done: make(chan error, 1)}
-	cmd.Stderr = &lockedWriter{w: p.stderr}
+	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,17 +96,6 @@ func (p *proc) stop(t *testing.T) {
 		_ = p.cmd.Process.Kill()
 		t.Fatalf("callmesh run did not stop within 30 s of SIGTERM")
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 type statusJSON struct {

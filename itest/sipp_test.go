@@ -3,7 +3,6 @@ package itest
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callmesh/callmesh/itest/sipp"
 )
 
 // sippBin returns SIPp's path; SIPp is part of the suite (Debian package
@@ -75,38 +76,10 @@ func runSIPp(t *testing.T, scenario, final, addr, domain string, users [][2]stri
 	if errs, err := os.ReadFile(filepath.Join(dir, "errors.log")); err == nil && len(errs) > 0 {
 		run.output += "\nerrors:\n" + string(errs)
 	}
-	run.successful, run.failed = sippCounts(t, stat)
+	if run.successful, run.failed, err = sipp.Counts(stat); err != nil {
+		t.Fatalf("sipp statistics: %v\n%s", err, run.output)
+	}
 	return run
-}
-
-// sippCounts reads the SuccessfulCall(C) and FailedCall(C) columns of the
-// last row of a SIPp statistics file.
-func sippCounts(t *testing.T, path string) (ok, failed int) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("sipp statistics: %v", err)
-	}
-	r := csv.NewReader(bytes.NewReader(data))
-	r.Comma = ';'
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) < 2 {
-		t.Fatalf("sipp statistics %s: %v (%d rows)", path, err, len(rows))
-	}
-	head, last := rows[0], rows[len(rows)-1]
-	for i, name := range head {
-		if i >= len(last) {
-			break
-		}
-		switch name {
-		case "SuccessfulCall(C)":
-			ok, _ = strconv.Atoi(last[i])
-		case "FailedCall(C)":
-			failed, _ = strconv.Atoi(last[i])
-		}
-	}
-	return ok, failed
 }
 
 func TestSIPpRegistersWithDigest(t *testing.T) {

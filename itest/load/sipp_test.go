@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"math"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callmesh/callmesh/itest/sipp"
 )
 
 // scenario is the SIPp scenario of one timed registration (testdata).
@@ -111,7 +112,7 @@ func runSIPp(t *testing.T, job sippJob) sippResult {
 	if data, err := os.ReadFile(errFile); err == nil {
 		res.errors = shorten(string(data), 2000)
 	}
-	res.successful, res.failed, err = sippCounts(stat)
+	res.successful, res.failed, err = sipp.Counts(stat)
 	if err != nil {
 		t.Fatalf("sipp statistics: %v\nexit %d\n%s\nerrors:\n%s", err, res.exit, shorten(out.String(), 4000), res.errors)
 	}
@@ -126,47 +127,6 @@ func runSIPp(t *testing.T, job sippJob) sippResult {
 		t.Fatalf("sipp response times: %v", err)
 	}
 	return res
-}
-
-// sippCounts reads the SuccessfulCall(C) and FailedCall(C) columns of the
-// last row of a SIPp statistics file.
-func sippCounts(path string) (ok, failed int, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	r := csv.NewReader(bytes.NewReader(data))
-	r.Comma = ';'
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(rows) < 2 {
-		return 0, 0, fmt.Errorf("%s: %d rows", path, len(rows))
-	}
-	head, last := rows[0], rows[len(rows)-1]
-	found := 0
-	for i, name := range head {
-		if i >= len(last) {
-			break
-		}
-		switch name {
-		case "SuccessfulCall(C)":
-			ok, err = strconv.Atoi(last[i])
-			found++
-		case "FailedCall(C)":
-			failed, err = strconv.Atoi(last[i])
-			found++
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("%s: column %s: %w", path, name, err)
-		}
-	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("%s: no SuccessfulCall(C) or FailedCall(C) column", path)
-	}
-	return ok, failed, nil
 }
 
 // readRTT reads SIPp's response time file (-trace_rtt): one line per
