@@ -131,14 +131,7 @@ func TestRegisterAndLocateAcrossFederation(t *testing.T) {
 	}
 
 	aor := "alice@" + domain
-	for _, n := range []*node.Node{n1, n2} {
-		Eventually(t, 10*time.Second, func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			loc, err := n.Locate(ctx, aor)
-			return err == nil && loc.Node == n0.ID()
-		}, "%s did not locate %s at node0", n.Name(), aor)
-	}
+	locatedAt(t, []*node.Node{n1, n2}, aor, n0)
 
 	// Unregister: nobody finds alice any more.
 	if res := ua.register(t, n0.SIPAddr(), domain, "alice", "wonderland", 0, "<sip:alice@127.0.0.1:5999>"); res.StatusCode != sip.StatusOK {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -33,14 +34,19 @@ func (s bindingStore) Load(aor string) ([]sipedge.Binding, error) {
 		}
 		return nil, err
 	}
-	now := time.Now()
+	return unexpired(bs, time.Now()), nil
+}
+
+// unexpired drops the bindings that expired before now (Badger's TTL has
+// whole-second granularity).
+func unexpired(bs []sipedge.Binding, now time.Time) []sipedge.Binding {
 	live := bs[:0]
 	for _, b := range bs {
 		if b.Expires.After(now) {
 			live = append(live, b)
 		}
 	}
-	return live, nil
+	return live
 }
 
 func (s bindingStore) Save(aor string, bs []sipedge.Binding) error {
@@ -62,11 +68,14 @@ func (s bindingStore) Save(aor string, bs []sipedge.Binding) error {
 
 // each calls fn with every AOR that has bindings.
 func (s bindingStore) each(fn func(aor string, bs []sipedge.Binding)) error {
-	return s.ks.Iterate(nil, func(k, _ []byte) error {
-		aor := string(k)
-		bs, err := s.Load(aor)
-		if err == nil && len(bs) > 0 {
-			fn(aor, bs)
+	now := time.Now()
+	return s.ks.Iterate(nil, func(k, v []byte) error {
+		var bs []sipedge.Binding
+		if json.Unmarshal(v, &bs) != nil {
+			return nil // not readable: it expires on its own
+		}
+		if bs = unexpired(bs, now); len(bs) > 0 {
+			fn(string(k), bs)
 		}
 		return nil
 	})
