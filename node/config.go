@@ -38,6 +38,7 @@ type Config struct {
 	Membership MembershipConfig `yaml:"membership"`
 	DHT        DHTConfig        `yaml:"dht"`
 	Store      StoreConfig      `yaml:"store"`
+	Media      MediaConfig      `yaml:"media"`
 	Log        LogConfig        `yaml:"log"`
 
 	// dir is where the file was read from; relative paths resolve against it.
@@ -148,6 +149,7 @@ func DefaultConfig() Config {
 		},
 		DHT:   DHTConfig{RecordTTL: time.Hour, Republish: 10 * time.Minute},
 		Store: StoreConfig{GCInterval: 10 * time.Minute},
+		Media: defaultMediaConfig(),
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -175,6 +177,8 @@ func LocalConfig(name, dir string) Config {
 	cfg.Admin = "127.0.0.1:0"
 	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Store.SmallMemory = true
+	cfg.Media.Bind = "127.0.0.1"
+	cfg.Media.Ports = "10000-19999" // apart from the media package tests (21000+) and ephemeral ports
 	cfg.FastTimers()
 	return cfg
 }
@@ -270,6 +274,9 @@ func (c *Config) Validate() error {
 		return fieldErr("dht.record_ttl", c.DHT.RecordTTL, "must be >= 1m")
 	case c.DHT.Republish <= 0 || c.DHT.Republish >= c.DHT.RecordTTL:
 		return fieldErr("dht.republish", c.DHT.Republish, "must be > 0 and shorter than dht.record_ttl (%s)", c.DHT.RecordTTL)
+	}
+	if err := c.checkMedia(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

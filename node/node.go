@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/gossip"
+	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/store"
@@ -70,6 +71,7 @@ type Node struct {
 	members  *membership
 	accounts *accounts.Store
 	sip      *sipedge.Server
+	relay    *media.Relay
 	bindings bindingStore
 	locs     *locations
 	users    *userDir
@@ -162,6 +164,9 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	if err = n.startAdmin(); err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
+	}
+	if err = n.startRelay(); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	if err = n.startSIP(); err != nil {
@@ -271,6 +276,9 @@ func (n *Node) closeParts() error {
 	var errs []error
 	if n.sip != nil {
 		errs = append(errs, n.sip.Close())
+	}
+	if n.relay != nil {
+		errs = append(errs, n.relay.Close())
 	}
 	if n.bus != nil {
 		errs = append(errs, n.bus.Close())

@@ -1,0 +1,121 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/callmesh/callmesh/media/rtpstats"
+)
+
+// readBuffer bounds one datagram. RTP is sent in packets below the path MTU
+// (RFC 3550 §11); a larger datagram is truncated by the kernel and then
+// fails the header checks.
+const readBuffer = 2048
+
+// read serves one socket until it is closed.
+func (l *Leg) read(conn *net.UDPConn, rtcpPort bool) {
+	defer l.s.wg.Done()
+	buf := make([]byte, readBuffer)
+	for {
+		n, src, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // e.g. ICMP port unreachable reported on a later read
+		}
+		l.handle(buf[:n], src, rtcpPort)
+	}
+}
+
+// handle latches, measures and forwards one datagram that arrived from the
+// leg's side.
+func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
+	s := l.s
+	r := s.relay
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	k := classify(b)
+	if rtcpPort && k == kindRTP {
+		k = kindJunk // RTP never belongs on the RTCP port
+	}
+	now := r.now()
+
+	s.mu.Lock()
+	latch, signalled := &l.latchRTP, l.remote.RTP
+	if rtcpPort {
+		latch, signalled = &l.latchRTCP, l.remote.rtcpAddr()
+	}
+	if !l.accept(latch, src, signalled) {
+		s.mu.Unlock()
+		r.Counters.Dropped.Add(1)
+		return
+	}
+	if k == kindJunk {
+		l.junk++
+		s.mu.Unlock()
+		r.Counters.Dropped.Add(1)
+		return
+	}
+	l.active = now
+	l.deadSent = false
+	o := s.legs[l.side.other()]
+	var dst netip.AddrPort
+	var out *net.UDPConn
+	if k == kindRTP {
+		if !l.remote.Secure {
+			h, ok := parseRTP(b)
+			if !ok {
+				l.junk++
+				s.mu.Unlock()
+				r.Counters.Dropped.Add(1)
+				return
+			}
+			l.in.Update(rtpstats.Packet{SSRC: h.ssrc, Seq: h.seq, Timestamp: h.timestamp,
+				PT: h.pt, Marker: h.marker, Size: len(b), Arrival: now})
+			if l.clocks[h.pt] != 0 {
+				l.lastPT = int(h.pt)
+			}
+		} else {
+			l.rawPackets++
+			l.rawBytes += uint64(len(b))
+		}
+		dst, out = o.rtpDest(), o.rtpConn
+	} else {
+		l.rtcpIn++
+		if !l.remote.Secure {
+			consume, ok := l.inspectRTCP(b, now)
+			if !ok {
+				l.malformed++
+				s.mu.Unlock()
+				r.Counters.Dropped.Add(1)
+				return
+			}
+			if consume {
+				s.mu.Unlock()
+				return
+			}
+		}
+		dst, out = o.rtcpDest()
+	}
+	if !dst.IsValid() {
+		l.noRoute++
+		s.mu.Unlock()
+		r.Counters.Dropped.Add(1)
+		return
+	}
+	if k == kindRTP {
+		o.sentPackets++
+		o.sentBytes += uint64(len(b))
+	} else {
+		o.rtcpOut++
+	}
+	s.mu.Unlock()
+
+	if _, err := out.WriteToUDPAddrPort(b, dst); err != nil {
+		r.Counters.SendErrors.Add(1)
+		return
+	}
+	r.Counters.Forwarded.Add(1)
+	r.Counters.ForwardedBytes.Add(uint64(len(b)))
+}

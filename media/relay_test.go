@@ -1,0 +1,387 @@
+package media_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callmesh/callmesh/media"
+	"github.com/callmesh/callmesh/media/mediatest"
+)
+
+// portBase keeps this package's relays apart from other packages' tests.
+const portBase = 21000
+
+func newRelay(t *testing.T, pairs int, opts ...media.Option) *media.Relay {
+	t.Helper()
+	cfg := media.FastConfig()
+	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, pairs)
+	r, err := media.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func remoteOf(e *mediatest.Endpoint) media.Remote {
+	return media.Remote{RTP: e.Addr(), RTCP: e.RTCPAddr(), Sends: true}
+}
+
+// connect anchors two endpoints through a session: each sends to its leg.
+func connect(s *media.Session, a, b *mediatest.Endpoint) {
+	s.Leg(media.A).Signal(remoteOf(a))
+	s.Leg(media.B).Signal(remoteOf(b))
+	rtp, rtcp := s.Leg(media.A).Local()
+	a.SetPeer(rtp, rtcp)
+	rtp, rtcp = s.Leg(media.B).Local()
+	b.SetPeer(rtp, rtcp)
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func sendBoth(t *testing.T, n int, senders ...*mediatest.Endpoint) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(senders))
+	for _, e := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- e.Send(context.Background(), n, 20*time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRelayForwardsAndMeasuresCleanCall(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t, 4)
+	s, err := r.Open("clean")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	const n = 100
+	sendBoth(t, n, a, b)
+	waitFor(t, "both ends to receive every packet", func() bool {
+		return a.Stats().Packets == n && b.Stats().Packets == n
+	})
+	sum := s.Summary()
+	for _, leg := range sum.Legs {
+		if leg.PacketsIn != n || leg.PacketsOut != n {
+			t.Errorf("leg %s: in %d out %d, want %d each", leg.Side, leg.PacketsIn, leg.PacketsOut, n)
+		}
+		if leg.LossPct != 0 || leg.Strangers != 0 || leg.Junk != 0 {
+			t.Errorf("leg %s: loss %.2f%% strangers %d junk %d on clean loopback", leg.Side, leg.LossPct, leg.Strangers, leg.Junk)
+		}
+		if leg.Codec != "PCMU" {
+			t.Errorf("leg %s: codec %q, want PCMU", leg.Side, leg.Codec)
+		}
+	}
+	// Generous: loopback under a loaded test machine still jitters little.
+	if !sum.Measured || sum.MOS <= 4.0 {
+		t.Errorf("clean call: measured %v, MOS %.2f, want > 4.0 (R %.1f, jitter %.1f ms)", sum.Measured, sum.MOS, sum.R, sum.JitterMs)
+	}
+	s.Close()
+	if r.Len() != 0 || r.FreePairs() != 4 {
+		t.Errorf("after close: %d sessions, %d free pairs; want 0 and 4", r.Len(), r.FreePairs())
+	}
+}
+
+func TestRelayLatchingRefusesStrangers(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t, 2)
+	s, err := r.Open("latch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, stranger := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	rtp, rtcp := s.Leg(media.A).Local()
+	stranger.SetPeer(rtp, rtcp)
+	ctx := context.Background()
+	if err := a.Send(ctx, 5, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to receive a's packets", func() bool { return b.Stats().Packets == 5 })
+	if err := stranger.Send(ctx, 7, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the relay to refuse the stranger", func() bool { return s.Summary().Legs[media.A].Strangers == 7 })
+	if got := b.Stats().Packets; got != 5 {
+		t.Fatalf("b received %d packets, want only a's 5: the stranger's leaked through", got)
+	}
+	if st := b.Stats(); st.SSRC != a.SSRC {
+		t.Fatalf("b's stream has SSRC %x, want a's %x", st.SSRC, a.SSRC)
+	}
+
+	// A re-INVITE moves side A to the former stranger's address: the latch
+	// is learnt again.
+	s.Leg(media.A).Signal(remoteOf(stranger))
+	if err := stranger.Send(ctx, 3, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new source to be relayed", func() bool { return b.Stats().Packets >= 8 })
+}
+
+func TestRelayPortsExhaustedAndReleased(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t, 4) // two sessions of two legs
+	s1, err := r.Open("one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Open("two"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Open("one"); !errors.Is(err, media.ErrExists) {
+		t.Fatalf("reopening a session: %v, want ErrExists", err)
+	}
+	if _, err := r.Open("three"); !errors.Is(err, media.ErrNoPorts) {
+		t.Fatalf("third session on four pairs: %v, want ErrNoPorts", err)
+	}
+	if r.FreePairs() != 0 || r.Len() != 2 {
+		t.Fatalf("after refusal: %d free pairs, %d sessions; want 0 and 2", r.FreePairs(), r.Len())
+	}
+	s1.Close()
+	s1.Close() // idempotent
+	if _, err := r.Open("three"); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	r.Close()
+	if _, err := r.Open("four"); !errors.Is(err, media.ErrClosed) {
+		t.Fatalf("open after close: %v, want ErrClosed", err)
+	}
+	if r.FreePairs() != 4 {
+		t.Fatalf("after relay close: %d free pairs, want 4", r.FreePairs())
+	}
+}
+
+func TestRelayLiveness(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t, 2)
+	timeout := r.Config().Timeout
+	s, err := r.Open("live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	start := time.Now()
+	if side, _, dead := s.Dead(start.Add(timeout / 2)); dead {
+		t.Fatalf("side %s dead before the timeout", side)
+	}
+	if _, _, dead := s.Dead(start.Add(timeout + time.Second)); !dead {
+		t.Fatal("two silent sending sides not dead after the timeout")
+	}
+
+	// Both sides on hold (sendonly answered by recvonly, or inactive):
+	// silence is expected and never ends the call.
+	hold := remoteOf(a)
+	hold.Sends = false
+	s.Leg(media.A).Signal(hold)
+	hold = remoteOf(b)
+	hold.Sends = false
+	s.Leg(media.B).Signal(hold)
+	if side, _, dead := s.Dead(time.Now().Add(100 * timeout)); dead {
+		t.Fatalf("side %s on hold declared dead", side)
+	}
+
+	// Resume: A sends only RTCP (DTX silence keeps reports flowing), which
+	// keeps it alive; B sends RTP.
+	s.Leg(media.A).Signal(remoteOf(a))
+	s.Leg(media.B).Signal(remoteOf(b))
+	if err := a.SendSR(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(context.Background(), 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the report and packet to arrive", func() bool {
+		sum := s.Summary()
+		return sum.Legs[media.A].RTCPIn == 1 && sum.Legs[media.B].PacketsIn == 1
+	})
+	seen := time.Now()
+	if side, _, dead := s.Dead(seen.Add(timeout - 200*time.Millisecond)); dead {
+		t.Fatalf("side %s dead although it sent within the timeout", side)
+	}
+	side, silent, dead := s.Dead(seen.Add(timeout + time.Second))
+	if !dead || silent <= timeout {
+		t.Fatalf("after the timeout: dead %v (side %s, silent %v)", dead, side, silent)
+	}
+}
+
+func TestRelayTellsAboutDeadStreams(t *testing.T) {
+	t.Parallel()
+	type death struct {
+		id   string
+		side media.Side
+	}
+	got := make(chan death, 4)
+	r := newRelay(t, 2, media.WithDeadFunc(func(s *media.Session, side media.Side, _ time.Duration) {
+		got <- death{s.ID(), side}
+		s.Close()
+	}))
+	s, err := r.Open("silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	hold := remoteOf(b)
+	hold.Sends = false
+	s.Leg(media.B).Signal(hold) // only A should be sending, and is not
+	select {
+	case d := <-got:
+		if d.id != "silent" || d.side != media.A {
+			t.Fatalf("dead stream reported as %+v, want session silent side a", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no dead stream reported")
+	}
+	waitFor(t, "the session to be closed", func() bool { return r.Len() == 0 })
+}
+
+func TestRelayTimesForwardedReports(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t, 2)
+	s, err := r.Open("rtt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	b.AnswerReports(true)
+	if err := a.Send(context.Background(), 3, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(context.Background(), 3, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "media both ways", func() bool { return a.Stats().Packets == 3 && b.Stats().Packets == 3 })
+	if err := a.SendSR(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "leg b's round trip", func() bool { return s.Summary().Legs[media.B].RTTKnown })
+	leg := s.Summary().Legs[media.B]
+	// Loopback: well under a second even on a loaded machine.
+	if leg.RTTMs < 0 || leg.RTTMs > 1000 {
+		t.Fatalf("leg b RTT %.3f ms, want within [0, 1000] on loopback", leg.RTTMs)
+	}
+	if !leg.FarKnown || leg.FarLossPct != 0 {
+		t.Fatalf("b's report of a's stream: known %v loss %.1f%%", leg.FarKnown, leg.FarLossPct)
+	}
+	if got := b.RTCPReceived(); got != 1 {
+		t.Fatalf("b received %d RTCP packets, want a's one forwarded SR", got)
+	}
+}
+
+func TestPeerRelaysMeasureTheirPath(t *testing.T) {
+	t.Parallel()
+	r1, r2 := newRelay(t, 2), newRelay(t, 2)
+	s1, err := r1.Open("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := r2.Open("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	// a ↔ r1 leg A; r1 leg B ↔ r2 leg A; r2 leg B ↔ b.
+	s1.Leg(media.A).Signal(remoteOf(a))
+	s2.Leg(media.B).Signal(remoteOf(b))
+	rtp, rtcp := s2.Leg(media.A).Local()
+	s1.Leg(media.B).Signal(media.Remote{RTP: rtp, RTCP: rtcp, Sends: true})
+	rtp, rtcp = s1.Leg(media.B).Local()
+	s2.Leg(media.A).Signal(media.Remote{RTP: rtp, RTCP: rtcp, Sends: true})
+	s1.Leg(media.B).SetPeerRelay(true)
+	s2.Leg(media.A).SetPeerRelay(true)
+	rtp, rtcp = s1.Leg(media.A).Local()
+	a.SetPeer(rtp, rtcp)
+	rtp, rtcp = s2.Leg(media.B).Local()
+	b.SetPeer(rtp, rtcp)
+
+	sendBoth(t, 50, a, b)
+	waitFor(t, "the relays' own round trip", func() bool {
+		return s1.Summary().Legs[media.B].RTTKnown && s2.Summary().Legs[media.A].RTTKnown
+	})
+	waitFor(t, "media through both relays", func() bool { return a.Stats().Packets == 50 && b.Stats().Packets == 50 })
+	if a.RTCPReceived() != 0 || b.RTCPReceived() != 0 {
+		t.Fatalf("endpoints received relay RTCP: a %d, b %d; relays must consume their own reports", a.RTCPReceived(), b.RTCPReceived())
+	}
+	for _, leg := range []media.LegQuality{s1.Summary().Legs[media.B], s2.Summary().Legs[media.A]} {
+		if leg.RTTMs < 0 || leg.RTTMs > 1000 {
+			t.Errorf("relay path RTT %.3f ms, want within [0, 1000] on loopback", leg.RTTMs)
+		}
+	}
+}
+
+func TestRelaySecureStreamsAreCountedOnly(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t, 2)
+	s, err := r.Open("srtp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	ra := remoteOf(a)
+	ra.Secure = true
+	s.Leg(media.A).Signal(ra)
+	s.Leg(media.B).Signal(remoteOf(b))
+	rtp, rtcp := s.Leg(media.A).Local()
+	a.SetPeer(rtp, rtcp)
+	if err := a.Send(context.Background(), 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendSR(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to receive the stream and report", func() bool { return b.Stats().Packets == 10 && b.RTCPReceived() == 1 })
+	leg := s.Summary().Legs[media.A]
+	if leg.PacketsIn != 10 || !leg.Secure || leg.JitterMs != 0 {
+		t.Fatalf("secure leg: %+v; want 10 packets counted, no statistics", leg)
+	}
+}
+
+func TestConfigValidateNamesField(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		edit  func(*media.Config)
+	}{
+		{"bind", func(c *media.Config) { c.Bind = netip.Addr{} }},
+		{"advertise", func(c *media.Config) { c.Bind = netip.MustParseAddr("0.0.0.0") }},
+		{"port_min", func(c *media.Config) { c.PortMin = 80 }},
+		{"port_max", func(c *media.Config) { c.PortMax = c.PortMin + 1 }},
+		{"timeout", func(c *media.Config) { c.Timeout = 0 }},
+	} {
+		c := media.DefaultConfig()
+		tc.edit(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: %v, want an error naming it", tc.field, err)
+		}
+	}
+}
