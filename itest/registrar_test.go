@@ -318,8 +318,8 @@ func TestInviteAuthenticatedAndAuthorized(t *testing.T) {
 	if res := invite("+4930123456", "calls"); res.StatusCode != sip.StatusForbidden || !strings.Contains(res.Reason, "external") {
 		t.Errorf("call to a number without the right: %d %s, want 403 naming the missing right", res.StatusCode, res.Reason)
 	}
-	if res := invite("frank", "calls"); res.StatusCode != sip.StatusNotImplemented {
-		t.Errorf("authorized call: %d %s, want 501 until call control exists", res.StatusCode, res.Reason)
+	if res := invite("frank", "calls"); res.StatusCode != sip.StatusNotFound {
+		t.Errorf("authorized call to nobody: %d %s, want 404", res.StatusCode, res.Reason)
 	}
 }
 

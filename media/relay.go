@@ -82,6 +82,13 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 	return r, nil
 }
 
+// SetDeadFunc sets who is told about dead streams, replacing WithDeadFunc.
+func (r *Relay) SetDeadFunc(f DeadFunc) {
+	r.mu.Lock()
+	r.onDead = f
+	r.mu.Unlock()
+}
+
 // Config is the relay's configuration.
 func (r *Relay) Config() Config { return r.cfg }
 
@@ -300,8 +307,11 @@ func (s *Session) tick(now int64) {
 	if dead != nil {
 		r.Counters.DeadStreams.Add(1)
 		r.log.Info("media stream dead", "session", s.id, "side", dead.side.String(), "silent", silent)
-		if r.onDead != nil {
-			r.onDead(s, dead.side, silent)
+		r.mu.Lock()
+		f := r.onDead
+		r.mu.Unlock()
+		if f != nil {
+			f(s, dead.side, silent)
 		}
 	}
 }

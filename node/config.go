@@ -39,6 +39,7 @@ type Config struct {
 	DHT        DHTConfig        `yaml:"dht"`
 	Store      StoreConfig      `yaml:"store"`
 	Media      MediaConfig      `yaml:"media"`
+	Calls      CallsConfig      `yaml:"calls"`
 	Log        LogConfig        `yaml:"log"`
 
 	// dir is where the file was read from; relative paths resolve against it.
@@ -150,6 +151,7 @@ func DefaultConfig() Config {
 		DHT:   DHTConfig{RecordTTL: time.Hour, Republish: 10 * time.Minute},
 		Store: StoreConfig{GCInterval: 10 * time.Minute},
 		Media: defaultMediaConfig(),
+		Calls: defaultCallsConfig(),
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -276,6 +278,9 @@ func (c *Config) Validate() error {
 		return fieldErr("dht.republish", c.DHT.Republish, "must be > 0 and shorter than dht.record_ttl (%s)", c.DHT.RecordTTL)
 	}
 	if err := c.checkMedia(); err != nil {
+		return err
+	}
+	if err := c.checkCalls(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

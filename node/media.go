@@ -31,10 +31,15 @@ type MediaConfig struct {
 	// ReportInterval is how often the relay sends its own RTCP to the
 	// relay of the other node of a path.
 	ReportInterval time.Duration `yaml:"report_interval"`
+	// Anchor is always (the relay carries and measures every call's media)
+	// or never (signalling only, SDP untouched).
+	Anchor string `yaml:"anchor"`
+	// AnchorClasses overrides Anchor for callers of a user class.
+	AnchorClasses map[string]string `yaml:"anchor_classes,omitempty"`
 }
 
 func defaultMediaConfig() MediaConfig {
-	return MediaConfig{Ports: "20000-29999", Timeout: 30 * time.Second, ReportInterval: 5 * time.Second}
+	return MediaConfig{Ports: "20000-29999", Timeout: 30 * time.Second, ReportInterval: 5 * time.Second, Anchor: "always"}
 }
 
 // relayConfig turns the section into the relay's configuration, naming

@@ -19,6 +19,7 @@ import (
 	"github.com/callmesh/callmesh/gossip"
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/b2bua"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/store"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -72,6 +73,7 @@ type Node struct {
 	accounts *accounts.Store
 	sip      *sipedge.Server
 	relay    *media.Relay
+	calls    *b2bua.Service
 	bindings bindingStore
 	locs     *locations
 	users    *userDir
@@ -170,6 +172,9 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	if err = n.startSIP(); err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
+	}
+	if err = n.startCalls(); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	n.members.start()
@@ -274,6 +279,9 @@ func (n *Node) Close() error {
 // closeParts closes what Start opened, in reverse order, skipping what is nil.
 func (n *Node) closeParts() error {
 	var errs []error
+	if n.calls != nil {
+		errs = append(errs, n.calls.Close())
+	}
 	if n.sip != nil {
 		errs = append(errs, n.sip.Close())
 	}

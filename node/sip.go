@@ -92,6 +92,10 @@ func (n *Node) sipEdgeConfig() (sipedge.Config, error) {
 		}
 		algs = append(algs, alg)
 	}
+	trusted, err := cfg.trustedPrefixes()
+	if err != nil {
+		return sipedge.Config{}, err
+	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return sipedge.Config{}, fmt.Errorf("nonce secret: %w", err)
@@ -106,6 +110,7 @@ func (n *Node) sipEdgeConfig() (sipedge.Config, error) {
 		Nonce:      digest.NonceConfig{Secret: secret, Lifetime: cfg.Auth.NonceLifetime},
 		BlockAfter: cfg.Auth.BlockAfter, BlockWindow: cfg.Auth.BlockWindow, BlockFor: cfg.Auth.BlockFor,
 		UserAgent: "callmesh/" + Version,
+		Trusted:   trusted,
 	}, nil
 }
 

@@ -41,6 +41,7 @@ const (
 	ReasonNoACK     = `SIP;cause=408;text="No ACK"`
 	ReasonShutdown  = `Q.850;cause=41;text="Node shutting down"`
 	ReasonLate      = `SIP;cause=200;text="Answered after the call was taken or ended"`
+	ReasonExpired   = `SIP;cause=408;text="Session timer expired"`
 )
 
 // EventKind says what happened.
@@ -69,6 +70,9 @@ const (
 	MediaDead
 	// Shutdown: the node stops and the grace period is over.
 	Shutdown
+	// SessionExpired: a session timer ran out without a refresh (RFC 4028
+	// §10).
+	SessionExpired
 )
 
 // Event is an input to Step.
@@ -319,10 +323,13 @@ func (c *Call) Step(ev Event) []Action {
 		}
 		return c.end(ev.Side.String()+" hung up", acts)
 
-	case MediaDead, Shutdown:
+	case MediaDead, Shutdown, SessionExpired:
 		reason, why := ReasonMedia, "media timeout ("+ev.Side.String()+")"
-		if ev.Kind == Shutdown {
+		switch ev.Kind {
+		case Shutdown:
 			reason, why = ReasonShutdown, "shutdown"
+		case SessionExpired:
+			reason, why = ReasonExpired, "session timer expired"
 		}
 		switch {
 		case c.established():

@@ -182,7 +182,7 @@ func TestInvariants(t *testing.T) {
 		steps := rapid.IntRange(1, 40).Draw(t, "steps")
 		for i := 0; i < steps; i++ {
 			ev := Event{
-				Kind:   EventKind(rapid.IntRange(0, int(Shutdown)).Draw(t, "kind")),
+				Kind:   EventKind(rapid.IntRange(0, int(SessionExpired)).Draw(t, "kind")),
 				Branch: rapid.IntRange(0, n-1).Draw(t, "branch"),
 				Code:   rapid.SampledFrom([]int{100, 180, 183, 200, 404, 408, 480, 486, 487, 500, 503, 600, 603}).Draw(t, "code"),
 				Side:   Side(rapid.IntRange(0, 1).Draw(t, "side")),

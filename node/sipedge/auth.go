@@ -87,6 +87,20 @@ func (s *Server) authGate(ctx context.Context, req *sip.Request, tx sip.ServerTr
 	if req.Method == sip.REGISTER {
 		credHeader, chalHeader, code, phrase = "Authorization", "WWW-Authenticate", sip.StatusUnauthorized, "Unauthorized"
 	}
+	if s.trusted(req) && req.Method == sip.REGISTER {
+		// A trusted source registers any existing user without a challenge.
+		user := req.To().Address.User
+		_, found, err := s.accounts.Credentials(ctx, user)
+		switch {
+		case err != nil:
+			s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
+			return user, false, "unavailable"
+		case !found:
+			s.reply(req, tx, sip.StatusNotFound, "Not Found (no such user)")
+			return user, false, "unknown_user"
+		}
+		return user, true, "trusted"
+	}
 	ip := sourceIP(req)
 	if s.guard.Blocked(ip, now) {
 		s.reply(req, tx, sip.StatusForbidden, "Forbidden (too many failed authentications)")

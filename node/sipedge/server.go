@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,28 @@ type Config struct {
 	BlockWindow time.Duration
 	BlockFor    time.Duration
 	UserAgent   string // Server header
+	// Trusted lists source networks whose requests are not challenged
+	// (trunks, load generators): a REGISTER is taken for its To user, an
+	// INVITE for its From user, and an INVITE's rights are not checked.
+	Trusted []netip.Prefix
+}
+
+// Caller is who starts a call: an authenticated user, or the From user of
+// a request from a trusted source.
+type Caller struct {
+	User    string
+	Trusted bool
+}
+
+// Calls takes over requests that start or belong to calls.
+type Calls interface {
+	// Invite is given an initial INVITE once it is authenticated (or from
+	// a trusted source) and the caller's rights allow it. It answers tx.
+	Invite(req *sip.Request, tx sip.ServerTransaction, caller Caller)
+	// InDialog is given every request that carries a To tag, and every
+	// ACK; it returns false when no call knows the dialog (the edge then
+	// answers 481).
+	InDialog(req *sip.Request, tx sip.ServerTransaction) bool
 }
 
 // Accounts gives the registrar the credentials of users.
@@ -78,6 +101,7 @@ type Server struct {
 	guard    *guard
 	m        *edgeMetrics
 	check    CheckConfig
+	calls    Calls
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -148,6 +172,9 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	s.srv.OnRegister(s.handle(s.onRegister))
 	s.srv.OnOptions(s.handle(s.onOptions))
 	s.srv.OnInvite(s.handle(s.onInvite))
+	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.CANCEL, sip.UPDATE, sip.INFO, sip.NOTIFY, sip.PRACK, sip.MESSAGE, sip.REFER} {
+		s.srv.OnRequest(m, s.handle(s.onInDialog))
+	}
 	s.srv.OnNoRoute(s.handle(s.onOther))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
@@ -182,6 +209,32 @@ func (s *Server) listen() error {
 		}
 	}
 	return fmt.Errorf("sip edge: TCP listener %s: %w", s.cfg.Listen, lastErr)
+}
+
+// SetCalls hands calls to c. Set it before the edge receives INVITEs;
+// without it an authorized INVITE is answered 501.
+func (s *Server) SetCalls(c Calls) { s.calls = c }
+
+// UA is the edge's SIP user agent, for clients that send from the edge's
+// listeners.
+func (s *Server) UA() *sipgo.UserAgent { return s.ua }
+
+// trusted reports whether a request comes from a trusted network.
+func (s *Server) trusted(req *sip.Request) bool {
+	if len(s.cfg.Trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range s.cfg.Trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Addr returns the host:port the edge listens on (UDP and TCP).
@@ -239,9 +292,13 @@ func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, code int, rea
 }
 
 // allowed is the Allow header of this edge.
-const allowed = "REGISTER, OPTIONS, INVITE"
+const allowed = "REGISTER, OPTIONS, INVITE, ACK, BYE, CANCEL, UPDATE, INFO, NOTIFY, PRACK, MESSAGE"
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) {
+		s.onInDialog(req, tx)
+		return
+	}
 	if !s.ourHost(req.Recipient.Host) && req.Recipient.User != "" {
 		s.reply(req, tx, sip.StatusNotFound, "Not Found (not our domain)")
 		return
@@ -250,6 +307,32 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		sip.NewHeader("Allow", allowed),
 		sip.NewHeader("Accept", "application/sdp"),
 		sip.NewHeader("Supported", ""))
+}
+
+// onInDialog gives a request within a dialog to the calls; 481 when no call
+// knows it (RFC 3261 §12.2.2). An ACK gets no answer either way.
+func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	if s.calls != nil && s.calls.InDialog(req, tx) {
+		return
+	}
+	if req.IsAck() {
+		return
+	}
+	if !hasToTag(req) && req.Method != sip.CANCEL {
+		// Out of any dialog: these methods are not served here.
+		s.reply(req, tx, sip.StatusMethodNotAllowed, "Method Not Allowed (only within a call)", sip.NewHeader("Allow", allowed))
+		return
+	}
+	s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+}
+
+func hasToTag(req *sip.Request) bool {
+	to := req.To()
+	if to == nil {
+		return false
+	}
+	_, ok := to.Params.Get("tag")
+	return ok
 }
 
 func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {

@@ -41,11 +41,24 @@ func isNumber(s string) bool {
 }
 
 // onInvite authenticates a session-starting request with a 407 challenge
-// (RFC 3261 §22.3) and checks the caller's rights. Call control is not
-// part of this edge yet: an authorized INVITE is answered 501.
+// (RFC 3261 §22.3), checks the caller's rights and hands the call to the
+// calls; a request within a dialog goes to the calls directly.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) {
+		s.onInDialog(req, tx) // a re-INVITE
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
+	if s.trusted(req) {
+		from := req.From()
+		if from == nil || from.Address.User == "" {
+			s.reply(req, tx, sip.StatusBadRequest, "Bad Request (From without a user)")
+			return
+		}
+		s.startCall(req, tx, Caller{User: from.Address.User, Trusted: true})
+		return
+	}
 	user, ok, _ := s.authGate(ctx, req, tx, time.Now())
 	if !ok {
 		return
@@ -65,5 +78,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
 		return
 	}
-	s.reply(req, tx, sip.StatusNotImplemented, "Not Implemented (calls are not available yet)")
+	s.startCall(req, tx, Caller{User: user})
+}
+
+func (s *Server) startCall(req *sip.Request, tx sip.ServerTransaction, caller Caller) {
+	if s.calls == nil {
+		s.reply(req, tx, sip.StatusNotImplemented, "Not Implemented (no call handling on this edge)")
+		return
+	}
+	s.calls.Invite(req, tx, caller)
 }

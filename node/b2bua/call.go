@@ -1,0 +1,305 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/media"
+	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/call"
+	"github.com/callmesh/callmesh/node/sipedge"
+)
+
+// Call is one call in progress: the caller's dialog, the branches toward
+// the callee's contacts, the media anchoring and the state machine.
+type Call struct {
+	id     string
+	svc    *Service
+	caller string // authenticated user, or the From user of a trusted source
+	callee string // AOR
+	class  string
+
+	mu         sync.Mutex // guards the dialogs, media and times below
+	fsm        *call.Call
+	a          leg
+	invite     *sip.Request // the caller's INVITE
+	tx         sip.ServerTransaction
+	answer     *sip.Response // 2xx sent to the caller
+	branches   []*branch
+	media      *anchoring
+	started    time.Time
+	answered   time.Time
+	ended      time.Time
+	reInvite   bool // an INVITE transaction within the dialog is in progress
+	pendingAck *pendingAck
+	refresh    time.Duration
+	lastRef    time.Time
+
+	events chan event
+	done   chan struct{}
+}
+
+// branch is one INVITE toward a contact of the callee.
+type branch struct {
+	idx     int
+	binding sipedge.Binding
+	leg
+	req    *sip.Request
+	tx     sip.ClientTransaction
+	ok     *sip.Response // its 2xx
+	ack    *sip.Request  // the ACK of that 2xx, for its retransmissions
+	rseqOK bool          // sent a reliable provisional (RFC 3262)
+
+	proceeding   bool   // a provisional came: a CANCEL may be sent
+	cancelWanted bool   // CANCEL decided before any provisional
+	cancelReason string // its Reason header
+}
+
+type event struct {
+	ev  call.Event
+	res *sip.Response
+	req *sip.Request
+}
+
+// post hands an event to the call's loop; dropped once the call is over.
+func (c *Call) post(e event) {
+	select {
+	case c.events <- e:
+	case <-c.done:
+	}
+}
+
+// Invite takes an authenticated, authorized initial INVITE (sipedge.Calls).
+func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipedge.Caller) {
+	res := func(code int, reason string, hdrs ...sip.Header) {
+		r := sip.NewResponseFromRequest(req, code, reason, nil)
+		for _, h := range hdrs {
+			r.AppendHeader(h)
+		}
+		_ = tx.Respond(r)
+	}
+	retry := sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter))
+	if s.Draining() {
+		s.Counters.Refused.Add(1)
+		res(sip.StatusServiceUnavailable, "Service Unavailable (shutting down)", retry)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	class, maxCalls := "", -1
+	if caller.User != "" {
+		found, cl, max, err := s.dir.User(ctx, caller.User)
+		switch {
+		case err != nil:
+			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry)
+			return
+		case found:
+			class, maxCalls = cl, max
+		}
+	}
+	if maxCalls >= 0 && s.ActiveCalls(caller.User) >= maxCalls {
+		res(sip.StatusForbidden, fmt.Sprintf("Forbidden (max_calls %d reached)", maxCalls))
+		return
+	}
+	calleeUser := req.Recipient.User
+	if sipedge.SessionKind(req.Recipient).Kind == accounts.KindExternal || calleeUser == "" {
+		// Numbers need a termination provider: the federation's routing.
+		res(sip.StatusNotFound, "Not Found (no route to this number)")
+		return
+	}
+	aor := calleeUser + "@" + s.cfg.Domain
+	contacts, err := s.dir.Contacts(aor)
+	if err != nil {
+		res(sip.StatusInternalServerError, "Server Internal Error (registrations not readable)")
+		return
+	}
+	if len(contacts) == 0 {
+		found, _, _, err := s.dir.User(ctx, calleeUser)
+		switch {
+		case err != nil:
+			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry)
+		case !found:
+			res(sip.StatusNotFound, "Not Found")
+		default:
+			res(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (not registered)")
+		}
+		return
+	}
+
+	c := &Call{id: newID(), svc: s, caller: caller.User, callee: aor, class: class,
+		fsm: call.New(len(contacts)), invite: req, tx: tx, started: time.Now(),
+		events: make(chan event, 16), done: make(chan struct{})}
+	if c.caller == "" {
+		c.caller = req.From().Address.User
+	}
+	from, to := req.From(), req.To()
+	fromTag, _ := from.Params.Get("tag")
+	c.a = leg{callID: req.CallID().Value(), localTag: newTag(), remoteTag: fromTag,
+		localURI: *to.Address.Clone(), remoteURI: *from.Address.Clone(),
+		routes: routeSet(req, false), dest: req.Source(), transport: req.Transport()}
+	if ct := req.Contact(); ct != nil {
+		c.a.remoteTarget = *ct.Address.Clone()
+	} else {
+		res(sip.StatusBadRequest, "Bad Request (INVITE without Contact)")
+		return
+	}
+	body := req.Body()
+	if s.relay != nil && s.cfg.Anchor(class) && isSDP(req) {
+		sess, err := s.relay.Open(c.id)
+		if err != nil {
+			s.Counters.Refused.Add(1)
+			res(sip.StatusServiceUnavailable, "Service Unavailable (no media ports)", retry)
+			return
+		}
+		c.media = &anchoring{sess: sess}
+		if body, err = c.media.anchor(body, media.A); err != nil {
+			sess.Close()
+			res(sip.StatusBadRequest, sipedge.SanitizeReason("Bad Request (SDP: "+err.Error()+")"))
+			return
+		}
+	} else if s.relay != nil && s.cfg.Anchor(class) && len(body) == 0 {
+		// A late offer: the callee's 2xx will carry it.
+		sess, err := s.relay.Open(c.id)
+		if err != nil {
+			s.Counters.Refused.Add(1)
+			res(sip.StatusServiceUnavailable, "Service Unavailable (no media ports)", retry)
+			return
+		}
+		c.media = &anchoring{sess: sess}
+	}
+	if !s.register(c) {
+		if c.media != nil {
+			c.media.sess.Close()
+		}
+		res(sip.StatusLoopDetected, "Loop Detected (a call with this Call-ID and tag exists)")
+		return
+	}
+	s.Counters.Started.Add(1)
+	tx.OnCancel(func(*sip.Request) { c.post(event{ev: call.Event{Kind: call.Cancel}}) })
+	res(sip.StatusTrying, "Trying")
+
+	for i, b := range contacts {
+		br := c.newBranch(i, b, body)
+		c.branches = append(c.branches, br)
+		s.addBranch(c, br)
+	}
+	s.wg.Add(1)
+	go c.run()
+	for _, br := range c.branches {
+		s.wg.Add(1)
+		go c.send(br)
+	}
+}
+
+// newBranch builds the INVITE toward one contact: a new dialog with its own
+// Call-ID, tags and CSeq space.
+func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
+	s := c.svc
+	var target sip.Uri
+	if err := sip.ParseUri(b.URI, &target); err != nil {
+		target = sip.Uri{Scheme: "sip", Host: "invalid"}
+	}
+	calleeUser, _, _ := strings.Cut(c.callee, "@")
+	transport := "UDP"
+	if strings.EqualFold(b.Transport, "tcp") {
+		transport = "TCP"
+	}
+	br := &branch{idx: i, binding: b, leg: leg{
+		callID: newID() + "@callmesh", localTag: newTag(),
+		localURI:     sip.Uri{Scheme: "sip", User: c.caller, Host: s.cfg.Domain},
+		remoteURI:    sip.Uri{Scheme: "sip", User: calleeUser, Host: s.cfg.Domain},
+		remoteTarget: target, dest: b.Source, transport: transport,
+	}}
+	req := br.request(sip.INVITE, 0, s.contact)
+	if from := c.invite.From(); from != nil && from.DisplayName != "" {
+		req.From().DisplayName = from.DisplayName
+	}
+	if mf := c.invite.MaxForwards(); mf != nil && uint32(*mf) > 0 {
+		v := sip.MaxForwardsHeader(uint32(*mf) - 1)
+		req.ReplaceHeader(&v)
+	}
+	copyHeaders(req, c.invite, endToEndNoType...)
+	if len(body) > 0 {
+		if ct := c.invite.GetHeader("Content-Type"); ct != nil {
+			req.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+		}
+		req.SetBody(body)
+	}
+	br.req = req
+	return br
+}
+
+// endToEndNoType: the end-to-end headers a new request takes from the
+// caller's, the body's type set apart with the body.
+var endToEndNoType = func() []string {
+	var out []string
+	for _, h := range endToEnd {
+		if h != "Content-Type" {
+			out = append(out, h)
+		}
+	}
+	return out
+}()
+
+// send runs one branch's INVITE transaction and turns its responses into
+// events.
+func (c *Call) send(br *branch) {
+	defer c.svc.wg.Done()
+	s := c.svc
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RingTimeout+s.cfg.AckTimeout)
+	defer cancel()
+	tx, err := s.clientFor(br.transport).TransactionRequest(ctx, br.req, requestOpts...)
+	if err != nil {
+		s.log.Debug("branch not sent", "call", c.id, "contact", br.binding.URI, "err", err)
+		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: 408, Reason: "transport error"}})
+		return
+	}
+	c.mu.Lock()
+	br.tx = tx
+	c.mu.Unlock()
+	tx.OnRetransmission(func(res *sip.Response) {
+		if res.IsSuccess() {
+			c.post(event{ev: call.Event{Kind: call.Answer, Branch: br.idx}, res: res})
+		}
+	})
+	for {
+		select {
+		case res := <-tx.Responses():
+			switch {
+			case res.IsProvisional():
+				c.post(event{ev: call.Event{Kind: call.Provisional, Branch: br.idx, Code: res.StatusCode, SDP: isSDP(res)}, res: res})
+				continue
+			case res.IsSuccess():
+				c.post(event{ev: call.Event{Kind: call.Answer, Branch: br.idx}, res: res})
+			default:
+				c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: res.StatusCode, Reason: res.Reason}, res: res})
+			}
+			if sip.IsReliable(br.transport) || !res.IsSuccess() {
+				tx.Terminate()
+			}
+			return
+		case <-tx.Done():
+			code, reason := 408, "Request Timeout"
+			if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTimeout) {
+				reason = "transport error"
+			}
+			c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}})
+			return
+		case <-c.done:
+			tx.Terminate()
+			return
+		}
+	}
+}
+
+// requestOpts complete the B2BUA's requests: they are built whole, so only
+// a Via is added.
+var requestOpts = []sipgo.ClientRequestOption{sipgo.ClientRequestAddVia}

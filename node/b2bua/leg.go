@@ -1,0 +1,119 @@
+package b2bua
+
+import (
+	"github.com/emiago/sipgo/sip"
+)
+
+// leg is one dialog the node takes part in: with the caller (where the node
+// is the UAS) or with one branch toward the callee (where it is the UAC).
+// Guarded by the call's mutex.
+type leg struct {
+	callID       string
+	localTag     string
+	remoteTag    string
+	localURI     sip.Uri // our side of From/To in this dialog
+	remoteURI    sip.Uri
+	remoteTarget sip.Uri   // Contact of the peer (RFC 3261 §12.1)
+	routes       []sip.Uri // route set
+	dest         string    // where requests go: the address the peer's messages came from
+	transport    string
+	cseq         uint32 // last local CSeq number used
+}
+
+// request builds a request within the dialog (RFC 3261 §12.2.1.1). ACK
+// and CANCEL take the number they are given; others take the next one.
+func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *sip.Request {
+	req := sip.NewRequest(method, *l.remoteTarget.Clone())
+	if seq == 0 {
+		l.cseq++
+		seq = l.cseq
+	}
+	from := &sip.FromHeader{Address: *l.localURI.Clone(), Params: sip.NewParams()}
+	from.Params.Add("tag", l.localTag)
+	to := &sip.ToHeader{Address: *l.remoteURI.Clone(), Params: sip.NewParams()}
+	if l.remoteTag != "" {
+		to.Params.Add("tag", l.remoteTag)
+	}
+	cid := sip.CallIDHeader(l.callID)
+	maxf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	req.AppendHeader(&maxf)
+	for _, r := range l.routes {
+		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+	}
+	switch method {
+	case sip.INVITE, sip.UPDATE, sip.SUBSCRIBE, sip.NOTIFY, sip.REFER:
+		req.AppendHeader(&sip.ContactHeader{Address: l.contactFor(contact)})
+	}
+	req.SetTransport(l.transport)
+	req.SetDestination(l.dest)
+	return req
+}
+
+// contactFor is our Contact URI in this dialog: the edge's address, with
+// the transport named when it is not UDP.
+func (l *leg) contactFor(base sip.Uri) sip.Uri {
+	u := *base.Clone()
+	if sip.IsReliable(l.transport) {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tcp")
+	}
+	return u
+}
+
+// routeSet reads a route set from Record-Route headers: in order for the
+// UAS side (§12.1.1), reversed for the UAC side (§12.1.2).
+func routeSet(m interface{ GetHeaders(string) []sip.Header }, reverse bool) []sip.Uri {
+	var out []sip.Uri
+	for _, h := range m.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			out = append(out, *rr.Address.Clone())
+			continue
+		}
+		var u sip.Uri
+		v := h.Value()
+		if len(v) > 1 && v[0] == '<' {
+			if i := indexByte(v, '>'); i > 0 {
+				v = v[1:i]
+			}
+		}
+		if sip.ParseUri(v, &u) == nil {
+			out = append(out, u)
+		}
+	}
+	if reverse {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// copyHeaders copies the named headers from one message to another.
+func copyHeaders(dst, src interface {
+	GetHeaders(string) []sip.Header
+	AppendHeader(sip.Header)
+}, names ...string) {
+	for _, n := range names {
+		for _, h := range src.GetHeaders(n) {
+			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+		}
+	}
+}
+
+// endToEnd are the headers a call passes between its dialogs in requests
+// and responses: capabilities, session timers (RFC 4028), reliable
+// provisionals (RFC 3262) and the body's description.
+var endToEnd = []string{"Allow", "Supported", "Require", "Session-Expires", "Min-SE", "RSeq", "Accept", "Content-Type", "Content-Disposition", "Event", "Subscription-State", "Info-Package", "Recv-Info"}

@@ -1,0 +1,362 @@
+package b2bua
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/media"
+	"github.com/callmesh/callmesh/node/call"
+)
+
+// T1 and T2 are RFC 3261's retransmission timers (§17.1.1.1), for the 2xx
+// the node retransmits to a caller over UDP until its ACK (§13.3.1.4).
+const (
+	t1 = 500 * time.Millisecond
+	t2 = 4 * time.Second
+)
+
+// linger bounds how long an ended call waits for branches still answering
+// (a CANCEL crossing a 2xx), so that a late 2xx is ACKed and ended.
+const linger = 32 * time.Second
+
+// run is the call's loop: it owns the state machine and every timer.
+func (c *Call) run() {
+	s := c.svc
+	defer s.wg.Done()
+	ring := time.NewTimer(s.cfg.RingTimeout)
+	defer ring.Stop()
+	var ackTimeout, retransmit, expiry, lingering <-chan time.Time
+	interval := t1
+	for {
+		select {
+		case e := <-c.events:
+			c.apply(e)
+		case <-ring.C:
+			c.apply(event{ev: call.Event{Kind: call.RingTimeout}})
+		case <-ackTimeout:
+			c.apply(event{ev: call.Event{Kind: call.AckTimeout}})
+		case <-retransmit:
+			retransmit = nil
+			c.mu.Lock()
+			res, waiting := c.answer, c.fsm.State() == call.Answered
+			c.mu.Unlock()
+			if waiting && res != nil {
+				_ = c.tx.Respond(res)
+				interval = min(2*interval, t2)
+				retransmit = time.After(interval)
+			}
+		case <-expiry:
+			expiry = nil
+			c.mu.Lock()
+			left := c.lastRef.Add(c.refresh).Sub(time.Now())
+			c.mu.Unlock()
+			if left > 0 {
+				expiry = time.After(left)
+				break
+			}
+			c.apply(event{ev: call.Event{Kind: call.SessionExpired}})
+		case <-lingering:
+			c.finish()
+			return
+		case <-s.ctx.Done():
+			c.finish()
+			return
+		}
+		c.mu.Lock()
+		state, pending := c.fsm.State(), c.fsm.Pending()
+		answeredNow := state == call.Answered && ackTimeout == nil
+		refresh := c.refresh
+		c.mu.Unlock()
+		if answeredNow {
+			ring.Stop()
+			ackTimeout = time.After(s.cfg.AckTimeout)
+			if !sip.IsReliable(c.a.transport) {
+				retransmit = time.After(interval)
+			}
+		}
+		if state == call.Confirmed || state == call.Ended {
+			ackTimeout, retransmit = nil, nil
+		}
+		if state == call.Confirmed && refresh > 0 && expiry == nil {
+			expiry = time.After(refresh)
+		}
+		if state == call.Ended {
+			if pending == 0 {
+				c.finish()
+				return
+			}
+			if lingering == nil {
+				lingering = time.After(linger)
+			}
+		}
+	}
+}
+
+// finish forgets the call.
+func (c *Call) finish() {
+	close(c.done)
+	c.mu.Lock()
+	if c.ended.IsZero() {
+		c.ended = time.Now()
+	}
+	m := c.media
+	c.mu.Unlock()
+	if m != nil {
+		m.sess.Close()
+	}
+	c.svc.unregister(c)
+}
+
+// apply runs one event through the state machine and carries out what it
+// decides.
+func (c *Call) apply(e event) {
+	c.mu.Lock()
+	if e.res != nil && (e.ev.Kind == call.Provisional || e.ev.Kind == call.Answer) {
+		br := c.branches[e.ev.Branch]
+		br.learn(e.res)
+		br.proceeding = true
+		if e.ev.Kind == call.Provisional && br.cancelWanted {
+			// A CANCEL waits for a provisional (RFC 3261 §9.1).
+			br.cancelWanted = false
+			go c.cancel(br, br.cancelReason)
+		}
+	}
+	acts := c.fsm.Step(e.ev)
+	c.mu.Unlock()
+	for _, a := range acts {
+		c.do(a, e)
+	}
+}
+
+// learn takes the dialog state a response establishes (RFC 3261 §12.1.2):
+// the callee's tag, its Contact as target and the route set. Called with
+// the call's mutex held.
+func (br *branch) learn(res *sip.Response) {
+	to := res.To()
+	if to == nil {
+		return
+	}
+	tag, _ := to.Params.Get("tag")
+	if tag == "" || (br.ok != nil && !res.IsSuccess()) {
+		return
+	}
+	if res.IsSuccess() && br.ok == nil {
+		br.ok = res
+	}
+	br.remoteTag = tag
+	if ct := res.Contact(); ct != nil {
+		br.remoteTarget = *ct.Address.Clone()
+	}
+	br.routes = routeSet(res, true)
+	if res.GetHeader("RSeq") != nil {
+		br.rseqOK = true
+	}
+}
+
+// do carries out one action of the state machine.
+func (c *Call) do(a call.Action, e event) {
+	s := c.svc
+	switch a.Kind {
+	case call.RelayProvisional:
+		c.mu.Lock()
+		res := c.response(e.res, a.Code, e.res.Reason, media.B)
+		c.mu.Unlock()
+		_ = c.tx.Respond(res)
+
+	case call.AnswerCaller:
+		c.mu.Lock()
+		res := c.response(e.res, e.res.StatusCode, e.res.Reason, media.B)
+		c.answer = res
+		c.answered = time.Now()
+		c.lastRef = c.answered
+		c.refresh = sessionInterval(e.res)
+		c.mu.Unlock()
+		s.Counters.Answered.Add(1)
+		if err := c.tx.Respond(res); err != nil {
+			s.log.Debug("2xx to caller not sent", "call", c.id, "err", err)
+		}
+
+	case call.RejectCaller:
+		if a.Final.Code == 487 {
+			s.Counters.Cancelled.Add(1)
+		} else {
+			s.Counters.Failed.Add(1)
+		}
+		res := sip.NewResponseFromRequest(c.invite, a.Final.Code, a.Final.Reason, nil)
+		c.mu.Lock()
+		setToTag(res, c.a.localTag)
+		c.mu.Unlock()
+		if a.Final.Code == 503 {
+			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter)))
+		}
+		_ = c.tx.Respond(res)
+
+	case call.CancelBranch:
+		c.mu.Lock()
+		br := c.branches[a.Branch]
+		heard := br.proceeding
+		if !heard {
+			br.cancelWanted, br.cancelReason = true, a.Reason
+		}
+		c.mu.Unlock()
+		if heard {
+			go c.cancel(br, a.Reason)
+		}
+
+	case call.AckBranch:
+		c.mu.Lock()
+		br := c.branches[a.Branch]
+		ack := br.ackFor(s, nil)
+		c.mu.Unlock()
+		if ack != nil {
+			_ = s.clientFor(br.transport).WriteRequest(ack, requestOpts...)
+		}
+
+	case call.ByeBranch:
+		c.mu.Lock()
+		br := c.branches[a.Branch]
+		bye := br.request(sip.BYE, 0, s.contact)
+		c.mu.Unlock()
+		go c.bye(bye, br.transport, a.Reason)
+
+	case call.ByeCaller:
+		c.mu.Lock()
+		bye := c.a.request(sip.BYE, 0, s.contact)
+		c.mu.Unlock()
+		go c.bye(bye, c.a.transport, a.Reason)
+
+	case call.Release:
+		c.mu.Lock()
+		c.ended = time.Now()
+		c.mu.Unlock()
+		if c.fsm.Final() == call.Cancelled {
+			s.Counters.Cancelled.Add(1)
+		}
+	}
+}
+
+// response builds what the caller is sent for a branch's provisional or
+// 2xx: the caller's dialog (one To tag whatever the branch), our Contact,
+// the end-to-end headers, and the body anchored at the relay. Called with
+// the call's mutex held.
+func (c *Call) response(from *sip.Response, code int, reason string, side media.Side) *sip.Response {
+	res := sip.NewResponseFromRequest(c.invite, code, reason, nil)
+	setToTag(res, c.a.localTag)
+	res.AppendHeader(&sip.ContactHeader{Address: c.a.contactFor(c.svc.contact)})
+	copyHeaders(res, from, endToEnd...)
+	body := from.Body()
+	if len(body) > 0 && c.media != nil && isSDP(from) {
+		if out, err := c.media.anchor(body, side); err == nil {
+			body = out
+		} else {
+			c.svc.log.Warn("callee SDP not anchored", "call", c.id, "err", err)
+		}
+	}
+	if len(body) > 0 {
+		res.SetBody(body)
+	}
+	return res
+}
+
+func setToTag(res *sip.Response, tag string) {
+	if to := res.To(); to != nil {
+		if _, ok := to.Params.Get("tag"); !ok {
+			to.Params.Add("tag", tag)
+		}
+	}
+}
+
+// ackFor builds the ACK of the branch's 2xx (RFC 3261 §13.2.2.4), with body
+// for a late offer's answer; it keeps it, so a retransmitted 2xx gets the
+// same ACK. Called with the call's mutex held.
+func (br *branch) ackFor(s *Service, body []byte) *sip.Request {
+	if br.ok == nil {
+		return nil
+	}
+	if br.ack != nil && body == nil {
+		return br.ack.Clone()
+	}
+	ack := br.request(sip.ACK, br.req.CSeq().SeqNo, s.contact)
+	if len(body) > 0 {
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ack.SetBody(body)
+	}
+	br.ack = ack
+	return ack.Clone()
+}
+
+// cancel sends CANCEL for a branch's INVITE (RFC 3261 §9.1): the same
+// Request-URI, Call-ID, From, To, CSeq number and top Via.
+func (c *Call) cancel(br *branch, reason string) {
+	c.mu.Lock()
+	inv := br.req
+	c.mu.Unlock()
+	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	if via := inv.Via(); via != nil {
+		req.AppendHeader(via.Clone())
+	}
+	for _, n := range []string{"From", "To", "Call-ID", "Route"} {
+		for _, h := range inv.GetHeaders(n) {
+			req.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	if reason != "" {
+		req.AppendHeader(sip.NewHeader("Reason", reason))
+	}
+	req.SetTransport(inv.Transport())
+	req.SetDestination(inv.Destination())
+	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
+	defer cancel()
+	_, _ = c.svc.clientFor(br.transport).Do(ctx, req, keepAsBuilt)
+}
+
+// bye sends a BYE and waits for its answer, which changes nothing.
+func (c *Call) bye(req *sip.Request, transport, reason string) {
+	if reason != "" {
+		req.AppendHeader(sip.NewHeader("Reason", reason))
+	}
+	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
+	defer cancel()
+	if _, err := c.svc.clientFor(transport).Do(ctx, req, requestOpts...); err != nil {
+		c.svc.log.Debug("BYE unanswered", "call", c.id, "err", err)
+	}
+}
+
+// keepAsBuilt sends a request exactly as built (a CANCEL carries the Via of
+// the INVITE it cancels).
+func keepAsBuilt(_ *sipgo.Client, _ *sip.Request) error { return nil }
+
+// sessionInterval reads the session interval a 2xx agreed (RFC 4028 §7.2):
+// 0 when no session timer is in use.
+func sessionInterval(res *sip.Response) time.Duration {
+	h := res.GetHeader("Session-Expires")
+	if h == nil {
+		return 0
+	}
+	v := h.Value()
+	if i := indexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	n, err := strconv.Atoi(trimSpace(v))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,88 @@
+package b2bua
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/media"
+	"github.com/callmesh/callmesh/media/sdpedit"
+)
+
+// anchoring is a call's media at the relay: the relay session and the o=
+// line state toward each side. Guarded by the call's mutex.
+type anchoring struct {
+	sess    *media.Session
+	origins [2]*sdpedit.Origin // toward the caller (A) and the callee (B)
+}
+
+// isSDP reports whether a message carries an SDP body.
+func isSDP(m interface {
+	Body() []byte
+	GetHeader(string) sip.Header
+}) bool {
+	if len(m.Body()) == 0 {
+		return false
+	}
+	h := m.GetHeader("Content-Type")
+	return h != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "application/sdp")
+}
+
+// audioIndex is the m= line the relay anchors: the first active audio
+// stream. -1 when there is none.
+func audioIndex(s *sdpedit.Session) int {
+	for i, m := range s.Media {
+		if m.Kind == "audio" && m.Port != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// anchor rewrites a description that side `from` sent, for the other side:
+// the sender's leg learns where the sender receives, and the body sent on
+// names the other leg's ports. Streams beyond the anchored audio stream are
+// refused (port 0, RFC 3264 §6).
+func (a *anchoring) anchor(body []byte, from media.Side) ([]byte, error) {
+	s, err := sdpedit.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	idx := audioIndex(s)
+	if idx >= 0 {
+		a.sess.Leg(from).Signal(media.RemoteFromSDP(s.Media[idx]))
+	}
+	to := 1 - from
+	out := a.sess.Leg(to)
+	anchors := make([]sdpedit.Anchor, len(s.Media))
+	for i := range anchors {
+		anchors[i] = sdpedit.Anchor{Addr: out.Anchor().Addr}
+		if i == idx {
+			anchors[i] = out.Anchor()
+			if s.Media[i].Hold {
+				anchors[i].Addr = netip.IPv4Unspecified() // pass an RFC 2543 hold on
+			}
+		}
+	}
+	if a.origins[to] == nil {
+		a.origins[to] = sdpedit.NewOrigin("callmesh", originID(), out.Anchor().Addr)
+	}
+	return sdpedit.Rewrite(body, anchors, a.origins[to])
+}
+
+func originID() uint64 {
+	id := newID()
+	var v uint64
+	for i := 0; i < 15 && i < len(id); i++ {
+		v = v<<4 | uint64(hexVal(id[i]))
+	}
+	return v
+}
+
+func hexVal(c byte) byte {
+	if c >= 'a' {
+		return c - 'a' + 10
+	}
+	return c - '0'
+}

@@ -1,0 +1,271 @@
+package b2bua
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/media"
+	"github.com/callmesh/callmesh/node/call"
+	"github.com/callmesh/callmesh/node/sipedge"
+)
+
+// Service is the call handling of one node. It implements sipedge.Calls.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	dir   Directory
+	relay *media.Relay // nil: never anchor
+	edge  *sipedge.Server
+
+	udp, tcp *sipgo.Client
+	contact  sip.Uri // our Contact in both dialogs
+
+	mu       sync.Mutex
+	calls    map[string]*Call     // by call id
+	dialogs  map[string]dialogRef // by Call-ID (+ From tag on the caller side)
+	active   map[string]int       // calls per caller
+	draining bool
+
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	Counters Counters
+}
+
+// Counters are running totals for metrics.
+type Counters struct {
+	Started, Answered, Failed, Cancelled atomic.Uint64
+	Refused                              atomic.Uint64 // 503 while draining or without media ports
+}
+
+// dialogRef finds the call and side an in-dialog request belongs to.
+type dialogRef struct {
+	c      *Call
+	side   call.Side
+	branch int
+}
+
+// New creates the call service on the SIP edge. relay may be nil when no
+// call is ever anchored.
+func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	host, port, err := net.SplitHostPort(edge.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("b2bua: edge address: %w", err)
+	}
+	// UDP requests leave from the listening socket, so answers come back
+	// to it and the far end sees the address it knows (INTEROP: a fresh
+	// ephemeral socket per request loses replies under load). TCP reuses
+	// the connection a contact registered over.
+	udp, err := sipgo.NewClient(edge.UA(), sipgo.WithClientHostname(host), sipgo.WithClientConnectionAddr(edge.Addr()))
+	if err != nil {
+		return nil, fmt.Errorf("b2bua: UDP client: %w", err)
+	}
+	tcp, err := sipgo.NewClient(edge.UA(), sipgo.WithClientHostname(host))
+	if err != nil {
+		return nil, fmt.Errorf("b2bua: TCP client: %w", err)
+	}
+	p, _ := strconv.Atoi(port)
+	s := &Service{
+		cfg: cfg, log: log, dir: dir, relay: relay, edge: edge, udp: udp, tcp: tcp,
+		contact: sip.Uri{Scheme: "sip", Host: host, Port: p},
+		calls:   make(map[string]*Call), dialogs: make(map[string]dialogRef), active: make(map[string]int),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Close ends every call at once and waits for them.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	s.draining = true
+	calls := make([]*Call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	for _, c := range calls {
+		c.post(event{ev: call.Event{Kind: call.Shutdown}})
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("calls still ending at shutdown")
+	}
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Drain refuses new calls (503 with Retry-After) and lets current ones
+// finish; after the grace period (or when ctx ends) it ends what is left.
+// It returns when no call remains.
+func (s *Service) Drain(ctx context.Context) {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	grace := time.NewTimer(s.cfg.DrainGrace)
+	defer grace.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for s.Len() > 0 {
+		select {
+		case <-grace.C:
+			s.Close()
+			return
+		case <-ctx.Done():
+			s.Close()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Draining reports whether new calls are refused.
+func (s *Service) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// Len is the number of calls in progress.
+func (s *Service) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// Calls describes the calls in progress.
+func (s *Service) Calls() []Info {
+	s.mu.Lock()
+	calls := make([]*Call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	out := make([]Info, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.Info())
+	}
+	return out
+}
+
+// ActiveCalls is the number of calls a user has in progress.
+func (s *Service) ActiveCalls(user string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[user]
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newTag() string { return sip.GenerateTagN(16) }
+
+// register adds a call and its caller-side dialog; false when a call with
+// the same Call-ID and From tag exists (a second INVITE, not a
+// retransmission, which the transaction layer absorbs).
+func (s *Service) register(c *Call) bool {
+	key := c.a.callID + ";" + c.a.remoteTag
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.dialogs[key]; dup {
+		return false
+	}
+	s.calls[c.id] = c
+	s.dialogs[key] = dialogRef{c: c, side: call.Caller}
+	s.active[c.caller]++
+	return true
+}
+
+func (s *Service) addBranch(c *Call, b *branch) {
+	s.mu.Lock()
+	s.dialogs[b.callID] = dialogRef{c: c, side: call.Callee, branch: b.idx}
+	s.mu.Unlock()
+}
+
+// unregister forgets a call whose dialogs are over.
+func (s *Service) unregister(c *Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls[c.id] != c {
+		return
+	}
+	delete(s.calls, c.id)
+	delete(s.dialogs, c.a.callID+";"+c.a.remoteTag)
+	for _, b := range c.branches {
+		delete(s.dialogs, b.callID)
+	}
+	if s.active[c.caller]--; s.active[c.caller] <= 0 {
+		delete(s.active, c.caller)
+	}
+}
+
+// lookup finds the dialog of an in-dialog request: on the caller side by
+// Call-ID and the caller's tag (From of its requests), on the callee side
+// by our Call-ID.
+func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
+	cid := req.CallID()
+	if cid == nil {
+		return dialogRef{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ref, ok := s.dialogs[cid.Value()]; ok {
+		return ref, true
+	}
+	if from := req.From(); from != nil {
+		tag, _ := from.Params.Get("tag")
+		if ref, ok := s.dialogs[cid.Value()+";"+tag]; ok {
+			return ref, true
+		}
+	}
+	return dialogRef{}, false
+}
+
+// clientFor picks the client for a transport.
+func (s *Service) clientFor(transport string) *sipgo.Client {
+	if sip.IsReliable(transport) {
+		return s.tcp
+	}
+	return s.udp
+}
+
+// MediaDead is told by the relay that a call's media stopped (a
+// media.DeadFunc): the call is ended on both sides with a Reason.
+func (s *Service) MediaDead(sess *media.Session, side media.Side, silent time.Duration) {
+	s.mu.Lock()
+	c := s.calls[sess.ID()]
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	who := call.Caller
+	if side == media.B {
+		who = call.Callee
+	}
+	s.log.Info("ending call: media stopped", "call", c.id, "side", who.String(), "silent", silent)
+	c.post(event{ev: call.Event{Kind: call.MediaDead, Side: who}})
+}

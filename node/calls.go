@@ -1,0 +1,130 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/callmesh/callmesh/node/b2bua"
+	"github.com/callmesh/callmesh/node/sipedge"
+)
+
+// CallsConfig sets call handling.
+type CallsConfig struct {
+	// RingTimeout ends a call nobody answers (480 to the caller).
+	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// DrainGrace is how long calls may continue once the node stops
+	// taking new ones; then they are ended.
+	DrainGrace time.Duration `yaml:"drain_grace"`
+	// Trusted lists source addresses or networks (CIDR) whose requests are
+	// not challenged: trunks, load generators.
+	Trusted []string `yaml:"trusted,omitempty"`
+}
+
+func defaultCallsConfig() CallsConfig {
+	return CallsConfig{RingTimeout: 60 * time.Second, DrainGrace: 30 * time.Second}
+}
+
+// trustedPrefixes parses calls.trusted, naming the bad entry.
+func (c *Config) trustedPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range c.Calls.Trusted {
+		field := fmt.Sprintf("calls.trusted[%d]", i)
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fieldErr(field, s, "not an address or CIDR network")
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fieldErr(field, s, "not an address or CIDR network")
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func (c *Config) checkCalls() error {
+	switch {
+	case c.Calls.RingTimeout <= 0:
+		return fieldErr("calls.ring_timeout", c.Calls.RingTimeout, "must be > 0")
+	case c.Calls.DrainGrace < 0:
+		return fieldErr("calls.drain_grace", c.Calls.DrainGrace, "must be >= 0")
+	}
+	if _, err := c.trustedPrefixes(); err != nil {
+		return err
+	}
+	switch c.Media.Anchor {
+	case "always", "never":
+	default:
+		return fieldErr("media.anchor", c.Media.Anchor, "want always or never")
+	}
+	for class, v := range c.Media.AnchorClasses {
+		if v != "always" && v != "never" {
+			return fieldErr("media.anchor_classes."+class, v, "want always or never")
+		}
+	}
+	return nil
+}
+
+// anchorPolicy says, per caller class, whether media is anchored.
+func (c *Config) anchorPolicy() func(class string) bool {
+	def := c.Media.Anchor != "never"
+	byClass := make(map[string]bool, len(c.Media.AnchorClasses))
+	for k, v := range c.Media.AnchorClasses {
+		byClass[k] = v != "never"
+	}
+	return func(class string) bool {
+		if v, ok := byClass[class]; ok {
+			return v
+		}
+		return def
+	}
+}
+
+// startCalls puts the B2BUA behind the SIP edge.
+func (n *Node) startCalls() error {
+	cfg := b2bua.DefaultConfig(strings.ToLower(n.cfg.Domain))
+	cfg.RingTimeout, cfg.DrainGrace = n.cfg.Calls.RingTimeout, n.cfg.Calls.DrainGrace
+	cfg.Anchor = n.cfg.anchorPolicy()
+	svc, err := b2bua.New(cfg, n.sip, callDirectory{n}, n.relay, n.log.With("component", "calls"))
+	if err != nil {
+		return err
+	}
+	n.calls = svc
+	n.sip.SetCalls(svc)
+	n.relay.SetDeadFunc(svc.MediaDead)
+	return nil
+}
+
+// Calls is the node's call handling.
+func (n *Node) Calls() *b2bua.Service { return n.calls }
+
+// Drain stops taking calls (503 with Retry-After) and waits for current
+// calls to end, ending them after calls.drain_grace.
+func (n *Node) Drain(ctx context.Context) {
+	if n.calls != nil {
+		n.calls.Drain(ctx)
+	}
+}
+
+// callDirectory tells calls about users.
+type callDirectory struct{ n *Node }
+
+func (d callDirectory) Contacts(aor string) ([]sipedge.Binding, error) {
+	return d.n.bindings.Load(aor)
+}
+
+func (d callDirectory) User(ctx context.Context, name string) (bool, string, int, error) {
+	acct, found, err := d.n.Account(ctx, name)
+	if err != nil || !found {
+		return false, "", 0, err
+	}
+	return true, string(acct.Class), acct.MaxCalls, nil
+}
