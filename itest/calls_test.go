@@ -2,20 +2,63 @@ package itest
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callmesh/callmesh/node"
 	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/digest"
 )
 
-func TestCallThroughOneNode(t *testing.T) {
-	c := StartCluster(t, 1, Options{Logger: DebugLogger()})
+// oneNode starts a single node, tuned by edit, with users alice and bob.
+func oneNode(t *testing.T, edit func(cfg *node.Config)) *node.Node {
+	t.Helper()
+	c := StartCluster(t, 1, Options{Logger: DebugLogger(), Configure: func(_ int, cfg *node.Config) {
+		if edit != nil {
+			edit(cfg)
+		}
+	}})
 	n := c.Node(0)
 	addUser(t, n, "alice", "a-secret")
 	addUser(t, n, "bob", "b-secret")
+	return n
+}
+
+// failure is the final status of a call that was not answered.
+func failure(t *testing.T, err error) *sip.Response {
+	t.Helper()
+	var de *sipgo.ErrDialogResponse
+	if !errors.As(err, &de) {
+		t.Fatalf("call error %v, want a final failure response", err)
+	}
+	return de.Res
+}
+
+// expectRelayed wires both phones' RTP to the addresses their SDP names
+// and checks that packets cross.
+func expectRelayed(t *testing.T, ctx context.Context, caller, callee *phone, d *sipgo.DialogClientSession) {
+	t.Helper()
+	toRelay := mediaPeer(t, d.InviteResponse.Body())
+	caller.rtp.SetPeer(toRelay, netipPlus(toRelay, 1))
+	callee.mu.Lock()
+	in := callee.dialogs[len(callee.dialogs)-1].InviteRequest
+	callee.mu.Unlock()
+	fromRelay := mediaPeer(t, in.Body())
+	callee.rtp.SetPeer(fromRelay, netipPlus(fromRelay, 1))
+	before := callee.rtp.Stats().Packets
+	if err := caller.rtp.Send(ctx, 10, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() bool { return callee.rtp.Stats().Packets >= before+10 }, "RTP did not cross the relay")
+}
+
+func TestCallThroughOneNode(t *testing.T) {
+	n := oneNode(t, nil)
 	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -25,32 +68,270 @@ func TestCallThroughOneNode(t *testing.T) {
 		t.Fatalf("call: %v", err)
 	}
 	// Media is anchored: alice is told to send to the relay, not to bob.
-	relayed := mediaPeer(t, d.InviteResponse.Body())
-	if relayed == bob.rtp.Addr() {
+	if mediaPeer(t, d.InviteResponse.Body()) == bob.rtp.Addr() {
 		t.Fatal("the answer names bob's RTP address: media not anchored")
 	}
-	alice.rtp.SetPeer(relayed, netipPlus(relayed, 1))
-	bob.mu.Lock()
-	bd := bob.dialogs[0]
-	bob.mu.Unlock()
-	toBob := mediaPeer(t, bd.InviteRequest.Body())
-	bob.rtp.SetPeer(toBob, netipPlus(toBob, 1))
-	if err := alice.rtp.Send(ctx, 20, 20*time.Millisecond); err != nil {
+	bob.rtp.SetPeer(mediaPeer(t, bob.dialogs[0].InviteRequest.Body()), netipPlus(mediaPeer(t, bob.dialogs[0].InviteRequest.Body()), 1))
+	if err := bob.rtp.Send(ctx, 10, 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.rtp.Send(ctx, 20, 20*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	Eventually(t, 10*time.Second, func() bool { return bob.rtp.Stats().Packets == 20 && alice.rtp.Stats().Packets == 20 }, "RTP did not cross the relay")
+	expectRelayed(t, ctx, alice, bob, d)
+	Eventually(t, 10*time.Second, func() bool { return alice.rtp.Stats().Packets == 10 }, "bob's RTP did not reach alice")
 	calls := n.Calls().Calls()
-	if len(calls) != 1 || calls[0].State != "confirmed" || !calls[0].Anchored || calls[0].Legs[0].Packets != 20 {
+	if len(calls) != 1 || calls[0].State != "confirmed" || !calls[0].Anchored || calls[0].Legs[0].Packets != 10 || calls[0].Legs[1].Packets != 10 {
 		t.Fatalf("calls: %+v", calls)
+	}
+	if calls[0].Caller != "alice" || calls[0].Callee != "bob@"+n.Config().Domain || calls[0].Answered == nil {
+		t.Fatalf("call description: %+v", calls[0])
 	}
 	if err := d.Bye(ctx); err != nil {
 		t.Fatalf("BYE: %v", err)
 	}
 	Eventually(t, 10*time.Second, func() bool { return bob.byes.Load() == 1 && n.Calls().Len() == 0 }, "BYE did not reach bob")
-	_ = accounts.Bronze
-	_ = sip.BYE
-	_ = sipgo.DialogClientSession{}
+	if got := n.Relay().Len(); got != 0 {
+		t.Fatalf("%d media sessions left after the call", got)
+	}
+}
+
+func TestCallOutcomes(t *testing.T) {
+	n := oneNode(t, func(cfg *node.Config) { cfg.Calls.RingTimeout = 1500 * time.Millisecond })
+	addUser(t, n, "carol", "c-secret") // has an account, never registers
+	_, err := n.Accounts().Add(accounts.Account{Name: "dave", Class: accounts.Bronze, Allow: []string{"external:+49"}, MaxCalls: 2,
+		Home: n.ID().String(), Realm: n.Config().Domain, Credentials: digest.NewCredentials("dave", n.Config().Domain, "d-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	dave := newPhone(t, n, "dave", "d-secret")
+
+	for _, tc := range []struct {
+		name   string
+		caller *phone
+		callee string
+		answer func(d *sipgo.DialogServerSession)
+		code   int
+	}{
+		{"busy", alice, "bob", func(d *sipgo.DialogServerSession) { _ = d.Respond(486, "Busy Here", nil) }, 486},
+		{"decline", alice, "bob", func(d *sipgo.DialogServerSession) { _ = d.Respond(603, "Decline", nil) }, 603},
+		{"callee server error is not passed as 503", alice, "bob", func(d *sipgo.DialogServerSession) {
+			_ = d.Respond(503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "120"))
+		}, 500},
+		{"no answer", alice, "bob", func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil) }, 480},
+		{"unknown user", alice, "nobody", nil, 404},
+		{"not registered", alice, "carol", nil, 480},
+		{"no right to call users", dave, "bob", nil, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.answer != nil {
+				bob.mu.Lock()
+				bob.answer = tc.answer
+				bob.mu.Unlock()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := tc.caller.call(ctx, tc.callee)
+			res := failure(t, err)
+			if res.StatusCode != tc.code {
+				t.Fatalf("caller got %d %s, want %d", res.StatusCode, res.Reason, tc.code)
+			}
+			if res.GetHeader("Retry-After") != nil {
+				t.Fatalf("%d leaks Retry-After %q", res.StatusCode, res.GetHeader("Retry-After").Value())
+			}
+			Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 && n.Relay().Len() == 0 }, "call not cleaned up")
+		})
+	}
+}
+
+func TestCallCancelledBeforeAnswer(t *testing.T) {
+	// From a trusted source, unchallenged: sipgo's client builds its CANCEL
+	// from the first INVITE even after answering a 407 with a second one,
+	// so the CANCEL would match nothing (481) on any server.
+	n := oneNode(t, func(cfg *node.Config) { cfg.Calls.Trusted = []string{"127.0.0.1"} })
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	rang := make(chan *sipgo.DialogServerSession, 1)
+	bob.answer = func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d }
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := alice.call(ctx, "bob"); errc <- err }()
+	var ringing *sipgo.DialogServerSession
+	select {
+	case ringing = <-rang:
+	case <-time.After(10 * time.Second):
+		t.Fatal("bob never rang")
+	}
+	time.Sleep(50 * time.Millisecond) // let the 180 reach alice, so her CANCEL is allowed (RFC 3261 §9.1)
+	cancel()                          // sipgo sends CANCEL when the context of WaitAnswer ends
+	if err := <-errc; err == nil {
+		t.Fatal("cancelled call answered")
+	}
+	// Bob's INVITE transaction is cancelled: the node sent him CANCEL.
+	select {
+	case <-ringing.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("bob's ringing INVITE was never cancelled")
+	}
+	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "call not cleaned up")
+}
+
+func TestCalleeHangsUp(t *testing.T) {
+	n := oneNode(t, nil)
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := alice.call(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 5*time.Second, func() bool { return len(n.Calls().Calls()) == 1 && n.Calls().Calls()[0].State == "confirmed" }, "call not confirmed")
+	bob.mu.Lock()
+	d := bob.dialogs[0]
+	bob.mu.Unlock()
+	if err := d.Bye(ctx); err != nil {
+		t.Fatalf("bob's BYE: %v", err)
+	}
+	Eventually(t, 10*time.Second, func() bool { return alice.byes.Load() == 1 && n.Calls().Len() == 0 }, "alice was not told")
+}
+
+func TestForkedCallFirstAnswerWins(t *testing.T) {
+	n := oneNode(t, nil)
+	alice := newPhone(t, n, "alice", "a-secret")
+	desk, mobile := newPhone(t, n, "bob", "b-secret"), newPhone(t, n, "bob", "b-secret")
+	rang := make(chan *sipgo.DialogServerSession, 1)
+	mobile.answer = func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d }
+	desk.answer = func(d *sipgo.DialogServerSession) {
+		_ = d.Respond(180, "Ringing", nil)
+		select { // answer once the mobile rings too
+		case r := <-rang:
+			rang <- r
+		case <-time.After(5 * time.Second):
+		}
+		_ = d.Respond(200, "OK", desk.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := alice.call(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringing := <-rang
+	select {
+	case <-ringing.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the losing branch was not cancelled")
+	}
+	expectRelayed(t, ctx, alice, desk, d)
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() bool { return desk.byes.Load() == 1 && n.Calls().Len() == 0 }, "BYE did not reach the answering phone")
+	if mobile.byes.Load() != 0 {
+		t.Fatal("the cancelled phone got a BYE")
+	}
+}
+
+func TestHoldSurvivesMediaTimeoutAndDeadMediaEndsTheCall(t *testing.T) {
+	n := oneNode(t, func(cfg *node.Config) { cfg.Media.Timeout = time.Second })
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := alice.call(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hold: a re-INVITE with sendonly, answered recvonly by bob's phone.
+	reinvite := func(dir string) {
+		t.Helper()
+		req := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(alice.sdp(dir))
+		res, err := d.Do(ctx, req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("re-INVITE %s: %v %v", dir, res, err)
+		}
+		if !strings.Contains(string(res.Body()), "a=recvonly") && dir == "sendonly" {
+			t.Fatalf("hold answered with %q", res.Body())
+		}
+		ack := sip.NewRequest(sip.ACK, d.InviteResponse.Contact().Address)
+		if err := d.WriteRequest(ack); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reinvite("sendonly")
+	if bob.received(sip.INVITE) != 2 {
+		t.Fatalf("bob saw %d INVITEs, want the call and the hold", bob.received(sip.INVITE))
+	}
+	// Three media timeouts without a packet, on hold: the call lives.
+	time.Sleep(3 * time.Second)
+	if n.Calls().Len() != 1 || alice.byes.Load() != 0 {
+		t.Fatal("a held call was ended for silence")
+	}
+	reinvite("sendrecv")
+	// Resumed and silent: the relay ends it, both sides hear BYE with a Reason.
+	Eventually(t, 15*time.Second, func() bool { return alice.byes.Load() == 1 && bob.byes.Load() == 1 }, "dead media did not end the call")
+	for _, p := range []*phone{alice, bob} {
+		p.mu.Lock()
+		var bye *sip.Request
+		for _, r := range p.reqs {
+			if r.Method == sip.BYE {
+				bye = r
+			}
+		}
+		p.mu.Unlock()
+		if h := bye.GetHeader("Reason"); h == nil || !strings.Contains(h.Value(), "Media timeout") {
+			t.Errorf("%s's BYE has Reason %v", p.user, h)
+		}
+	}
+	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "call not cleaned up")
+}
+
+func TestAnchorNeverLeavesSDPUntouched(t *testing.T) {
+	n := oneNode(t, func(cfg *node.Config) { cfg.Media.Anchor = "never" })
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := alice.call(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(bob.dialogs[0].InviteRequest.Body()); got != string(alice.sdp("sendrecv")) {
+		t.Fatalf("bob got SDP %q, want alice's untouched", got)
+	}
+	if mediaPeer(t, d.InviteResponse.Body()) != bob.rtp.Addr() {
+		t.Fatal("alice was not given bob's own RTP address")
+	}
+	if n.Relay().Len() != 0 {
+		t.Fatal("media anchored although anchor is never")
+	}
+	_ = d.Bye(ctx)
+}
+
+func TestCallLimitsDrainAndTrustedSources(t *testing.T) {
+	n := oneNode(t, func(cfg *node.Config) { cfg.Calls.DrainGrace = 500 * time.Millisecond })
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// alice may have two calls at once (max_calls 2); the third is refused.
+	for i := 0; i < 2; i++ {
+		if _, err := alice.call(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := alice.call(ctx, "bob")
+	if res := failure(t, err); res.StatusCode != 403 || !strings.Contains(res.Reason, "max_calls") {
+		t.Fatalf("third call: %d %s, want 403 naming max_calls", res.StatusCode, res.Reason)
+	}
+	// Draining: new calls get 503 with Retry-After; current ones are ended
+	// after the grace period.
+	drained := make(chan struct{})
+	go func() { n.Drain(ctx); close(drained) }()
+	Eventually(t, 5*time.Second, n.Calls().Draining, "not draining")
+	_, err = alice.call(ctx, "bob")
+	if res := failure(t, err); res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("call while draining: %d %s, want 503 with Retry-After", res.StatusCode, res.Reason)
+	}
+	select {
+	case <-drained:
+	case <-time.After(15 * time.Second):
+		t.Fatal("drain did not end the calls")
+	}
+	Eventually(t, 10*time.Second, func() bool { return alice.byes.Load() == 2 && bob.byes.Load() == 2 }, "calls not ended with BYE")
 }

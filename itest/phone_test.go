@@ -67,6 +67,11 @@ func newPhone(t testing.TB, n *node.Node, user, password string) *phone {
 	p.in = sipgo.NewDialogServerCache(p.client, contact)
 	p.answer = func(d *sipgo.DialogServerSession) { p.pickUp(d) }
 	p.srv.OnInvite(p.onInvite)
+	p.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		t.Logf("%s at %s: CANCEL matched no INVITE:\n%s", user, p.addr, req)
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	})
 	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.record(req)
 		if err := p.in.ReadAck(req, tx); err != nil {
@@ -159,6 +164,9 @@ func (p *phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	answer := p.answer
 	p.mu.Unlock()
 	answer(d)
+	// sipgo ends a server transaction when its handler returns: stay until
+	// the transaction is over, so a phone left ringing can be cancelled.
+	<-tx.Done()
 }
 
 // pickUp rings and answers with SDP.
@@ -196,7 +204,12 @@ func contains(s, sub string) bool {
 // dialog once answered, or the failure.
 func (p *phone) call(ctx context.Context, target string) (*sipgo.DialogClientSession, error) {
 	domain := p.n.Config().Domain
-	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: target, Host: domain})
+	// The Request-URI names the node's address (an alias of the domain),
+	// so the CANCEL sipgo builds from it finds the node too.
+	host, port, _ := net.SplitHostPort(p.n.SIPAddr())
+	var pn int
+	fmt.Sscan(port, &pn)
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: target, Host: host, Port: pn})
 	req.SetDestination(p.n.SIPAddr())
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: p.user, Host: domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(8))

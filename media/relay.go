@@ -283,6 +283,9 @@ func (s *Session) tick(now int64) {
 		return
 	}
 	for _, l := range s.legs {
+		if s.onHold() {
+			break
+		}
 		if d, isDead := l.silent(now, r.cfg.Timeout); isDead && !l.deadSent && dead == nil {
 			l.deadSent = true
 			dead, silent = l, d

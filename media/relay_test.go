@@ -197,13 +197,13 @@ func TestRelayLiveness(t *testing.T) {
 		t.Fatal("two silent sending sides not dead after the timeout")
 	}
 
-	// Both sides on hold (sendonly answered by recvonly, or inactive):
-	// silence is expected and never ends the call.
+	// A holds B (sendonly answered by recvonly): silence is expected both
+	// ways (the holder need not play music) and never ends the call.
 	hold := remoteOf(a)
-	hold.Sends = false
+	hold.OnHold = true
 	s.Leg(media.A).Signal(hold)
 	hold = remoteOf(b)
-	hold.Sends = false
+	hold.Sends, hold.OnHold = false, true
 	s.Leg(media.B).Signal(hold)
 	if side, _, dead := s.Dead(time.Now().Add(100 * timeout)); dead {
 		t.Fatalf("side %s on hold declared dead", side)

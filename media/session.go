@@ -37,6 +37,11 @@ type Remote struct {
 	// sendonly and it is not on hold. A side that should not send is never
 	// declared dead for silence.
 	Sends bool
+	// OnHold marks a stream the side put on hold or answered on hold:
+	// a direction other than sendrecv, or the RFC 2543 0.0.0.0 address.
+	// While either side of a session is on hold, silence is expected in
+	// both directions and no stream is declared dead.
+	OnHold bool
 	// Secure marks SRTP or DTLS-SRTP: packets pass untouched and are only
 	// counted; RTCP is encrypted and not inspected.
 	Secure  bool
@@ -49,6 +54,7 @@ func RemoteFromSDP(m sdpedit.Media) Remote {
 	r := Remote{
 		RTCPMux: m.RTCPMux,
 		Sends:   m.Dir.Sends() && !m.Hold && m.Port != 0,
+		OnHold:  m.Dir != sdpedit.SendRecv || m.Hold,
 		Secure:  m.Secure,
 		Formats: m.Formats,
 		PtimeMs: m.PtimeMs,
@@ -255,12 +261,20 @@ func (s *Session) Dead(now time.Time) (Side, time.Duration, bool) {
 	at := s.relay.mono(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.onHold() {
+		return 0, 0, false
+	}
 	for _, l := range s.legs {
 		if silent, dead := l.silent(at, s.relay.cfg.Timeout); dead {
 			return l.side, silent, true
 		}
 	}
 	return 0, 0, false
+}
+
+// onHold reports a session with either side on hold. Called with s.mu held.
+func (s *Session) onHold() bool {
+	return s.legs[A].remote.OnHold || s.legs[B].remote.OnHold
 }
 
 // silent is the liveness rule. Called with s.mu held.

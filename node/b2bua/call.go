@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callmesh/callmesh/media"
@@ -43,9 +42,14 @@ type Call struct {
 	refresh    time.Duration
 	lastRef    time.Time
 
-	events chan event
-	done   chan struct{}
+	events    chan event
+	done      chan struct{}
+	final     chan struct{} // closed once the caller has a final answer
+	finalOnce sync.Once
 }
+
+// finalSent notes that the caller's INVITE has its final answer.
+func (c *Call) finalSent() { c.finalOnce.Do(func() { close(c.final) }) }
 
 // branch is one INVITE toward a contact of the callee.
 type branch struct {
@@ -136,7 +140,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 
 	c := &Call{id: newID(), svc: s, caller: caller.User, callee: aor, class: class,
 		fsm: call.New(len(contacts)), invite: req, tx: tx, started: time.Now(),
-		events: make(chan event, 16), done: make(chan struct{})}
+		events: make(chan event, 16), done: make(chan struct{}), final: make(chan struct{})}
 	if c.caller == "" {
 		c.caller = req.From().Address.User
 	}
@@ -197,6 +201,14 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		s.wg.Add(1)
 		go c.send(br)
 	}
+	// sipgo ends a server transaction when its handler returns: hold it
+	// until the caller has its final answer (or the transaction ends, as
+	// on CANCEL, which the transaction layer answers with 487).
+	select {
+	case <-c.final:
+	case <-tx.Done():
+	case <-c.done:
+	}
 }
 
 // newBranch builds the INVITE toward one contact: a new dialog with its own
@@ -256,7 +268,7 @@ func (c *Call) send(br *branch) {
 	s := c.svc
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RingTimeout+s.cfg.AckTimeout)
 	defer cancel()
-	tx, err := s.clientFor(br.transport).TransactionRequest(ctx, br.req, requestOpts...)
+	tx, err := s.clientFor(br.transport).TransactionRequest(ctx, br.req, s.opts(br.transport, false)...)
 	if err != nil {
 		s.log.Debug("branch not sent", "call", c.id, "contact", br.binding.URI, "err", err)
 		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: 408, Reason: "transport error"}})
@@ -299,7 +311,3 @@ func (c *Call) send(br *branch) {
 		}
 	}
 }
-
-// requestOpts complete the B2BUA's requests: they are built whole, so only
-// a Via is added.
-var requestOpts = []sipgo.ClientRequestOption{sipgo.ClientRequestAddVia}

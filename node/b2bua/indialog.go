@@ -30,7 +30,7 @@ func (s *Service) InDialog(req *sip.Request, tx sip.ServerTransaction) bool {
 	case sip.CANCEL:
 		return false // a CANCEL that matched no INVITE transaction
 	default:
-		go c.forward(ref, req, tx)
+		c.forward(ref, req, tx) // the handler holds the transaction until answered
 	}
 	return true
 }
@@ -67,7 +67,7 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 		c.mu.Unlock()
 		c.post(event{ev: call.Event{Kind: call.Ack}})
 		if ack != nil {
-			_ = s.clientFor(transport).WriteRequest(ack, requestOpts...)
+			_ = s.clientFor(transport).WriteRequest(ack, s.opts(transport, false)...)
 		}
 		return
 	}
@@ -90,7 +90,7 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 	}
 	transport := p.out.transport
 	c.mu.Unlock()
-	_ = s.clientFor(transport).WriteRequest(ack, requestOpts...)
+	_ = s.clientFor(transport).WriteRequest(ack, s.opts(transport, false)...)
 }
 
 // pendingAck maps the ACK of a forwarded re-INVITE's 2xx to the other
@@ -178,7 +178,7 @@ func (c *Call) forward(ref dialogRef, req *sip.Request, tx sip.ServerTransaction
 
 	ctx, cancel := context.WithTimeout(s.ctx, 32*time.Second)
 	defer cancel()
-	res, err := s.clientFor(transport).Do(ctx, fwd, requestOpts...)
+	res, err := s.clientFor(transport).Do(ctx, fwd, s.opts(transport, false)...)
 
 	c.mu.Lock()
 	if req.Method == sip.INVITE {

@@ -2,10 +2,10 @@ package b2bua
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callmesh/callmesh/media"
@@ -96,8 +96,19 @@ func (c *Call) run() {
 	}
 }
 
+// spawn runs a request of the call's in the background, owned by the
+// service so that Close waits for it.
+func (c *Call) spawn(f func()) {
+	c.svc.wg.Add(1)
+	go func() {
+		defer c.svc.wg.Done()
+		f()
+	}()
+}
+
 // finish forgets the call.
 func (c *Call) finish() {
+	c.finalSent()
 	close(c.done)
 	c.mu.Lock()
 	if c.ended.IsZero() {
@@ -122,11 +133,14 @@ func (c *Call) apply(e event) {
 		if e.ev.Kind == call.Provisional && br.cancelWanted {
 			// A CANCEL waits for a provisional (RFC 3261 §9.1).
 			br.cancelWanted = false
-			go c.cancel(br, br.cancelReason)
+			c.spawn(func() { c.cancel(br, br.cancelReason) })
 		}
 	}
 	acts := c.fsm.Step(e.ev)
 	c.mu.Unlock()
+	if c.svc.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.svc.log.Debug("call event", "call", c.id, "event", e.ev.Kind, "branch", e.ev.Branch, "code", e.ev.Code, "actions", acts, "state", c.fsm.State())
+	}
 	for _, a := range acts {
 		c.do(a, e)
 	}
@@ -179,6 +193,7 @@ func (c *Call) do(a call.Action, e event) {
 		if err := c.tx.Respond(res); err != nil {
 			s.log.Debug("2xx to caller not sent", "call", c.id, "err", err)
 		}
+		c.finalSent()
 
 	case call.RejectCaller:
 		if a.Final.Code == 487 {
@@ -194,6 +209,7 @@ func (c *Call) do(a call.Action, e event) {
 			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter)))
 		}
 		_ = c.tx.Respond(res)
+		c.finalSent()
 
 	case call.CancelBranch:
 		c.mu.Lock()
@@ -204,7 +220,7 @@ func (c *Call) do(a call.Action, e event) {
 		}
 		c.mu.Unlock()
 		if heard {
-			go c.cancel(br, a.Reason)
+			c.spawn(func() { c.cancel(br, a.Reason) })
 		}
 
 	case call.AckBranch:
@@ -213,7 +229,7 @@ func (c *Call) do(a call.Action, e event) {
 		ack := br.ackFor(s, nil)
 		c.mu.Unlock()
 		if ack != nil {
-			_ = s.clientFor(br.transport).WriteRequest(ack, requestOpts...)
+			_ = s.clientFor(br.transport).WriteRequest(ack, s.opts(br.transport, false)...)
 		}
 
 	case call.ByeBranch:
@@ -221,13 +237,13 @@ func (c *Call) do(a call.Action, e event) {
 		br := c.branches[a.Branch]
 		bye := br.request(sip.BYE, 0, s.contact)
 		c.mu.Unlock()
-		go c.bye(bye, br.transport, a.Reason)
+		c.spawn(func() { c.bye(bye, br.transport, a.Reason) })
 
 	case call.ByeCaller:
 		c.mu.Lock()
 		bye := c.a.request(sip.BYE, 0, s.contact)
 		c.mu.Unlock()
-		go c.bye(bye, c.a.transport, a.Reason)
+		c.spawn(func() { c.bye(bye, c.a.transport, a.Reason) })
 
 	case call.Release:
 		c.mu.Lock()
@@ -314,7 +330,7 @@ func (c *Call) cancel(br *branch, reason string) {
 	req.SetDestination(inv.Destination())
 	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
 	defer cancel()
-	_, _ = c.svc.clientFor(br.transport).Do(ctx, req, keepAsBuilt)
+	_, _ = c.svc.clientFor(br.transport).Do(ctx, req, c.svc.opts(br.transport, true)...)
 }
 
 // bye sends a BYE and waits for its answer, which changes nothing.
@@ -324,14 +340,10 @@ func (c *Call) bye(req *sip.Request, transport, reason string) {
 	}
 	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
 	defer cancel()
-	if _, err := c.svc.clientFor(transport).Do(ctx, req, requestOpts...); err != nil {
+	if _, err := c.svc.clientFor(transport).Do(ctx, req, c.svc.opts(transport, false)...); err != nil {
 		c.svc.log.Debug("BYE unanswered", "call", c.id, "err", err)
 	}
 }
-
-// keepAsBuilt sends a request exactly as built (a CANCEL carries the Via of
-// the INVITE it cancels).
-func keepAsBuilt(_ *sipgo.Client, _ *sip.Request) error { return nil }
 
 // sessionInterval reads the session interval a 2xx agreed (RFC 4028 §7.2):
 // 0 when no session timer is in use.

@@ -30,6 +30,7 @@ type Service struct {
 
 	udp, tcp *sipgo.Client
 	contact  sip.Uri // our Contact in both dialogs
+	laddr    sip.Addr
 
 	mu       sync.Mutex
 	calls    map[string]*Call     // by call id
@@ -86,6 +87,7 @@ func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, lo
 	s := &Service{
 		cfg: cfg, log: log, dir: dir, relay: relay, edge: edge, udp: udp, tcp: tcp,
 		contact: sip.Uri{Scheme: "sip", Host: host, Port: p},
+		laddr:   sip.Addr{IP: net.ParseIP(host), Port: p},
 		calls:   make(map[string]*Call), dialogs: make(map[string]dialogRef), active: make(map[string]int),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -243,6 +245,23 @@ func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
 		}
 	}
 	return dialogRef{}, false
+}
+
+// opts complete the B2BUA's requests, which are built whole: a Via (unless
+// keepVia: a CANCEL carries its INVITE's), and over UDP the listening
+// socket as the local address.
+func (s *Service) opts(transport string, keepVia bool) []sipgo.ClientRequestOption {
+	return []sipgo.ClientRequestOption{func(c *sipgo.Client, r *sip.Request) error {
+		if !keepVia {
+			if err := sipgo.ClientRequestAddVia(c, r); err != nil {
+				return err
+			}
+		}
+		if !sip.IsReliable(transport) {
+			r.Laddr = s.laddr
+		}
+		return nil
+	}}
 }
 
 // clientFor picks the client for a transport.
