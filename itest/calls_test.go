@@ -2,6 +2,7 @@ package itest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -83,6 +84,19 @@ func TestCallThroughOneNode(t *testing.T) {
 	}
 	if calls[0].Caller != "alice" || calls[0].Callee != "bob@"+n.Config().Domain || calls[0].Answered == nil {
 		t.Fatalf("call description: %+v", calls[0])
+	}
+	// The same through the admin API and the CLI.
+	stdout, stderr, code := cli(t, "calls", "--api", n.AdminURL(), "--json")
+	var listed node.CallsResponse
+	if code != 0 || json.Unmarshal([]byte(stdout), &listed) != nil || len(listed.Calls) != 1 {
+		t.Fatalf("callmesh calls --json: exit %d, %q %q", code, stdout, stderr)
+	}
+	got := listed.Calls[0]
+	if got.ID != calls[0].ID || got.State != "confirmed" || len(got.Legs) != 2 || got.Legs[0].Side != "caller" || got.Legs[1].Packets != 10 {
+		t.Fatalf("callmesh calls --json: %+v", got)
+	}
+	if stdout, _, code := cli(t, "calls", "--api", n.AdminURL()); code != 0 || !strings.Contains(stdout, "alice") || !strings.Contains(stdout, "callee") {
+		t.Fatalf("callmesh calls: exit %d, %q", code, stdout)
 	}
 	if err := d.Bye(ctx); err != nil {
 		t.Fatalf("BYE: %v", err)

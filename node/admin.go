@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/callmesh/callmesh/gossip"
+	"github.com/callmesh/callmesh/node/b2bua"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -29,6 +31,7 @@ type NodeInfo struct {
 	Capacity    int       `json:"capacity"`
 	ActiveCalls int       `json:"active_calls"`
 	Load        float64   `json:"load"`
+	Draining    bool      `json:"draining,omitempty"`
 }
 
 // PeerInfo is one member of the view as the admin API shows it.
@@ -59,7 +62,42 @@ func (n *Node) Info() NodeInfo {
 	return NodeInfo{
 		ID: n.id.String(), Name: n.cfg.Name, SIP: n.SIPAddr(), Admin: n.AdminURL(), P2P: n.P2PAddrs(),
 		Version: Version, Incarnation: n.Incarnation(), Started: n.started.UTC(), Capacity: n.cfg.Capacity,
+		ActiveCalls: n.activeCalls(), Load: n.load(), Draining: n.draining(),
 	}
+}
+
+// activeCalls is the number of calls in progress here.
+func (n *Node) activeCalls() int {
+	if n.calls == nil {
+		return 0
+	}
+	return n.calls.Len()
+}
+
+// load is the share of the node's capacity in use, 0..1 (1 when the node
+// takes no calls at all).
+func (n *Node) load() float64 {
+	if n.cfg.Capacity == 0 {
+		return 1
+	}
+	return min(1, float64(n.activeCalls())/float64(n.cfg.Capacity))
+}
+
+func (n *Node) draining() bool { return n.calls != nil && n.calls.Draining() }
+
+// CallsResponse is the body of /api/v1/calls.
+type CallsResponse struct {
+	Calls []b2bua.Info `json:"calls"`
+}
+
+// ListCalls describes the calls in progress, oldest first.
+func (n *Node) ListCalls() []b2bua.Info {
+	if n.calls == nil {
+		return []b2bua.Info{}
+	}
+	cs := n.calls.Calls()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Started.Before(cs[j].Started) })
+	return cs
 }
 
 // Peers lists the members of the view, sorted by ID.
@@ -100,6 +138,9 @@ func (n *Node) startAdmin() error {
 	})
 	n.registerUserRoutes(mux)
 	mux.HandleFunc("GET /api/v1/locate", n.handleLocate)
+	mux.HandleFunc("GET /api/v1/calls", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, CallsResponse{Calls: n.ListCalls()})
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	n.adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.wg.Add(1)

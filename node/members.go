@@ -142,6 +142,7 @@ func (m *membership) heartbeat() gossip.Heartbeat {
 	return gossip.Heartbeat{
 		Name: cfg.Name, SIP: m.n.SIPAddr(), Admin: m.n.AdminURL(), P2P: p2p,
 		Capacity: cfg.Capacity, Version: Version,
+		ActiveCalls: m.n.activeCalls(), Load: m.n.load(), Draining: m.n.draining(),
 	}
 }
 
