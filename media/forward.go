@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/callmesh/callmesh/media/rtpstats"
 )
@@ -104,6 +105,16 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 		r.Counters.Dropped.Add(1)
 		return
 	}
+	var delay time.Duration
+	if k == kindRTP && o.egress != nil {
+		deliver, drop := o.egress.Next(now)
+		if drop {
+			o.egressDrop++
+			s.mu.Unlock()
+			return
+		}
+		delay = time.Duration(deliver - now)
+	}
 	if k == kindRTP {
 		o.sentPackets++
 		o.sentBytes += uint64(len(b))
@@ -112,6 +123,17 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 	}
 	s.mu.Unlock()
 
+	if delay > 0 {
+		// Impaired legs only: the packet leaves later, from a copy.
+		pkt := append([]byte(nil), b...)
+		time.AfterFunc(delay, func() { r.send(out, pkt, dst) })
+		return
+	}
+	r.send(out, b, dst)
+}
+
+// send writes one datagram and counts it.
+func (r *Relay) send(out *net.UDPConn, b []byte, dst netip.AddrPort) {
 	if _, err := out.WriteToUDPAddrPort(b, dst); err != nil {
 		r.Counters.SendErrors.Add(1)
 		return

@@ -157,3 +157,47 @@ func TestRelayUnderSeededImpairment(t *testing.T) {
 		t.Errorf("impaired session MOS %.2f (R %.1f), want below 4.0", sum.MOS, sum.R)
 	}
 }
+
+// TestRelayEgressImpairment: a leg can impair what the relay sends toward
+// its side (for emulated providers and tests): exactly the packets the
+// seeded model drops are missing, and the far end's reports show the loss.
+func TestRelayEgressImpairment(t *testing.T) {
+	t.Parallel()
+	const n = 150
+	cfg := impair.Config{Delay: 3 * time.Millisecond, Jitter: 2 * time.Millisecond, LossPct: 5, MeanBurst: 2, Seed: 5}
+	r := newRelay(t, 2)
+	s, err := r.Open("egress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	if err := s.Leg(media.B).Impair(cfg); err != nil {
+		t.Fatal(err)
+	}
+	b.AnswerReports(true)
+	if err := a.Send(context.Background(), n, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, l := range predictedDrops(t, cfg, n) {
+		if !l {
+			want++
+		}
+	}
+	waitFor(t, "the surviving packets", func() bool { return b.Stats().Packets >= uint64(want) })
+	if err := a.SendSR(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b's report", func() bool { return s.Summary().Legs[media.B].FarKnown })
+	if got := b.Stats().Packets; got != uint64(want) {
+		t.Fatalf("b received %d, the model lets %d through", got, want)
+	}
+	leg := s.Summary().Legs[media.B]
+	if leg.FarLossPct <= 0 || leg.PacketsOut != uint64(want) {
+		t.Fatalf("leg b: far loss %.2f%%, packets out %d (want %d)", leg.FarLossPct, leg.PacketsOut, want)
+	}
+	if err := s.Leg(media.B).Impair(impair.Config{LossPct: 150}); err == nil {
+		t.Fatal("a bad impairment was accepted")
+	}
+}

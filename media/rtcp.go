@@ -73,8 +73,15 @@ func (l *Leg) reportBlocks(blocks []rtcp.ReceptionReport, now int64, fromRelay b
 		if rr.SSRC == l.ownSSRC {
 			continue
 		}
-		l.farLoss = float64(rr.FractionLost) * 100 / 256
-		clock := o.in.Stats().ClockRate
+		// Cumulative loss over what the relay forwarded of that source,
+		// steadier than the 8-bit fraction of the last interval.
+		fwd := o.in.Stats()
+		if fwd.SSRC == rr.SSRC && fwd.Expected > 0 {
+			l.farLoss = min(100, max(0, float64(int32(rr.TotalLost<<8)>>8))*100/float64(fwd.Expected))
+		} else {
+			l.farLoss = float64(rr.FractionLost) * 100 / 256
+		}
+		clock := fwd.ClockRate
 		if clock == 0 {
 			clock = 8000
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callmesh/callmesh/media/impair"
 	"github.com/callmesh/callmesh/media/rtpstats"
 	"github.com/callmesh/callmesh/media/sdpedit"
 )
@@ -131,6 +132,9 @@ type Leg struct {
 	strangers, junk        uint64
 	malformed, noRoute     uint64
 
+	egress     *impair.Model // impairment of what is sent toward this side
+	egressDrop uint64
+
 	srlog      rtpstats.SRLog
 	rtt        time.Duration
 	rttKnown   bool
@@ -205,6 +209,23 @@ func (l *Leg) Signal(r Remote) {
 			l.clocks[f.PT] = f.Clock
 		}
 	}
+}
+
+// Impair sets a reproducible impairment (delay, jitter, bursty loss) on
+// the RTP the relay sends toward this leg's side: for emulated providers
+// and tests. A zero configuration removes it.
+func (l *Leg) Impair(cfg impair.Config) error {
+	var m *impair.Model
+	if !cfg.Zero() {
+		var err error
+		if m, err = impair.New(cfg); err != nil {
+			return err
+		}
+	}
+	l.s.mu.Lock()
+	l.egress = m
+	l.s.mu.Unlock()
+	return nil
 }
 
 // SetPeerRelay marks a leg that faces another callmesh relay: both then
