@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -37,8 +38,22 @@ func newRunCmd() *cobra.Command {
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 			s := <-sig
-			log.Info("signal received, shutting down", "signal", s.String())
+			log.Info("signal received, draining calls", "signal", s.String(), "grace", cfg.Calls.DrainGrace)
+			// Drain: refuse new calls, let current ones finish within the
+			// grace period; a second signal cuts it short.
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-sig:
+					log.Info("second signal: ending calls now")
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			n.Drain(ctx)
+			cancel()
 			signal.Stop(sig)
+			log.Info("shutting down")
 			if err := n.Close(); err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
