@@ -46,9 +46,7 @@ func expectRelayed(t *testing.T, ctx context.Context, caller, callee *phone, d *
 	t.Helper()
 	toRelay := mediaPeer(t, d.InviteResponse.Body())
 	caller.rtp.SetPeer(toRelay, netipPlus(toRelay, 1))
-	callee.mu.Lock()
-	in := callee.dialogs[len(callee.dialogs)-1].InviteRequest
-	callee.mu.Unlock()
+	in := callee.dialog(-1).InviteRequest
 	fromRelay := mediaPeer(t, in.Body())
 	callee.rtp.SetPeer(fromRelay, netipPlus(fromRelay, 1))
 	before := callee.rtp.Stats().Packets
@@ -72,7 +70,8 @@ func TestCallThroughOneNode(t *testing.T) {
 	if mediaPeer(t, d.InviteResponse.Body()) == bob.rtp.Addr() {
 		t.Fatal("the answer names bob's RTP address: media not anchored")
 	}
-	bob.rtp.SetPeer(mediaPeer(t, bob.dialogs[0].InviteRequest.Body()), netipPlus(mediaPeer(t, bob.dialogs[0].InviteRequest.Body()), 1))
+	toBob := mediaPeer(t, bob.dialog(0).InviteRequest.Body())
+	bob.rtp.SetPeer(toBob, netipPlus(toBob, 1))
 	if err := bob.rtp.Send(ctx, 10, 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -137,9 +136,7 @@ func TestCallOutcomes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.answer != nil {
-				bob.mu.Lock()
-				bob.answer = tc.answer
-				bob.mu.Unlock()
+				bob.setAnswer(tc.answer)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -163,7 +160,7 @@ func TestCallCancelledBeforeAnswer(t *testing.T) {
 	n := oneNode(t, func(cfg *node.Config) { cfg.Calls.Trusted = []string{"127.0.0.1"} })
 	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
 	rang := make(chan *sipgo.DialogServerSession, 1)
-	bob.answer = func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d }
+	bob.setAnswer(func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d })
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := alice.call(ctx, "bob"); errc <- err }()
@@ -196,9 +193,7 @@ func TestCalleeHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	Eventually(t, 5*time.Second, func() bool { return len(n.Calls().Calls()) == 1 && n.Calls().Calls()[0].State == "confirmed" }, "call not confirmed")
-	bob.mu.Lock()
-	d := bob.dialogs[0]
-	bob.mu.Unlock()
+	d := bob.dialog(0)
 	if err := d.Bye(ctx); err != nil {
 		t.Fatalf("bob's BYE: %v", err)
 	}
@@ -210,8 +205,8 @@ func TestForkedCallFirstAnswerWins(t *testing.T) {
 	alice := newPhone(t, n, "alice", "a-secret")
 	desk, mobile := newPhone(t, n, "bob", "b-secret"), newPhone(t, n, "bob", "b-secret")
 	rang := make(chan *sipgo.DialogServerSession, 1)
-	mobile.answer = func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d }
-	desk.answer = func(d *sipgo.DialogServerSession) {
+	mobile.setAnswer(func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d })
+	desk.setAnswer(func(d *sipgo.DialogServerSession) {
 		_ = d.Respond(180, "Ringing", nil)
 		select { // answer once the mobile rings too
 		case r := <-rang:
@@ -219,7 +214,7 @@ func TestForkedCallFirstAnswerWins(t *testing.T) {
 		case <-time.After(5 * time.Second):
 		}
 		_ = d.Respond(200, "OK", desk.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"))
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := alice.call(ctx, "bob")
@@ -306,7 +301,7 @@ func TestAnchorNeverLeavesSDPUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(bob.dialogs[0].InviteRequest.Body()); got != string(alice.sdp("sendrecv")) {
+	if got := string(bob.dialog(0).InviteRequest.Body()); got != string(alice.sdp("sendrecv")) {
 		t.Fatalf("bob got SDP %q, want alice's untouched", got)
 	}
 	if mediaPeer(t, d.InviteResponse.Body()) != bob.rtp.Addr() {

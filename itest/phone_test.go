@@ -109,6 +109,23 @@ func newPhone(t testing.TB, n *node.Node, user, password string) *phone {
 	return p
 }
 
+// setAnswer sets what the phone does with the next INVITEs.
+func (p *phone) setAnswer(f func(d *sipgo.DialogServerSession)) {
+	p.mu.Lock()
+	p.answer = f
+	p.mu.Unlock()
+}
+
+// dialog returns the i-th call the phone received (-1: the last).
+func (p *phone) dialog(i int) *sipgo.DialogServerSession {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i < 0 {
+		i = len(p.dialogs) + i
+	}
+	return p.dialogs[i]
+}
+
 func (p *phone) record(req *sip.Request) {
 	p.mu.Lock()
 	p.reqs = append(p.reqs, req)

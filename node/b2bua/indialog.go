@@ -66,6 +66,9 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 		}
 		c.mu.Unlock()
 		c.post(event{ev: call.Event{Kind: call.Ack}})
+		// The caller has the 2xx: nothing is left for its INVITE transaction
+		// to absorb, so it need not wait out Timer L (32 s of memory per call).
+		c.tx.Terminate()
 		if ack != nil {
 			_ = s.clientFor(transport).WriteRequest(ack, s.opts(transport, false)...)
 		}
