@@ -114,6 +114,8 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 			return
 		}
 		delay = time.Duration(deliver - now)
+	} else if k == kindRTCP {
+		delay = o.egressDelay
 	}
 	if k == kindRTP {
 		o.sentPackets++

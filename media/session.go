@@ -132,8 +132,9 @@ type Leg struct {
 	strangers, junk        uint64
 	malformed, noRoute     uint64
 
-	egress     *impair.Model // impairment of what is sent toward this side
-	egressDrop uint64
+	egress      *impair.Model // impairment of what is sent toward this side
+	egressDelay time.Duration // its base delay, which RTCP takes too
+	egressDrop  uint64
 
 	srlog      rtpstats.SRLog
 	rtt        time.Duration
@@ -213,7 +214,9 @@ func (l *Leg) Signal(r Remote) {
 
 // Impair sets a reproducible impairment (delay, jitter, bursty loss) on
 // the RTP the relay sends toward this leg's side: for emulated providers
-// and tests. A zero configuration removes it.
+// and tests. RTCP toward the side takes the base delay (not the loss, so
+// the RTP loss pattern stays the seed's), so round trips show the delay. A
+// zero configuration removes it.
 func (l *Leg) Impair(cfg impair.Config) error {
 	var m *impair.Model
 	if !cfg.Zero() {
@@ -223,7 +226,10 @@ func (l *Leg) Impair(cfg impair.Config) error {
 		}
 	}
 	l.s.mu.Lock()
-	l.egress = m
+	l.egress, l.egressDelay = m, 0
+	if m != nil {
+		l.egressDelay = cfg.Delay
+	}
 	l.s.mu.Unlock()
 	return nil
 }
