@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -343,4 +344,107 @@ func TestCallLimitsDrainAndTrustedSources(t *testing.T) {
 		t.Fatal("drain did not end the calls")
 	}
 	Eventually(t, 10*time.Second, func() bool { return alice.byes.Load() == 2 && bob.byes.Load() == 2 }, "calls not ended with BYE")
+}
+
+// TestReliableProvisionalsAndInDialogRequests: a caller that requires
+// reliable provisionals (RFC 3262) gets the callee's 183 with its RSeq and
+// PRACKs it through the node, whose RAck then names the callee side's
+// INVITE; INFO and UPDATE within the call reach the other side.
+func TestReliableProvisionalsAndInDialogRequests(t *testing.T) {
+	n := oneNode(t, func(cfg *node.Config) { cfg.Calls.Trusted = []string{"127.0.0.1"} })
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	bob.setAnswer(func(d *sipgo.DialogServerSession) {
+		if req := d.InviteRequest; req.GetHeader("Require") == nil || !strings.Contains(req.GetHeader("Require").Value(), "100rel") {
+			_ = d.Respond(420, "Bad Extension (100rel expected)", nil)
+			return
+		}
+		_ = d.Respond(183, "Session Progress", bob.sdp("sendrecv"),
+			sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Require", "100rel"), sip.NewHeader("RSeq", "1"))
+		Eventually(t, 10*time.Second, func() bool { return bob.received(sip.PRACK) == 1 }, "no PRACK reached bob")
+		_ = d.Respond(200, "OK", bob.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	host, port, _ := strings.Cut(n.SIPAddr(), ":")
+	pn := 0
+	fmt.Sscan(port, &pn)
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "bob", Host: host, Port: pn})
+	req.SetDestination(n.SIPAddr())
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: n.Config().Domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: n.Config().Domain}})
+	req.AppendHeader(sip.NewHeader("Require", "100rel"))
+	req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(alice.sdp("sendrecv"))
+	d, err := alice.out.WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pracked := make(chan int, 1)
+	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		if res.StatusCode != 183 || res.GetHeader("RSeq") == nil {
+			return nil
+		}
+		// PRACK within the early dialog (RFC 3262 §7.2): RAck names the
+		// RSeq and the INVITE's CSeq.
+		prack := sip.NewRequest(sip.PRACK, res.Contact().Address)
+		prack.SetDestination(n.SIPAddr())
+		prack.AppendHeader(sip.HeaderClone(req.From()))
+		prack.AppendHeader(sip.HeaderClone(res.To()))
+		prack.AppendHeader(sip.HeaderClone(req.CallID()))
+		prack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo + 1, MethodName: sip.PRACK})
+		prack.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%s %d INVITE", res.GetHeader("RSeq").Value(), req.CSeq().SeqNo)))
+		go func() {
+			r, err := alice.client.Do(ctx, prack)
+			if err != nil {
+				pracked <- 0
+				return
+			}
+			pracked <- r.StatusCode
+		}()
+		return nil
+	}})
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if code := <-pracked; code != 200 {
+		t.Fatalf("PRACK answered %d", code)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var prack *sip.Request
+	bob.mu.Lock()
+	for _, r := range bob.reqs {
+		if r.Method == sip.PRACK {
+			prack = r
+		}
+	}
+	bob.mu.Unlock()
+	want := fmt.Sprintf("1 %d INVITE", bob.dialog(0).InviteRequest.CSeq().SeqNo)
+	if got := prack.GetHeader("RAck").Value(); got != want {
+		t.Fatalf("bob's PRACK has RAck %q, want %q (his INVITE's CSeq)", got, want)
+	}
+	// In-dialog INFO (DTMF as SIP INFO) and UPDATE pass through.
+	for _, m := range []sip.RequestMethod{sip.INFO, sip.UPDATE} {
+		r := sip.NewRequest(m, d.InviteResponse.Contact().Address)
+		if m == sip.UPDATE {
+			r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			r.SetBody(alice.sdp("sendrecv"))
+		}
+		res, err := d.Do(ctx, r)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", m, res, err)
+		}
+		if bob.received(m) != 1 {
+			t.Fatalf("bob received %d %s", bob.received(m), m)
+		}
+	}
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "call not cleaned up")
 }

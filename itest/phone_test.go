@@ -87,7 +87,7 @@ func newPhone(t testing.TB, n *node.Node, user, password string) *phone {
 			}
 		}
 	})
-	for _, m := range []sip.RequestMethod{sip.INFO, sip.UPDATE, sip.NOTIFY, sip.OPTIONS} {
+	for _, m := range []sip.RequestMethod{sip.INFO, sip.UPDATE, sip.NOTIFY, sip.OPTIONS, sip.PRACK} {
 		p.srv.OnRequest(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			p.record(req)
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
