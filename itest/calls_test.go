@@ -448,3 +448,45 @@ func TestReliableProvisionalsAndInDialogRequests(t *testing.T) {
 	}
 	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "call not cleaned up")
 }
+
+// TestSessionTimerEndsAnUnrefreshedCall: when the endpoints agree a session
+// interval (RFC 4028) and nobody refreshes, the node ends the call with BYE
+// on both sides; refreshes (re-INVITE) keep it up.
+func TestSessionTimerEndsAnUnrefreshedCall(t *testing.T) {
+	n := oneNode(t, func(cfg *node.Config) { cfg.Calls.Trusted = []string{"127.0.0.1"} })
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	bob.setAnswer(func(d *sipgo.DialogServerSession) {
+		_ = d.Respond(200, "OK", bob.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"),
+			sip.NewHeader("Session-Expires", "2;refresher=uac"), sip.NewHeader("Require", "timer"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := alice.call(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if se := d.InviteResponse.GetHeader("Session-Expires"); se == nil || !strings.HasPrefix(se.Value(), "2") {
+		t.Fatalf("the caller was not given the session interval: %v", se)
+	}
+	// Three refreshes, one a second: the call stays up past its interval.
+	for i := 0; i < 3; i++ {
+		time.Sleep(time.Second)
+		r := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)
+		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		r.AppendHeader(sip.NewHeader("Session-Expires", "2;refresher=uac"))
+		r.SetBody(alice.sdp("sendrecv"))
+		res, err := d.Do(ctx, r)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("refresh %d: %v %v", i, res, err)
+		}
+		if err := d.WriteRequest(sip.NewRequest(sip.ACK, d.InviteResponse.Contact().Address)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.Calls().Len() != 1 || alice.byes.Load() != 0 {
+		t.Fatal("a refreshed call was ended")
+	}
+	// No more refreshes: ended within a few intervals, with a Reason.
+	Eventually(t, 15*time.Second, func() bool { return alice.byes.Load() == 1 && bob.byes.Load() == 1 }, "unrefreshed call not ended")
+	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "call not cleaned up")
+}
