@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"text/tabwriter"
 	"time"
 
@@ -23,14 +21,8 @@ func newCallsCmd() *cobra.Command {
 		Short: "List the calls in progress at a node, with their media quality",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			base, err := af.url()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
 			var res node.CallsResponse
-			if err := callAPI(ctx, base, http.MethodGet, "/api/v1/calls", nil, &res); err != nil {
+			if err := af.get(cmd, "/api/v1/calls", &res); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()

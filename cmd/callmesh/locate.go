@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -22,14 +20,8 @@ func newLocateCmd() *cobra.Command {
 		Short: "Find the node where a user is registered (exit code 3: nowhere)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			base, err := af.url()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-			defer cancel()
 			var loc node.LocateResponse
-			if err := callAPI(ctx, base, http.MethodGet, "/api/v1/locate?aor="+url.QueryEscape(args[0]), nil, &loc); err != nil {
+			if err := af.get(cmd, "/api/v1/locate?aor="+url.QueryEscape(args[0]), &loc); err != nil {
 				return err // 404, not registered anywhere: exit code 3
 			}
 			out := cmd.OutOrStdout()

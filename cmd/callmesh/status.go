@@ -43,6 +43,17 @@ func (a *apiFlags) url() (string, error) {
 	return "http://" + node.DefaultAdmin, nil
 }
 
+// get reads one resource of the admin API into out.
+func (a *apiFlags) get(cmd *cobra.Command, path string, out any) error {
+	base, err := a.url()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+	defer cancel()
+	return callAPI(ctx, base, http.MethodGet, path, nil, out)
+}
+
 // Status is the JSON `callmesh status --json` prints.
 type Status struct {
 	Node  node.NodeInfo   `json:"node"`

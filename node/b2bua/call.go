@@ -156,7 +156,9 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 	body := req.Body()
-	if s.relay != nil && s.cfg.Anchor(class) && isSDP(req) {
+	// Anchor an SDP offer, or a late offer (no body: the callee's 2xx will
+	// carry the offer); a body of another type passes untouched.
+	if s.relay != nil && s.cfg.Anchor(class) && (isSDP(req) || len(body) == 0) {
 		sess, err := s.relay.Open(c.id)
 		if err != nil {
 			s.Counters.Refused.Add(1)
@@ -164,20 +166,13 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			return
 		}
 		c.media = &anchoring{sess: sess}
-		if body, err = c.media.anchor(body, media.A); err != nil {
-			sess.Close()
-			res(sip.StatusBadRequest, sipedge.SanitizeReason("Bad Request (SDP: "+err.Error()+")"))
-			return
+		if len(body) > 0 {
+			if body, err = c.media.anchor(body, media.A); err != nil {
+				sess.Close()
+				res(sip.StatusBadRequest, sipedge.SanitizeReason("Bad Request (SDP: "+err.Error()+")"))
+				return
+			}
 		}
-	} else if s.relay != nil && s.cfg.Anchor(class) && len(body) == 0 {
-		// A late offer: the callee's 2xx will carry it.
-		sess, err := s.relay.Open(c.id)
-		if err != nil {
-			s.Counters.Refused.Add(1)
-			res(sip.StatusServiceUnavailable, "Service Unavailable (no media ports)", retry)
-			return
-		}
-		c.media = &anchoring{sess: sess}
 	}
 	if !s.register(c) {
 		if c.media != nil {
