@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,15 +217,12 @@ func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
 		target = sip.Uri{Scheme: "sip", Host: "invalid"}
 	}
 	calleeUser, _, _ := strings.Cut(c.callee, "@")
-	transport := "UDP"
-	if strings.EqualFold(b.Transport, "tcp") {
-		transport = "TCP"
-	}
+	dest, transport := contactRoute(b, target)
 	br := &branch{idx: i, binding: b, leg: leg{
 		callID: newID() + "@callmesh", localTag: newTag(),
 		localURI:     sip.Uri{Scheme: "sip", User: c.caller, Host: s.cfg.Domain},
 		remoteURI:    sip.Uri{Scheme: "sip", User: calleeUser, Host: s.cfg.Domain},
-		remoteTarget: target, dest: b.Source, transport: transport,
+		remoteTarget: target, dest: dest, transport: transport,
 	}}
 	req := br.request(sip.INVITE, 0, s.contact)
 	if from := c.invite.From(); from != nil && from.DisplayName != "" {
@@ -242,6 +241,31 @@ func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
 	}
 	br.req = req
 	return br
+}
+
+// contactRoute says where a request to a registered contact goes: to the
+// contact's own address (RFC 3261 §8.1.2), unless the registration shows
+// the device behind a NAT — a private contact address other than the one
+// the REGISTER came from — when it goes back the way the registration came
+// (RFC 3581 symmetric response routing, as RFC 5626 flows do).
+func contactRoute(b sipedge.Binding, contact sip.Uri) (dest, transport string) {
+	transport = "UDP"
+	if strings.EqualFold(b.Transport, "tcp") {
+		transport = "TCP"
+	}
+	src, err := netip.ParseAddrPort(b.Source)
+	host, herr := netip.ParseAddr(contact.Host)
+	if err == nil && (herr != nil || host.Unmap() != src.Addr().Unmap() && (host.IsPrivate() || host.IsLinkLocalUnicast())) {
+		return b.Source, transport // behind a NAT, or a name we cannot judge
+	}
+	if t, ok := contact.UriParams.Get("transport"); ok && contact.UriParams != nil {
+		transport = strings.ToUpper(t)
+	}
+	port := contact.Port
+	if port == 0 {
+		port = 5060
+	}
+	return net.JoinHostPort(contact.Host, strconv.Itoa(port)), transport
 }
 
 // endToEndNoType: the end-to-end headers a new request takes from the

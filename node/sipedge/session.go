@@ -56,6 +56,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			s.reply(req, tx, sip.StatusBadRequest, "Bad Request (From without a user)")
 			return
 		}
+		// Not authenticated, but still authorized: a trusted caller who has
+		// an account keeps its rights; an unknown one is a trunk's caller.
+		err := s.accounts.Permit(ctx, from.Address.User, SessionKind(req.Recipient))
+		var pe *accounts.PermitError
+		if errors.As(err, &pe) && pe.Missing != "account" {
+			s.m.denied.Inc()
+			s.reply(req, tx, sip.StatusForbidden, SanitizeReason("Forbidden ("+pe.Error()+")"))
+			return
+		}
 		s.startCall(req, tx, Caller{User: from.Address.User, Trusted: true})
 		return
 	}

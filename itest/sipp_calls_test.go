@@ -1,0 +1,277 @@
+package itest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callmesh/callmesh/itest/sipp"
+	"github.com/callmesh/callmesh/node"
+	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/digest"
+)
+
+// sippScenario is the absolute path of a scenario of testdata/sipp.
+func sippScenario(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", "sipp", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// freeSIPPort finds a port free for both UDP and TCP on 127.0.0.1.
+func freeSIPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free SIP port")
+	return 0
+}
+
+// mediaBase hands SIPp processes media port bases apart from each other
+// and from the relays' ranges (10000–19999 for nodes, 21000+ for media tests).
+var mediaBase = struct {
+	sync.Mutex
+	next int
+}{next: 40000 + rand.IntN(2000)*2}
+
+func freeMediaBase() int {
+	mediaBase.Lock()
+	defer mediaBase.Unlock()
+	p := mediaBase.next
+	mediaBase.next += 400
+	if mediaBase.next > 55000 {
+		mediaBase.next = 40000
+	}
+	return p
+}
+
+// sippDir is a working directory holding the raw μ-law sound SIPp's
+// rtp_stream plays (pcmu.ul: a 440 Hz tone, one second, looped).
+func sippDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	b := make([]byte, 8000)
+	for i := range b {
+		b[i] = ulaw(int16(8000 * sinApprox(float64(i)*440/8000)))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pcmu.ul"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func sinApprox(turns float64) float64 {
+	x := turns - float64(int(turns)) // 0..1
+	// A triangle wave is close enough for a tone that only has to flow.
+	if x < 0.5 {
+		return 4*x - 1
+	}
+	return 3 - 4*x
+}
+
+// ulaw encodes one sample to G.711 μ-law (ITU-T G.711 §A).
+func ulaw(s int16) byte {
+	const bias, clip = 0x84, 32635
+	sign := byte(0)
+	v := int(s)
+	if v < 0 {
+		v, sign = -v, 0x80
+	}
+	if v > clip {
+		v = clip
+	}
+	v += bias
+	exp := 7
+	for mask := 0x4000; v&mask == 0 && exp > 0; mask >>= 1 {
+		exp--
+	}
+	mant := (v >> (exp + 3)) & 0x0f
+	return ^(sign | byte(exp<<4) | byte(mant))
+}
+
+// sippUAS runs a SIPp callee scenario in the background on a free port;
+// the test's cleanup stops it.
+func sippUAS(t *testing.T, scenario, transport string, extra ...string) int {
+	t.Helper()
+	port := freeSIPPort(t)
+	dir := sippDir(t)
+	args := append([]string{"-sf", sippScenario(t, scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freeMediaBase()), "-t", transport, "-nostdin",
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log")}, extra...)
+	cmd := exec.Command(sippBin(t), args...)
+	cmd.Dir = dir
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			errs, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
+			t.Logf("UAS %s errors:\n%s", scenario, tail(string(errs), 3000))
+		}
+	})
+	return port
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// sippUAC runs a SIPp caller scenario to completion: calls calls from
+// caller to callee at rate per second, and returns SIPp's counts.
+func sippUAC(t *testing.T, n *node.Node, scenario, transport, caller, callee string, calls, rate int, extra ...string) (ok, failed int) {
+	t.Helper()
+	dir := sippDir(t)
+	domain := n.Config().Domain
+	inf := "SEQUENTIAL\n" + fmt.Sprintf("%s;%s;%s;[authentication username=%s password=%s-secret]\n", caller, callee, domain, caller, caller)
+	if err := os.WriteFile(filepath.Join(dir, "calls.csv"), []byte(inf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stat := filepath.Join(dir, "stat.csv")
+	args := append([]string{n.SIPAddr(), "-sf", sippScenario(t, scenario), "-inf", filepath.Join(dir, "calls.csv"),
+		"-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", strconv.Itoa(freeMediaBase()), "-t", transport,
+		"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", "100", "-auth_uri", callee + "@" + domain,
+		"-nostdin", "-trace_stat", "-stf", stat, "-timeout", "90s", "-timeout_error",
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log")}, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sippBin(t), args...)
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput()
+	ok, failed, err := sipp.Counts(stat)
+	if err != nil || ok != calls {
+		errs, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
+		t.Errorf("%s → %s: %d ok, %d failed of %d (%v)\n%s\nerrors:\n%s", scenario, callee, ok, failed, calls, err, tail(string(out), 2000), tail(string(errs), 3000))
+	}
+	return ok, failed
+}
+
+// sippNode starts a node for SIPp calls: trusted loopback (SIPp's callers
+// are not challenged unless the scenario authenticates), a short media
+// timeout and ring timeout, and users: alice (caller), dave (no right to
+// call users), and a callee per case registered at its SIPp.
+func sippNode(t *testing.T, edit func(*node.Config)) *node.Node {
+	t.Helper()
+	c := StartCluster(t, 1, Options{Logger: DebugLogger(), Configure: func(_ int, cfg *node.Config) {
+		cfg.Media.Timeout = time.Second
+		cfg.Calls.RingTimeout = 2 * time.Second
+		if edit != nil {
+			edit(cfg)
+		}
+	}})
+	n := c.Node(0)
+	domain := n.Config().Domain
+	_, err := n.Accounts().Add(accounts.Account{Name: "alice", Class: accounts.Gold, Allow: []string{"p2p"}, MaxCalls: 1000,
+		Home: n.ID().String(), Realm: domain, Credentials: digest.NewCredentials("alice", domain, "alice-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Accounts().Add(accounts.Account{Name: "dave", Class: accounts.Bronze, Allow: []string{"external:+49"}, MaxCalls: 2,
+		Home: n.ID().String(), Realm: n.Config().Domain, Credentials: digest.NewCredentials("dave", n.Config().Domain, "dave-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// registerAt makes user (created here) reachable at a SIPp callee's port,
+// registering with digest authentication over transport.
+func registerAt(t *testing.T, n *node.Node, user string, port int, transport string) {
+	t.Helper()
+	addUser(t, n, user, user+"-secret")
+	ua := newSIPClient(t)
+	tp := map[string]string{"u1": "UDP", "t1": "TCP"}[transport]
+	contact := fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=%s>", user, port, strings.ToLower(tp))
+	res := ua.do(t, newRegister(n.SIPAddr(), n.Config().Domain, tp, user, contact, 300), user, user+"-secret")
+	if res.StatusCode != 200 {
+		t.Fatalf("register %s: %d %s", user, res.StatusCode, res.Reason)
+	}
+}
+
+// TestSIPpCalls: SIPp as caller and as callee through one node, over UDP
+// and TCP: calls with digest-authenticated INVITEs, calls with RTP both
+// ways measured by the relay, CANCEL before answer, BYE from the callee,
+// hold through the media timeout, and the failures a caller must hear.
+func TestSIPpCalls(t *testing.T) {
+	for _, transport := range []string{"u1", "t1"} {
+		t.Run(map[string]string{"u1": "udp", "t1": "tcp"}[transport], func(t *testing.T) {
+			n := sippNode(t, func(cfg *node.Config) { cfg.Calls.Trusted = []string{"127.0.0.1"} })
+			before := n.Relay().Counters.Forwarded.Load()
+
+			// 200 calls with RTP both ways, 1 s each, 40 calls/s.
+			registerAt(t, n, "bob", sippUAS(t, "uas_answer_rtp.xml", transport), transport)
+			sippUAC(t, n, "uac_call_rtp.xml", transport, "alice", "bob", 200, 40, "-d", "1000")
+			// Generous: about 50 packets each way per call cross the relay;
+			// require a third of that.
+			if got := n.Relay().Counters.Forwarded.Load() - before; got < 200*2*50/3 {
+				t.Errorf("relay forwarded %d packets for 200 calls with RTP both ways", got)
+			}
+			// The relay measured each call: its sessions opened and closed.
+			if o, c := n.Relay().Counters.Opened.Load(), n.Relay().Counters.Closed.Load(); o < 200 || c != o {
+				t.Errorf("relay sessions opened %d, closed %d", o, c)
+			}
+
+			registerAt(t, n, "ringer", sippUAS(t, "uas_noanswer.xml", transport), transport)
+			sippUAC(t, n, "uac_cancel.xml", transport, "alice", "ringer", 5, 5, "-d", "200")
+
+			registerAt(t, n, "hanger", sippUAS(t, "uas_bye.xml", transport, "-d", "500"), transport)
+			sippUAC(t, n, "uac_recv_bye.xml", transport, "alice", "hanger", 5, 5)
+
+			// On hold for 2.5 s, over twice the media timeout: the calls live.
+			registerAt(t, n, "holder", sippUAS(t, "uas_hold_rtp.xml", transport), transport)
+			sippUAC(t, n, "uac_hold_rtp.xml", transport, "alice", "holder", 3, 3, "-d", "2500")
+
+			registerAt(t, n, "busy", sippUAS(t, "uas_busy.xml", transport), transport)
+			sippUAC(t, n, "uac_expect_486.xml", transport, "alice", "busy", 3, 3)
+			registerAt(t, n, "sleeper", sippUAS(t, "uas_noanswer.xml", transport), transport)
+			sippUAC(t, n, "uac_expect_480.xml", transport, "alice", "sleeper", 2, 2) // ring timeout
+			sippUAC(t, n, "uac_expect_404.xml", transport, "alice", "nobody", 2, 2)
+			sippUAC(t, n, "uac_expect_403.xml", transport, "dave", "bob", 2, 2) // no right to call users
+
+			Eventually(t, 20*time.Second, func() bool { return n.Calls().Len() == 0 && n.Relay().Len() == 0 }, "calls left at the node")
+		})
+	}
+}
+
+// TestSIPpCallsWithDigest: callers authenticate every INVITE (407, then
+// MD5 credentials), callees registered with digest.
+func TestSIPpCallsWithDigest(t *testing.T) {
+	n := sippNode(t, nil)
+	registerAt(t, n, "bob", sippUAS(t, "uas_answer_rtp.xml", "u1"), "u1")
+	sippUAC(t, n, "uac_call.xml", "u1", "alice", "bob", 200, 40, "-d", "500")
+	if n.Relay().Counters.Forwarded.Load() == 0 {
+		t.Error("the callee's RTP crossed no relay")
+	}
+	Eventually(t, 20*time.Second, func() bool { return n.Calls().Len() == 0 && n.Relay().Len() == 0 }, "calls left at the node")
+}
