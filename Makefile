@@ -7,7 +7,7 @@ BENCHTIME ?= 1x
 # The whole suite stays well under 15 minutes on 2 cores; this is a backstop.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build deps test unit itest bench load-register demo fuzz lint vet fmt tidy-check clean
+.PHONY: all build deps test unit itest bench load load-register load-calls load-media demo fuzz lint vet fmt tidy-check clean
 
 all: build
 
@@ -44,6 +44,31 @@ load-register: deps
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kamailio; }
 	CALLMESH_LOAD=1 $(GO) test -run '^TestLoadRegister$$' -count=1 -v -timeout 30m ./itest/load/
+
+## load-calls: SIPp call scenarios proven against Kamailio, then the call load
+## benchmark S1/S2 against Kamailio (proxy.cfg) and a callmesh node
+## (itest/load); installs Kamailio when missing. CALLMESH_LOAD_OUT=FILE also
+## writes the tables as Markdown.
+load-calls: deps
+	@{ command -v kamailio || test -x /usr/sbin/kamailio; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing kamailio" >&2; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kamailio; }
+	CALLMESH_LOAD=1 $(GO) test -run '^(TestCallScenarios|TestLoadCalls)$$' -count=1 -v -timeout 40m ./itest/load/
+
+## load-media: relayed calls at rising counts through the callmesh relay and
+## rtpengine (userspace), same load, same cores; installs rtpengine when missing.
+load-media: deps
+	@{ command -v rtpengine || test -x /usr/bin/rtpengine || test -x /usr/sbin/rtpengine; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing rtpengine" >&2; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rtpengine-daemon; }
+	CALLMESH_LOAD=1 $(GO) test -run '^TestLoadRelay$$' -count=1 -v -timeout 30m ./itest/load/
+
+## load: every load benchmark (registrar, calls, media).
+load: load-register load-calls load-media
 
 ## demo: a local federation on loopback, on embedded defaults.
 demo: build

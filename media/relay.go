@@ -105,7 +105,13 @@ func (r *Relay) FreePairs() int { return r.pool.available() }
 func (r *Relay) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.sessions)
+	n := 0
+	for _, s := range r.sessions {
+		if s != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Session finds an open session.
@@ -121,7 +127,9 @@ func (r *Relay) Sessions() []*Session {
 	defer r.mu.Unlock()
 	out := make([]*Session, 0, len(r.sessions))
 	for _, s := range r.sessions {
-		out = append(out, s)
+		if s != nil { // nil: a session still binding its ports
+			out = append(out, s)
+		}
 	}
 	return out
 }
@@ -139,7 +147,7 @@ func (r *Relay) Open(id string) (*Session, error) {
 		return nil, fmt.Errorf("%w: %s", ErrExists, id)
 	}
 	s := &Session{id: id, relay: r, closed: make(chan struct{})}
-	r.sessions[id] = s // reserve the id while binding
+	r.sessions[id] = nil // reserve the id while binding; nil is never handed out
 	r.mu.Unlock()
 
 	for side := A; side <= B; side++ {
@@ -163,6 +171,9 @@ func (r *Relay) Open(id string) (*Session, error) {
 		go l.read(l.rtpConn, false)
 		go l.read(l.rtcpConn, true)
 	}
+	r.mu.Lock()
+	r.sessions[id] = s // complete: the sweeper and lookups may see it now
+	r.mu.Unlock()
 	r.Counters.Opened.Add(1)
 	return s, nil
 }

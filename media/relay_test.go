@@ -3,6 +3,7 @@ package media_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -383,5 +384,32 @@ func TestConfigValidateNamesField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: %v, want an error naming it", tc.field, err)
 		}
+	}
+}
+
+// TestRelaySweeperNeverSeesHalfOpenSessions: the sweeper runs while
+// sessions are opened and closed; a session still binding its ports is
+// invisible to it (it once read a session's legs before they existed).
+func TestRelaySweeperNeverSeesHalfOpenSessions(t *testing.T) {
+	t.Parallel()
+	cfg := media.FastConfig()
+	cfg.Sweep = time.Millisecond
+	cfg.ReportInterval = time.Millisecond
+	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 8)
+	r, err := media.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < 300; i++ {
+		s, err := r.Open(fmt.Sprint("s", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Leg(media.B).SetPeerRelay(true)
+		s.Close()
+	}
+	if r.Len() != 0 || r.FreePairs() != 8 {
+		t.Fatalf("%d sessions, %d free pairs after all closed", r.Len(), r.FreePairs())
 	}
 }

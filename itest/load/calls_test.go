@@ -1,0 +1,563 @@
+//go:build linux
+
+package load
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callmesh/callmesh/node"
+)
+
+// Call load benchmark (make load-calls): SIPp places calls through a
+// server to a SIPp UAS registered there, at rising rates, against
+// Kamailio as a stateful proxy and registrar and against a callmesh node
+// running its B2BUA, on the same cores.
+//
+//	S1  like for like: INVITE with SDP, 100, 180, 200, ACK, BYE, 200,
+//	    no RTP, calls of ~0 s; callers not challenged (uac_call_noauth.xml);
+//	    callmesh signalling only (media.anchor never, calls.trusted
+//	    127.0.0.1/32).
+//	S2  digest on INVITE (uac_call.xml: INVITE, 407, ACK, INVITE with
+//	    credentials, …); callmesh anchors the media (media.anchor always) and
+//	    trusts no one; every caller has an account.
+//
+// Settings, all optional:
+//
+//	CALLMESH_LOAD_CALL_RATES    calls per second of the rising steps, e.g. "500,1000,2000"
+//	CALLMESH_LOAD_CALL_STEP     length of one step (default 10s)
+//	CALLMESH_LOAD_CALL_TARGETS  which targets, in order (default "kamailio,callmesh-s1,callmesh-s2";
+//	                            also "kamailio-s2": Kamailio challenging INVITE, no media)
+//	CALLMESH_LOAD_OUT           file to write the results to as Markdown
+
+const (
+	// callsCallers is how many distinct callers place the calls (from
+	// caller0000 on, password "pw-" + name), in turn.
+	callsCallers = 1000
+	// callsCallee is the one user every call is for: the SIPp UAS
+	// registers its address for it.
+	callsCallee = "callee"
+	// callsFailureLimit: a step with this share of failed calls or more
+	// fails.
+	callsFailureLimit = 0.001
+	// callsSustainedShare: a step in which SIPp started calls at less than
+	// this share of the target rate fails too (the server answered too
+	// slowly for SIPp's limit of open calls, or SIPp ran out of CPU).
+	callsSustainedShare = 0.95
+	// callsFailingSteps failing steps in a row end the ladder.
+	callsFailingSteps = 2
+	// callsOpenLimit bounds the calls the UAC keeps open (-l).
+	callsOpenLimit = 5000
+	// callsOtherLimit: a failing step during which other processes used
+	// more cores than this is run again, up to callsRetries times, after
+	// callsRetryPause (the machine is shared).
+	callsOtherLimit = 0.25
+	callsRetries    = 2
+	callsRetryPause = 30 * time.Second
+	// callsMediaPorts is the callmesh node's RTP port range (S2 anchors
+	// every call: two port pairs each).
+	callsMediaPorts = "24000-31999"
+)
+
+// defaultCallRates are the rising steps, calls per second.
+var defaultCallRates = []int{500, 1000, 2000, 3000, 4000, 5000, 6000, 7000}
+
+// callsTargetNames are the targets TestLoadCalls knows.
+var callsTargetNames = []string{"kamailio", "callmesh-s1", "callmesh-s2", "kamailio-s2"}
+
+// callsPlan is what a run measures.
+type callsPlan struct {
+	rates   []int
+	step    time.Duration
+	targets []string
+	env     []string // the settings given, for the report's command line
+	// loadBefore and loadAfter are the machine's load averages around the
+	// run: other work on the cores shows there.
+	loadBefore, loadAfter string
+}
+
+func loadCallsPlan(t *testing.T) callsPlan {
+	t.Helper()
+	p := callsPlan{rates: defaultCallRates, step: 10 * time.Second, targets: []string{"kamailio", "callmesh-s1", "callmesh-s2"}}
+	if s := os.Getenv("CALLMESH_LOAD_CALL_RATES"); s != "" {
+		p.env = append(p.env, "CALLMESH_LOAD_CALL_RATES="+s)
+		p.rates = nil
+		for _, f := range strings.Split(s, ",") {
+			r, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || r <= 0 {
+				t.Fatalf("CALLMESH_LOAD_CALL_RATES=%q: %q is not a positive rate", s, f)
+			}
+			p.rates = append(p.rates, r)
+		}
+	}
+	if s := os.Getenv("CALLMESH_LOAD_CALL_STEP"); s != "" {
+		p.env = append(p.env, "CALLMESH_LOAD_CALL_STEP="+s)
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Second {
+			t.Fatalf("CALLMESH_LOAD_CALL_STEP=%q: want a duration of at least 1s", s)
+		}
+		p.step = d
+	}
+	if s := os.Getenv("CALLMESH_LOAD_CALL_TARGETS"); s != "" {
+		p.env = append(p.env, "CALLMESH_LOAD_CALL_TARGETS="+s)
+		p.targets = nil
+		for _, f := range strings.Split(s, ",") {
+			f = strings.TrimSpace(f)
+			known := false
+			for _, n := range callsTargetNames {
+				known = known || n == f
+			}
+			if !known {
+				t.Fatalf("CALLMESH_LOAD_CALL_TARGETS=%q: unknown target %q (%s)", s, f, strings.Join(callsTargetNames, ", "))
+			}
+			p.targets = append(p.targets, f)
+		}
+	}
+	return p
+}
+
+// callsTarget is a server under call load.
+type callsTarget struct {
+	name, title string
+	scenario    string // the UAC's scenario
+	s2          bool   // callers authenticate their INVITEs
+	addr        string
+	// cpu returns the CPU time the server has used so far.
+	cpu func() time.Duration
+	// logTail returns the end of the server's log, shown when a step fails.
+	logTail func() string
+	// exited is closed when the server's (main) process has exited.
+	exited <-chan struct{}
+	// pgid is the server's process group (its CPU is not "other").
+	pgid  int
+	notes []string
+}
+
+// callsStep is one measured step of the ladder.
+type callsStep struct {
+	rate, calls         int
+	successful, failed  int
+	reached             float64 // calls started per second
+	p50, p99, mean, max float64 // response time 1 (first INVITE to 200), ms
+	serverCores         float64 // during the step's length from its start
+	serverCPUPerCall    float64 // ms per successful call, over the whole UAC run
+	uacCores, uasCores  float64
+	otherCores          float64 // every other process: work sharing the cores
+	uasFailed           int     // calls the UAS counted failed during the step
+	attempt             int     // 1, or more when earlier runs of the step shared the cores with other work
+	// drops are the datagrams the kernel dropped on the server's, the
+	// UAC's and the UAS's SIP sockets for want of receive buffer.
+	drops     [3]uint64
+	uacErrors string
+}
+
+func (s callsStep) failureRate() float64 { return float64(s.failed) / float64(s.calls) }
+
+// achieved is the rate of successful calls: the start rate SIPp reached,
+// times the share of calls that succeeded.
+func (s callsStep) achieved() float64 {
+	return s.reached * float64(s.successful) / float64(s.calls)
+}
+
+// passed reports whether the step counts: fewer failures than
+// callsFailureLimit at a rate SIPp sustained.
+func (s callsStep) passed() bool {
+	return s.failureRate() < callsFailureLimit && s.reached >= callsSustainedShare*float64(s.rate)
+}
+
+// callsReport is one target's ladder.
+type callsReport struct {
+	target  callsTarget
+	steps   []callsStep
+	skipped string
+	died    string // the server exited: when
+}
+
+// best returns the index of the highest passing step, -1 if none.
+func (r *callsReport) best() int {
+	b := -1
+	for i, s := range r.steps {
+		if s.passed() {
+			b = i
+		}
+	}
+	return b
+}
+
+// TestLoadCalls is the call load benchmark (see the comment at the top of
+// this file): for each target, a SIPp UAS (uas_answer.xml) registers at
+// the server as callsCallee; a SIPp UAC then calls it over UDP at rising
+// rates, CALLMESH_LOAD_CALL_STEP per step, until two steps in a row fail
+// (0.1% failed calls or more, or less than 95% of the rate reached). Per
+// step it reports the rate offered, reached and achieved, failures, the
+// p50/p99 of the time from the first INVITE to the 200, and the CPU of the
+// server, of the UAC and of the UAS.
+//
+// The callmesh targets start the node with `callmesh run` and the
+// configuration of its B2BUA; until the node accepts that configuration,
+// they are skipped with the node's own message. It runs only with
+// CALLMESH_LOAD=1 (make load-calls).
+func TestLoadCalls(t *testing.T) {
+	if os.Getenv("CALLMESH_LOAD") != "1" {
+		t.Skip("call load benchmark: set CALLMESH_LOAD=1 (make load-calls)")
+	}
+	p := loadCallsPlan(t)
+	callers := make([]user, callsCallers)
+	for i := range callers {
+		name := fmt.Sprintf("caller%04d", i)
+		callers[i] = user{name: name, password: "pw-" + name}
+	}
+	callee := user{name: callsCallee, password: "pw-" + callsCallee}
+	bin := &callsCallmeshBuild{dir: t.TempDir()}
+	p.loadBefore = callsLoadAvg()
+	var reports []*callsReport
+	for _, name := range p.targets {
+		r := &callsReport{target: callsTarget{name: name, title: name}}
+		reports = append(reports, r)
+		t.Run(name, func(t *testing.T) {
+			tgt, err := startCallsTarget(t, name, bin, callers, callee)
+			if err != nil {
+				r.skipped = err.Error()
+				t.Skipf("%s not measured: %v", name, err)
+			}
+			r.target = tgt
+			callsLadder(t, r, p, callers, callee)
+		})
+	}
+	p.loadAfter = callsLoadAvg()
+	md := callsMarkdown(p, reports)
+	for _, line := range strings.Split(md, "\n") {
+		t.Log(line)
+	}
+	if out := os.Getenv("CALLMESH_LOAD_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			t.Errorf("CALLMESH_LOAD_OUT: %v", err)
+		}
+	}
+}
+
+// startCallsTarget starts the server of target name. Only the callmesh
+// targets return an error (the node would not start): they are skipped,
+// the others fail.
+func startCallsTarget(t *testing.T, name string, bin *callsCallmeshBuild, callers []user, callee user) (callsTarget, error) {
+	t.Helper()
+	switch name {
+	case "kamailio", "kamailio-s2":
+		s2 := name == "kamailio-s2"
+		var k *kamailio
+		tgt := callsTarget{name: name, scenario: "uac_call_noauth.xml", s2: s2}
+		if s2 {
+			k = startCallsKamailio(t, "WITH_AUTH")
+			tgt.scenario = "uac_call.xml"
+			tgt.title = callsKamailioTitle(k, "stateful proxy and registrar, digest (MD5) on REGISTER and INVITE, no media")
+		} else {
+			k = startCallsKamailio(t)
+			tgt.title = callsKamailioTitle(k, "stateful proxy and registrar, no authentication")
+		}
+		tgt.addr, tgt.cpu, tgt.logTail, tgt.exited, tgt.pgid = k.addr, k.cpu, k.logTail, k.exited, k.pgid
+		return tgt, nil
+	case "callmesh-s1", "callmesh-s2":
+		return startCallsCallmesh(t, bin, name == "callmesh-s2", callers, callee)
+	}
+	t.Fatalf("unknown target %q", name)
+	return callsTarget{}, nil
+}
+
+// callsLadder runs the rising steps against r's target, adding each to r.
+func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, callee user) {
+	t.Helper()
+	tgt := r.target
+	domain := node.DefaultDomain
+	uasPort := callsFreeSIPPort(t)
+	callsRegister(t, tgt.addr, domain, "u1", uasPort, []user{callee})
+	uas := startCallSIPp(t, callSIPp{scenario: "uas_answer.xml", transport: "u1", port: uasPort, load: true})
+	time.Sleep(300 * time.Millisecond)
+	if !uas.running() {
+		o := uas.outcome(t)
+		t.Fatalf("UAS exited at once: %s", o.describe())
+	}
+	lines := make([]string, len(callers))
+	for i, c := range callers {
+		lines[i] = callsCallerLine(c, callee.name, domain)
+	}
+	port := freeUDPPort(t)
+	_, sp, _ := net.SplitHostPort(tgt.addr)
+	serverPort, _ := strconv.Atoi(sp)
+	uasFailedBefore := 0
+	failing := 0
+	attempt := 1
+	for i := 0; i < len(p.rates); i++ {
+		rate := p.rates[i]
+		calls := int(math.Round(float64(rate) * p.step.Seconds()))
+		server0, uas0, procs0 := tgt.cpu(), uas.cpu(), callsProcs()
+		drops0 := callsUDPDrops(serverPort, uasPort)
+		uac := startCallSIPp(t, callSIPp{
+			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
+			lines: lines, calls: calls, rate: rate, limit: callsOpenLimit,
+			// For INVITE the digest uri is the Request-URI.
+			args: []string{"-auth_uri", callee.name + "@" + domain},
+			rtt:  true, load: true, timeout: p.step + time.Minute,
+		})
+		// CPU while the load is offered: over the step's length (calls
+		// that hang until SIPp gives up on them must not dilute it).
+		start := time.Now()
+		select {
+		case <-uac.done:
+		case <-time.After(p.step):
+		}
+		window := time.Since(start)
+		serverW, uasW, uacW := tgt.cpu()-server0, uas.cpu()-uas0, uac.cpu()
+		otherW := callsOtherCPU(procs0, callsProcs(), tgt.pgid, uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
+		uacDrops := callsUDPDrops(port)[port]
+		if err := uac.wait(p.step + 2*time.Minute); err != nil {
+			uac.kill()
+			t.Fatal(err)
+		}
+		serverCPU := tgt.cpu() - server0
+		drops := callsUDPDrops(serverPort, uasPort)
+		o := uac.outcome(t)
+		times := sortedCopy(o.times)
+		s := callsStep{
+			rate: rate, calls: calls, successful: o.successful, failed: calls - o.successful, reached: o.started,
+			p50: quantile(times, 0.50), p99: quantile(times, 0.99), mean: mean(times), max: quantile(times, 1),
+			serverCores: serverW.Seconds() / window.Seconds(),
+			uacCores:    uacW.Seconds() / window.Seconds(),
+			uasCores:    uasW.Seconds() / window.Seconds(),
+			otherCores:  otherW.Seconds() / window.Seconds(),
+			uacErrors:   o.errors,
+			drops:       [3]uint64{drops[serverPort] - drops0[serverPort], uacDrops, drops[uasPort] - drops0[uasPort]},
+		}
+		if o.successful > 0 {
+			s.serverCPUPerCall = ms(serverCPU) / float64(o.successful)
+		}
+		// The UAS counts a call when its timewait (2 s) is over and dumps
+		// its statistics every second.
+		time.Sleep(3500 * time.Millisecond)
+		if !uas.running() {
+			o := uas.outcome(t)
+			t.Fatalf("the UAS exited during the %d/s step: %s", rate, o.describe())
+		}
+		if _, f, err := uas.counts(); err == nil {
+			s.uasFailed, uasFailedBefore = f-uasFailedBefore, f
+		}
+		r.steps = append(r.steps, s)
+		if callsExited(tgt.exited) {
+			// Its CPU time went with it.
+			s.serverCores, s.serverCPUPerCall = math.NaN(), math.NaN()
+			r.steps[len(r.steps)-1] = s
+			r.died = fmt.Sprintf("the server exited during the %d/s step", rate)
+			t.Errorf("%s: %s:\n%s", tgt.name, r.died, tgt.logTail())
+			break
+		}
+		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.3f ms per call), UAC %.2f cores, UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
+			tgt.name, rate, calls, s.successful, s.failed, 100*s.failureRate(), s.reached, s.achieved(), s.p50, s.p99, s.mean, s.max,
+			s.serverCores, s.serverCPUPerCall, s.uacCores, s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
+		s.attempt = attempt
+		if s.passed() {
+			failing, attempt = 0, 1
+			continue
+		}
+		if s.otherCores > callsOtherLimit && attempt <= callsRetries {
+			// Other work took the cores the step needed: not a result.
+			t.Logf("%s %d/s: other processes used %.2f cores during the step: running it again in %v",
+				tgt.name, rate, s.otherCores, callsRetryPause)
+			r.steps = r.steps[:len(r.steps)-1]
+			attempt++
+			i--
+			time.Sleep(callsRetryPause)
+			continue
+		}
+		attempt = 1
+		failing++
+		if o.errors != "" {
+			t.Logf("SIPp UAC errors:\n%s", shorten(o.errors, 1500))
+		}
+		if s.uasFailed > 0 {
+			t.Logf("SIPp UAS errors (end):\n%s", callsShortenTail(callsLastLines(uas.errFile, 40), 1500))
+		}
+		if s.failed > 0 && tgt.logTail != nil {
+			t.Logf("%s log:\n%s", tgt.name, tgt.logTail())
+		}
+		if failing >= callsFailingSteps {
+			break
+		}
+	}
+	uas.stop(10 * time.Second)
+}
+
+// callsMarkdown renders the reports as a Markdown section.
+func callsMarkdown(p callsPlan, reports []*callsReport) string {
+	var b strings.Builder
+	rates := make([]string, len(p.rates))
+	for i, r := range p.rates {
+		rates[i] = strconv.Itoa(r)
+	}
+	fmt.Fprintf(&b, "Call load (`make load-calls`, %s): SIPp %s over UDP on 127.0.0.1; the UAC calls through the server one callee, "+
+		"a SIPp UAS (uas_answer.xml) registered at the server; %d callers in turn; steps of %s at %s calls/s, "+
+		"ending after %d failing steps in a row (a step fails with ≥ %.1f%% failed calls or when SIPp reaches less than %.0f%% of its rate); "+
+		"%d CPUs (runtime.NumCPU), GOMAXPROCS %d, %s.\n\n",
+		time.Now().UTC().Format("2006-01-02"), sippVersion(), callsCallers, p.step, strings.Join(rates, ", "),
+		callsFailingSteps, 100*callsFailureLimit, 100*callsSustainedShare, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	cmd := "CALLMESH_LOAD=1 go test -run '^TestLoadCalls$' -count=1 -v -timeout 40m ./itest/load/"
+	if len(p.env) > 0 {
+		cmd = strings.Join(p.env, " ") + " " + cmd
+	}
+	fmt.Fprintf(&b, "Command: `%s`; load average (1, 5, 15 min) %s before, %s after.\n\n", cmd, p.loadBefore, p.loadAfter)
+	b.WriteString("- S1 (like for like): uac_call_noauth.xml, INVITE with SDP → 100 → 180 → 200 → ACK → BYE → 200, no RTP, -d 0, callers not challenged.\n" +
+		"- S2: uac_call.xml, INVITE → 407 → ACK → INVITE with digest (MD5) → 100 → 180 → 200 → ACK → BYE → 200; callmesh anchors the media.\n" +
+		"- Response time: from the first INVITE to the 200 (both transactions in S2), as SIPp measures it; its clock ticks about every 4 ms, " +
+		"so 0 means under 4 ms; SIPp retransmits an INVITE after 500 ms, so a p99 of 500 ms or more means 1% of the calls or more needed one. " +
+		"Reached: the rate at which SIPp started calls; achieved: reached × the share of successful calls. CPU: cores used during the step's " +
+		"length from its start (server: every process of it; UAC and UAS: each SIPp); CPU per call: the server's CPU time from the start of the step " +
+		"until the UAC ended, over the successful calls; other CPU: every other process on the machine (other work sharing the " +
+		"cores: more than a few hundredths makes the step's figures doubtful; a failing step with more than " +
+		strconv.FormatFloat(callsOtherLimit, 'f', 2, 64) + " is run again, up to " + strconv.Itoa(callsRetries) + " times, and shown as \"(run N)\"). " +
+		"UAS failed: calls the UAS counted failed (answered but never ended properly). UDP drops: datagrams the kernel dropped, " +
+		"receive buffer full, on the server's SIP socket (during the UAC's run), the UAC's (until the step's length) and the UAS's.\n")
+	for _, r := range reports {
+		fmt.Fprintf(&b, "\n#### %s\n\n", r.target.title)
+		if r.skipped != "" {
+			fmt.Fprintf(&b, "Not measured: %s\n", callsOneLine(r.skipped, 400))
+			continue
+		}
+		for _, n := range r.target.notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+		if len(r.target.notes) > 0 {
+			b.WriteString("\n")
+		}
+		head := []string{"offered /s", "reached /s", "achieved /s", "calls", "successful", "failed", "failures",
+			"p50 ms", "p99 ms", "mean ms", "max ms", "server CPU", "server CPU per call", "UAC SIPp CPU", "UAS SIPp CPU", "other CPU", "UAS failed",
+			"UDP drops server/UAC/UAS"}
+		b.WriteString("| " + strings.Join(head, " | ") + " |\n|" + strings.Repeat(" --- |", len(head)) + "\n")
+		for _, s := range r.steps {
+			offered := strconv.Itoa(s.rate)
+			if s.attempt > 1 {
+				offered += fmt.Sprintf(" (run %d)", s.attempt)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %d | %d | %d | %.3f%% | %.0f | %.0f | %.2f | %.0f | %.2f | %.3f ms | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
+				offered, s.reached, s.achieved(), s.calls, s.successful, s.failed, 100*s.failureRate(),
+				s.p50, s.p99, s.mean, s.max, s.serverCores, s.serverCPUPerCall, s.uacCores, s.uasCores, s.otherCores, s.uasFailed,
+				s.drops[0], s.drops[1], s.drops[2])
+		}
+		b.WriteString("\n")
+		if r.died != "" {
+			fmt.Fprintf(&b, "**%s** (its log has the reason); that step's figures are not valid.\n", strings.ToUpper(r.died[:1])+r.died[1:])
+		}
+		best := r.best()
+		if best < 0 {
+			fmt.Fprintf(&b, "No step passed (< %.1f%% failures at ≥ %.0f%% of the rate).\n", 100*callsFailureLimit, 100*callsSustainedShare)
+			continue
+		}
+		s := r.steps[best]
+		ended := "it was the ladder's last step"
+		if best < len(r.steps)-1 {
+			n := r.steps[best+1]
+			ended = fmt.Sprintf("at %d/s %.2f%% failed and SIPp reached %.0f/s", n.rate, 100*n.failureRate(), n.reached)
+		}
+		fmt.Fprintf(&b, "Highest rate with < %.1f%% failures, sustained: **%d/s**, p99 %.0f ms, server %.2f cores; %s.\n",
+			100*callsFailureLimit, s.rate, s.p99, s.serverCores, ended)
+		for i := range best {
+			if !r.steps[i].passed() {
+				fmt.Fprintf(&b, "(A lower step failed: %d/s.)\n", r.steps[i].rate)
+			}
+		}
+	}
+	b.WriteString("\n#### Summary\n\n")
+	for _, pair := range [][2]string{{"callmesh-s1", "kamailio"}, {"callmesh-s2", "kamailio-s2"}} {
+		cm, km := callsFind(reports, pair[0]), callsFind(reports, pair[1])
+		if cm == nil && km == nil {
+			continue
+		}
+		scen := "S1"
+		if strings.HasSuffix(pair[0], "s2") {
+			scen = "S2"
+		}
+		fmt.Fprintf(&b, "- %s, highest rate with < %.1f%% failures: callmesh %s, Kamailio %s, ratio %s.\n",
+			scen, 100*callsFailureLimit, callsBestText(cm), callsBestText(km), callsRatio(cm, km))
+	}
+	return b.String()
+}
+
+func callsFind(reports []*callsReport, name string) *callsReport {
+	for _, r := range reports {
+		if r.target.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// callsBestRate returns the highest passing rate of r, 0 if none or not
+// measured.
+func callsBestRate(r *callsReport) int {
+	if r == nil || r.skipped != "" {
+		return 0
+	}
+	if b := r.best(); b >= 0 {
+		return r.steps[b].rate
+	}
+	return 0
+}
+
+func callsBestText(r *callsReport) string {
+	switch {
+	case r == nil:
+		return "not run"
+	case r.skipped != "":
+		return "not measured"
+	case r.best() < 0:
+		return "none passed"
+	}
+	return fmt.Sprintf("%d/s", callsBestRate(r))
+}
+
+func callsRatio(cm, km *callsReport) string {
+	x, y := callsBestRate(cm), callsBestRate(km)
+	if x == 0 || y == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("X/Y = %d/%d = %.2f", x, y, float64(x)/float64(y))
+}
+
+// callsOneLine joins the lines of s and shortens it to n bytes.
+func callsOneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+// callsLoadAvg returns the 1, 5 and 15 minute load averages of the machine.
+func callsLoadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// callsExited reports whether ch, if any, is closed.
+func callsExited(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
