@@ -50,22 +50,40 @@ func freeSIPPort(t *testing.T) int {
 	return 0
 }
 
-// mediaBase hands SIPp processes media port bases apart from each other
-// and from the relays' ranges (10000–19999 for nodes, 21000+ for media tests).
+// mediaBase hands SIPp processes media port bases apart from each other,
+// from the relays' ranges (10000–19999 for nodes, 21000–25999 for media
+// tests) and below the kernel's ephemeral ports (32768 and up), which other
+// tests' sockets take at random: SIPp exits when its media port is taken.
 var mediaBase = struct {
 	sync.Mutex
 	next int
-}{next: 40000 + rand.IntN(2000)*2}
+}{next: 26000 + rand.IntN(1000)*2}
 
 func freeMediaBase() int {
 	mediaBase.Lock()
 	defer mediaBase.Unlock()
-	p := mediaBase.next
-	mediaBase.next += 400
-	if mediaBase.next > 55000 {
-		mediaBase.next = 40000
+	for {
+		p := mediaBase.next
+		mediaBase.next += 400
+		if mediaBase.next > 32000 {
+			mediaBase.next = 26000
+		}
+		if portsFree(p, p+1, p+2, p+3) {
+			return p
+		}
 	}
-	return p
+}
+
+// portsFree reports whether UDP ports are free on 127.0.0.1 now.
+func portsFree(ports ...int) bool {
+	for _, p := range ports {
+		c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
 }
 
 // sippDir is a working directory holding the raw μ-law sound SIPp's
@@ -130,6 +148,23 @@ func sippUAS(t *testing.T, scenario, transport string, extra ...string) int {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	// Calls must not reach the port before SIPp listens on it.
+	Eventually(t, 10*time.Second, func() bool {
+		select {
+		case <-done:
+			t.Fatalf("SIPp %s exited at start:\n%s", scenario, out.String())
+		default:
+		}
+		if !portsFree(port) {
+			return true // UDP taken
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return true // TCP taken
+		}
+		l.Close()
+		return false
+	}, "SIPp %s did not bind port %d", scenario, port)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done
