@@ -205,7 +205,7 @@ type relayReport struct {
 // one-way latency is at most 1 ms; a relay's ladder ends at its first
 // failed step.
 //
-// It runs only with CALLMESH_LOAD=1 (make load-relay). Settings, all
+// It runs only with CALLMESH_LOAD=1 (make load-media). Settings, all
 // optional:
 //
 //	CALLMESH_LOAD_CALLS    the steps, e.g. "250,500,1000"
@@ -216,7 +216,7 @@ type relayReport struct {
 //	CALLMESH_LOAD_PROFILE  directory for a CPU profile of the callmesh relay process, whole run
 func TestLoadRelay(t *testing.T) {
 	if os.Getenv("CALLMESH_LOAD") != "1" {
-		t.Skip("load benchmark: set CALLMESH_LOAD=1 (make load-relay)")
+		t.Skip("load benchmark: set CALLMESH_LOAD=1 (make load-media)")
 	}
 	p := loadRelayPlan(t)
 	maxCalls := slices.Max(p.calls)
@@ -239,7 +239,7 @@ func TestLoadRelay(t *testing.T) {
 		case "rtpengine":
 			bin := findRTPEngine()
 			if bin == "" {
-				msg := "rtpengine is not installed (Debian package rtpengine-daemon; make load-relay installs it): callmesh is measured alone"
+				msg := "rtpengine is not installed (Debian package rtpengine-daemon; make load-media installs it): callmesh is measured alone"
 				t.Log(msg)
 				missing = append(missing, msg)
 				continue
@@ -567,10 +567,9 @@ func (h *relayHelper) counters() string {
 
 func sweepNote() string {
 	if relayHelperSweep <= 0 {
-		return "sweep interval: DefaultConfig's"
+		return fmt.Sprintf("sweep interval: DefaultConfig's %v", media.DefaultConfig().Sweep)
 	}
-	return fmt.Sprintf("sweep interval %v instead of DefaultConfig's %v: with sweeps, Relay.Open races the sweeper and the relay "+
-		"process crashes on a nil leg while sessions are opened (a defect in media)", relayHelperSweep, media.DefaultConfig().Sweep)
+	return fmt.Sprintf("sweep interval %v instead of DefaultConfig's %v", relayHelperSweep, media.DefaultConfig().Sweep)
 }
 
 func (h *relayHelper) target() relayTarget {
@@ -796,7 +795,7 @@ func loadAvg() string {
 // relayMarkdown renders the reports as a Markdown section.
 func relayMarkdown(p relayPlan, reports []*relayReport, missing []string, loadBefore, loadAfter string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Relay load (`make load-relay`, %s): per call two RTP streams, A→B and B→A, of 20 ms PCMU "+
+	fmt.Fprintf(&b, "Relay load (`make load-media`, %s): per call two RTP streams, A→B and B→A, of 20 ms PCMU "+
 		"(%d-byte packets: RTP v2 header, 160 octets of payload) at 50 packets/s each, between UDP endpoints on 127.0.0.1; "+
 		"the calls' start times spread evenly over the 20 ms period; %v of warm-up, then %v measured per step; steps %s calls, "+
 		"interleaved (each step runs through every relay in turn); a relay's ladder ends at its first failed step. "+
