@@ -183,6 +183,9 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	return s, nil
 }
 
+// udpBuffer is the receive and send buffer asked for on the UDP listener.
+const udpBuffer = 4 << 20
+
 // listen binds UDP and TCP on the same port; with port 0 it retries until
 // both sides get one.
 func (s *Server) listen() error {
@@ -199,6 +202,13 @@ func (s *Server) listen() error {
 		_, p, _ := net.SplitHostPort(udp.LocalAddr().String())
 		tcp, err := net.Listen("tcp", net.JoinHostPort(host, p))
 		if err == nil {
+			// Bursts of requests and retransmissions must not overflow the
+			// kernel's default UDP buffer (about 200 KiB) while the process
+			// is busy; the kernel caps the size at net.core.rmem_max.
+			if uc, ok := udp.(*net.UDPConn); ok {
+				_ = uc.SetReadBuffer(udpBuffer)
+				_ = uc.SetWriteBuffer(udpBuffer)
+			}
 			s.udp, s.tcp = udp, tcp
 			return nil
 		}
