@@ -172,6 +172,12 @@ func (r *Relay) Open(id string) (*Session, error) {
 		go l.read(l.rtcpConn, true)
 	}
 	r.mu.Lock()
+	if r.closed { // Close ran while the ports were being bound
+		r.sessions[id] = s
+		r.mu.Unlock()
+		s.Close()
+		return nil, ErrClosed
+	}
 	r.sessions[id] = s // complete: the sweeper and lookups may see it now
 	r.mu.Unlock()
 	r.Counters.Opened.Add(1)
