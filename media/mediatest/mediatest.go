@@ -249,7 +249,10 @@ var rangeNext atomic.Int32
 func PortRange(t testing.TB, base, pairs int) (min, max int) {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		start := base + int(rangeNext.Add(int32(pairs*2)))%2900
+		// Each caller takes the slot [end-n, end): distinct ranges while
+		// the counter has not wrapped.
+		n := int32(pairs * 2)
+		start := base + int(rangeNext.Add(n)-n)%2900
 		start -= start % 2
 		ok := true
 		var held []*net.UDPConn
