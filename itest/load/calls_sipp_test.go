@@ -232,7 +232,7 @@ func (p *callSIPpProc) cpu() time.Duration {
 	if !p.running() {
 		return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 	}
-	return callsPIDCPU(p.cmd.Process.Pid)
+	return pidCPU(p.cmd.Process.Pid)
 }
 
 // counts reads the successful and failed calls from SIPp's statistics
@@ -431,26 +431,6 @@ func callsFreeMediaPort(t *testing.T) int {
 	return 0
 }
 
-// callsPIDCPU returns the CPU time (user and system, every thread) process
-// pid has used, from /proc; 0 once it has gone.
-func callsPIDCPU(pid int) time.Duration {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks
-}
-
 // callsShortenTail keeps the end of s.
 func callsShortenTail(s string, n int) string {
 	if len(s) <= n {
@@ -480,81 +460,21 @@ func callsLastLines(path string, n int) string {
 
 // callsUDPDrops returns, for each of ports, the datagrams the kernel has
 // dropped for want of room in the receive buffer of the UDP sockets bound
-// to it on 127.0.0.1 or any address (/proc/net/udp, last column: counts over
-// each socket's life).
+// to it (counts over each socket's life).
 func callsUDPDrops(ports ...int) map[int]uint64 {
-	want := make(map[int]bool, len(ports))
-	for _, p := range ports {
-		want[p] = true
-	}
+	all := socketDrops()
 	drops := make(map[int]uint64, len(ports))
-	data, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return drops
-	}
-	for _, line := range strings.Split(string(data), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 13 {
-			continue
-		}
-		host, port, ok := strings.Cut(f[1], ":")
-		if !ok || (host != "0100007F" && host != "00000000") {
-			continue
-		}
-		n, err := strconv.ParseUint(port, 16, 32)
-		if err != nil || !want[int(n)] {
-			continue
-		}
-		d, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
-		drops[int(n)] += d
+	for _, p := range ports {
+		drops[p] = all[p]
 	}
 	return drops
-}
-
-// callsProc is one process's CPU time and process group, from /proc.
-type callsProc struct {
-	cpu  time.Duration
-	pgid int
-}
-
-// callsProcs returns the CPU time used so far by every process, with its
-// process group.
-func callsProcs() map[int]callsProc {
-	procs := make(map[int]callsProc)
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return procs
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // exited meanwhile
-		}
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(data[i+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		pgid, _ := strconv.Atoi(f[2])
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		procs[pid] = callsProc{cpu: time.Duration(ut+st) * time.Second / clockTicks, pgid: pgid}
-	}
-	return procs
 }
 
 // callsOtherCPU returns the CPU time that processes other than those of
 // process group pgid and the processes pids used between two snapshots
 // (processes that started in between count from 0; those that exited are
 // missed).
-func callsOtherCPU(before, after map[int]callsProc, pgid int, pids ...int) time.Duration {
+func callsOtherCPU(before, after map[int]proc, pgid int, pids ...int) time.Duration {
 	ours := make(map[int]bool, len(pids))
 	for _, p := range pids {
 		ours[p] = true

@@ -88,15 +88,8 @@ func loadCallsPlan(t *testing.T) callsPlan {
 	p := callsPlan{rates: defaultCallRates, step: 10 * time.Second, targets: []string{"kamailio", "callmesh-s1", "callmesh-s2"}}
 	if s := os.Getenv("CALLMESH_LOAD_CALL_RATES"); s != "" {
 		p.env = append(p.env, "CALLMESH_LOAD_CALL_RATES="+s)
-		p.rates = nil
-		for _, f := range strings.Split(s, ",") {
-			r, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || r <= 0 {
-				t.Fatalf("CALLMESH_LOAD_CALL_RATES=%q: %q is not a positive rate", s, f)
-			}
-			p.rates = append(p.rates, r)
-		}
 	}
+	p.rates = envCounts(t, "CALLMESH_LOAD_CALL_RATES", p.rates)
 	if s := os.Getenv("CALLMESH_LOAD_CALL_STEP"); s != "" {
 		p.env = append(p.env, "CALLMESH_LOAD_CALL_STEP="+s)
 		d, err := time.ParseDuration(s)
@@ -216,7 +209,7 @@ func TestLoadCalls(t *testing.T) {
 	}
 	callee := user{name: callsCallee, password: "pw-" + callsCallee}
 	bin := &callsCallmeshBuild{dir: t.TempDir()}
-	p.loadBefore = callsLoadAvg()
+	p.loadBefore = loadAvg()
 	var reports []*callsReport
 	for _, name := range p.targets {
 		r := &callsReport{target: callsTarget{name: name, title: name}}
@@ -231,7 +224,7 @@ func TestLoadCalls(t *testing.T) {
 			callsLadder(t, r, p, callers, callee)
 		})
 	}
-	p.loadAfter = callsLoadAvg()
+	p.loadAfter = loadAvg()
 	md := callsMarkdown(p, reports)
 	for _, line := range strings.Split(md, "\n") {
 		t.Log(line)
@@ -296,7 +289,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 	for i := 0; i < len(p.rates); i++ {
 		rate := p.rates[i]
 		calls := int(math.Round(float64(rate) * p.step.Seconds()))
-		server0, uas0, procs0 := tgt.cpu(), uas.cpu(), callsProcs()
+		server0, uas0, procs0 := tgt.cpu(), uas.cpu(), allProcs()
 		drops0 := callsUDPDrops(serverPort, uasPort)
 		uac := startCallSIPp(t, callSIPp{
 			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
@@ -314,7 +307,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		}
 		window := time.Since(start)
 		serverW, uasW, uacW := tgt.cpu()-server0, uas.cpu()-uas0, uac.cpu()
-		otherW := callsOtherCPU(procs0, callsProcs(), tgt.pgid, uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
+		otherW := callsOtherCPU(procs0, allProcs(), tgt.pgid, uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
 		uacDrops := callsUDPDrops(port)[port]
 		if err := uac.wait(p.step + 2*time.Minute); err != nil {
 			uac.kill()
@@ -534,19 +527,6 @@ func callsOneLine(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return s
-}
-
-// callsLoadAvg returns the 1, 5 and 15 minute load averages of the machine.
-func callsLoadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // callsExited reports whether ch, if any, is closed.

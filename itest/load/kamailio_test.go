@@ -32,10 +32,18 @@ type kamailio struct {
 }
 
 // startKamailio starts Kamailio as a registrar for realm on a free UDP
-// port of 127.0.0.1, as operators run it (TLSF memory manager, 1 GiB of
-// shared memory, several workers), in the foreground with its log in a
-// file. The test's cleanup stops it and every process it forked.
+// port of 127.0.0.1 (kamailio.cfg).
 func startKamailio(t *testing.T, realm string) *kamailio {
+	t.Helper()
+	return runKamailio(t, kamailioConfig, freeUDPPort(t), []string{"udp"}, fmt.Sprintf("REALM=%q", realm))
+}
+
+// runKamailio starts Kamailio with configuration file cfgPath on port of
+// 127.0.0.1 over the given transports, with defines (-A), as operators run
+// it (TLSF memory manager, 1 GiB of shared memory, kamailioChildren
+// workers), in the foreground with its log in a file. The test's cleanup
+// stops it and every process it forked.
+func runKamailio(t *testing.T, cfgPath string, port int, transports []string, defines ...string) *kamailio {
 	t.Helper()
 	bin, err := exec.LookPath("kamailio")
 	if err != nil {
@@ -43,14 +51,13 @@ func startKamailio(t *testing.T, realm string) *kamailio {
 		bin, err = exec.LookPath("/usr/sbin/kamailio")
 	}
 	if err != nil {
-		t.Fatalf("kamailio not found: install Debian's kamailio package (make load-register does)")
+		t.Fatalf("kamailio not found: install Debian's kamailio package (make load-register and make load-calls do)")
 	}
-	cfg, err := filepath.Abs(kamailioConfig)
+	cfg, err := filepath.Abs(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	port := freeUDPPort(t)
 	k := &kamailio{
 		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		logFile: filepath.Join(dir, "kamailio.log"),
@@ -67,10 +74,16 @@ func startKamailio(t *testing.T, realm string) *kamailio {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin,
-		"-f", cfg, "-l", "udp:"+k.addr, "-A", fmt.Sprintf("REALM=%q", realm),
-		"-x", "tlsf", "-m", "1024", "-n", strconv.Itoa(kamailioChildren),
+	args := []string{"-f", cfg}
+	for _, tp := range transports {
+		args = append(args, "-l", tp+":"+k.addr)
+	}
+	for _, d := range defines {
+		args = append(args, "-A", d)
+	}
+	args = append(args, "-x", "tlsf", "-m", "1024", "-n", strconv.Itoa(kamailioChildren),
 		"-DD", "-E", "-Y", dir, "-w", dir)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -80,7 +93,7 @@ func startKamailio(t *testing.T, realm string) *kamailio {
 	go func() { _ = cmd.Wait(); close(k.exited) }()
 	t.Cleanup(k.stop)
 	if err := k.waitReady(10 * time.Second); err != nil {
-		t.Fatalf("kamailio on %s: %v\n%s", k.addr, err, k.logTail())
+		t.Fatalf("kamailio (%s) on %s: %v\n%s", filepath.Base(cfgPath), k.addr, err, k.logTail())
 	}
 	return k
 }
@@ -145,47 +158,6 @@ func (k *kamailio) logTail() string {
 		data = data[len(data)-4000:]
 	}
 	return string(data)
-}
-
-// clockTicks is the kernel's USER_HZ, the unit of CPU times in
-// /proc/PID/stat: 100 on every Linux platform Go supports.
-const clockTicks = 100
-
-// groupCPU sums user and system time of the processes in group pgid, read
-// from /proc.
-func groupCPU(pgid int) time.Duration {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	var ticks int64
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// After "pid (comm) ": state ppid pgrp ... utime (14th field of
-		// the line) and stime (15th).
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(data[i+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g != pgid {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + st
-	}
-	return time.Duration(ticks) * time.Second / clockTicks
 }
 
 // processCPU returns the CPU time used so far by this process: every

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,16 +60,7 @@ type plan struct {
 func loadPlan(t *testing.T) plan {
 	t.Helper()
 	p := plan{rates: defaultRates, step: 5 * time.Second, servers: []string{"callmesh", "kamailio"}}
-	if s := os.Getenv("CALLMESH_LOAD_RATES"); s != "" {
-		p.rates = nil
-		for _, f := range strings.Split(s, ",") {
-			r, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || r <= 0 {
-				t.Fatalf("CALLMESH_LOAD_RATES=%q: %q is not a positive rate", s, f)
-			}
-			p.rates = append(p.rates, r)
-		}
-	}
+	p.rates = envCounts(t, "CALLMESH_LOAD_RATES", p.rates)
 	if s := os.Getenv("CALLMESH_LOAD_STEP"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < time.Second {

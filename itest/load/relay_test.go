@@ -4,7 +4,6 @@ package load
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -78,16 +77,7 @@ type relayPlan struct {
 func loadRelayPlan(t *testing.T) relayPlan {
 	t.Helper()
 	p := relayPlan{calls: defaultRelayCalls, measure: 10 * time.Second, relays: []string{"callmesh", "rtpengine", "direct"}, nice: genNice}
-	if s := os.Getenv("CALLMESH_LOAD_CALLS"); s != "" {
-		p.calls = nil
-		for _, f := range strings.Split(s, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n <= 0 {
-				t.Fatalf("CALLMESH_LOAD_CALLS=%q: %q is not a positive number of calls", s, f)
-			}
-			p.calls = append(p.calls, n)
-		}
-	}
+	p.calls = envCounts(t, "CALLMESH_LOAD_CALLS", p.calls)
 	if s := os.Getenv("CALLMESH_LOAD_SECONDS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1200 {
@@ -703,51 +693,13 @@ func serveRelay(spec string, in io.Reader, out io.Writer) error {
 	return sc.Err()
 }
 
-// pidCPU is the user and system time of process pid, from /proc/PID/stat
-// (every thread of it).
-func pidCPU(pid int) time.Duration {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks
-}
-
 // udpDrops sums the datagrams the kernel dropped, for want of room in the
 // receive buffer, on the UDP sockets bound to ports in [portMin, portMax]
-// and on those bound to genPorts (/proc/net/udp, last column). The counts
-// are over each socket's life.
+// and on those bound to genPorts. The counts are over each socket's life.
 func udpDrops(portMin, portMax int, genPorts map[uint16]bool) (relay, gen uint64) {
-	data, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 13 {
-			continue
-		}
-		_, hexPort, ok := strings.Cut(f[1], ":")
-		if !ok {
-			continue
-		}
-		port, err1 := strconv.ParseUint(hexPort, 16, 16)
-		drops, err2 := strconv.ParseUint(f[len(f)-1], 10, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
+	for port, drops := range socketDrops() {
 		switch {
-		case int(port) >= portMin && int(port) <= portMax && portMax > 0:
+		case port >= portMin && port <= portMax && portMax > 0:
 			relay += drops
 		case genPorts[uint16(port)]:
 			gen += drops
@@ -777,19 +729,6 @@ func systemCPU() time.Duration {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / clockTicks
-}
-
-// loadAvg is the system's load averages over 1, 5 and 15 minutes.
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // relayMarkdown renders the reports as a Markdown section.
