@@ -30,6 +30,14 @@ unit:
 itest: deps
 	$(GO) test -race -count=1 -v -timeout $(TEST_TIMEOUT) ./itest/...
 
+# ensure,PROGRAM,PACKAGE: install the Debian PACKAGE when PROGRAM is neither
+# on the PATH nor in /usr/sbin or /usr/bin (Debian puts daemons in sbin).
+ensure = { command -v $(1) || test -x /usr/sbin/$(1) || test -x /usr/bin/$(1); } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing $(2)" >&2; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(2); }
+
 ## bench: benchmarks with their figures (see BENCHMARKS.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m $(PKGS)
@@ -38,11 +46,7 @@ bench:
 ## against Kamailio on the same cores (itest/load); installs Kamailio when
 ## missing. CALLMESH_LOAD_OUT=FILE also writes the tables as Markdown.
 load-register: deps
-	@{ command -v kamailio || test -x /usr/sbin/kamailio; } >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  echo "installing kamailio" >&2; \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kamailio; }
+	@$(call ensure,kamailio,kamailio)
 	CALLMESH_LOAD=1 $(GO) test -run '^TestLoadRegister$$' -count=1 -v -timeout 30m ./itest/load/
 
 ## load-calls: SIPp call scenarios proven against Kamailio, then the call load
@@ -50,21 +54,13 @@ load-register: deps
 ## (itest/load); installs Kamailio when missing. CALLMESH_LOAD_OUT=FILE also
 ## writes the tables as Markdown.
 load-calls: deps
-	@{ command -v kamailio || test -x /usr/sbin/kamailio; } >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  echo "installing kamailio" >&2; \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kamailio; }
+	@$(call ensure,kamailio,kamailio)
 	CALLMESH_LOAD=1 $(GO) test -run '^(TestCallScenarios|TestLoadCalls)$$' -count=1 -v -timeout 40m ./itest/load/
 
 ## load-media: relayed calls at rising counts through the callmesh relay and
 ## rtpengine (userspace), same load, same cores; installs rtpengine when missing.
 load-media: deps
-	@{ command -v rtpengine || test -x /usr/bin/rtpengine || test -x /usr/sbin/rtpengine; } >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  echo "installing rtpengine" >&2; \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rtpengine-daemon; }
+	@$(call ensure,rtpengine,rtpengine-daemon)
 	CALLMESH_LOAD=1 $(GO) test -run '^TestLoadRelay$$' -count=1 -v -timeout 30m ./itest/load/
 
 ## load: every load benchmark (registrar, calls, media).
