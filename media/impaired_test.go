@@ -194,8 +194,9 @@ func TestRelayEgressImpairment(t *testing.T) {
 		t.Fatalf("b received %d, the model lets %d through", got, want)
 	}
 	leg := s.Summary().Legs[media.B]
-	if leg.FarLossPct <= 0 || leg.PacketsOut != uint64(want) {
-		t.Fatalf("leg b: far loss %.2f%%, packets out %d (want %d)", leg.FarLossPct, leg.PacketsOut, want)
+	if leg.FarLossPct <= 0 || leg.PacketsOut != uint64(want) || leg.ImpairDropped != uint64(n-want) {
+		t.Fatalf("leg b: far loss %.2f%%, packets out %d (want %d), impairment dropped %d (want %d)",
+			leg.FarLossPct, leg.PacketsOut, want, leg.ImpairDropped, n-want)
 	}
 	if err := s.Leg(media.B).Impair(impair.Config{LossPct: 150}); err == nil {
 		t.Fatal("a bad impairment was accepted")

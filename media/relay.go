@@ -292,21 +292,14 @@ func (r *Relay) sweep() {
 // tick runs the periodic duties of one session at relay time now.
 func (s *Session) tick(now int64) {
 	r := s.relay
-	var dead *Leg
-	var silent time.Duration
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return
 	}
-	for _, l := range s.legs {
-		if s.onHold() {
-			break
-		}
-		if d, isDead := l.silent(now, r.cfg.Timeout); isDead && !l.deadSent && dead == nil {
-			l.deadSent = true
-			dead, silent = l, d
-		}
+	dead, silent := s.deadLeg(now, true)
+	if dead != nil {
+		dead.deadSent = true
 	}
 	var reports []pendingReport
 	for _, l := range s.legs {

@@ -285,18 +285,27 @@ func (l *Leg) rtcpDest() (netip.AddrPort, *net.UDPConn) {
 // or not yet signalled are never dead; DTX silence keeps RTCP flowing
 // (RFC 3550 §6.2), which keeps the stream alive.
 func (s *Session) Dead(now time.Time) (Side, time.Duration, bool) {
-	at := s.relay.mono(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.onHold() {
-		return 0, 0, false
-	}
-	for _, l := range s.legs {
-		if silent, dead := l.silent(at, s.relay.cfg.Timeout); dead {
-			return l.side, silent, true
-		}
+	if l, silent := s.deadLeg(s.relay.mono(now), false); l != nil {
+		return l.side, silent, true
 	}
 	return 0, 0, false
+}
+
+// deadLeg is the first leg dead at relay time at (with unreported, only
+// one not yet reported dead), and how long it has been silent. Called with
+// s.mu held.
+func (s *Session) deadLeg(at int64, unreported bool) (*Leg, time.Duration) {
+	if s.onHold() {
+		return nil, 0
+	}
+	for _, l := range s.legs {
+		if silent, dead := l.silent(at, s.relay.cfg.Timeout); dead && !(unreported && l.deadSent) {
+			return l, silent
+		}
+	}
+	return nil, 0
 }
 
 // onHold reports a session with either side on hold. Called with s.mu held.

@@ -39,6 +39,9 @@ type LegQuality struct {
 	Strangers uint64 `json:"strangers,omitempty"` // refused by latching
 	Junk      uint64 `json:"junk,omitempty"`      // not RTP/RTCP, or malformed
 	NoRoute   uint64 `json:"no_route,omitempty"`  // nowhere to send yet
+	// ImpairDropped counts RTP toward this side that the leg's own
+	// impairment (Leg.Impair) dropped.
+	ImpairDropped uint64 `json:"impair_dropped,omitempty"`
 
 	MouthToEarMs float64 `json:"mouth_to_ear_ms"`
 	R            float64 `json:"r"`
@@ -91,24 +94,25 @@ func (s *Session) Summary() Summary {
 	for i, l := range s.legs {
 		st := l.in.Stats()
 		q := LegQuality{
-			Side:       l.side.String(),
-			Secure:     l.remote.Secure,
-			PacketsIn:  st.Packets + l.rawPackets,
-			BytesIn:    st.Bytes + l.rawBytes,
-			PacketsOut: l.sentPackets,
-			BytesOut:   l.sentBytes,
-			RTCPIn:     l.rtcpIn,
-			RTCPOut:    l.rtcpOut,
-			LossPct:    st.LossPct,
-			JitterMs:   st.JitterMs,
-			BurstRatio: st.BurstRatio,
-			Duplicates: st.Duplicates,
-			Reordered:  st.Reordered,
-			FarKnown:   l.farKnown,
-			RTTKnown:   l.rttKnown,
-			Strangers:  l.strangers,
-			Junk:       l.junk + l.malformed,
-			NoRoute:    l.noRoute,
+			Side:          l.side.String(),
+			Secure:        l.remote.Secure,
+			PacketsIn:     st.Packets + l.rawPackets,
+			BytesIn:       st.Bytes + l.rawBytes,
+			PacketsOut:    l.sentPackets,
+			BytesOut:      l.sentBytes,
+			RTCPIn:        l.rtcpIn,
+			RTCPOut:       l.rtcpOut,
+			LossPct:       st.LossPct,
+			JitterMs:      st.JitterMs,
+			BurstRatio:    st.BurstRatio,
+			Duplicates:    st.Duplicates,
+			Reordered:     st.Reordered,
+			FarKnown:      l.farKnown,
+			RTTKnown:      l.rttKnown,
+			Strangers:     l.strangers,
+			Junk:          l.junk + l.malformed,
+			NoRoute:       l.noRoute,
+			ImpairDropped: l.egressDrop,
 		}
 		if dst := l.rtpDest(); dst.IsValid() {
 			q.Remote = dst.String()
