@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,11 +129,10 @@ func ulaw(s int16) byte {
 	return ^(sign | byte(exp<<4) | byte(mant))
 }
 
-// sippUAS runs a SIPp callee scenario in the background on a free port;
-// the test's cleanup stops it.
-func sippUAS(t *testing.T, scenario, transport string, extra ...string) int {
+// sippUAS runs a SIPp callee scenario in the background on port (one
+// registerAt registered); the test's cleanup stops it.
+func sippUAS(t *testing.T, port int, scenario, transport string, extra ...string) {
 	t.Helper()
-	port := freeSIPPort(t)
 	dir := sippDir(t)
 	args := append([]string{"-sf", sippScenario(t, scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freeMediaBase()), "-t", transport, "-nostdin",
@@ -173,7 +171,6 @@ func sippUAS(t *testing.T, scenario, transport string, extra ...string) int {
 			t.Logf("UAS %s errors:\n%s", scenario, tail(string(errs), 3000))
 		}
 	})
-	return port
 }
 
 func tail(s string, n int) string {
@@ -240,18 +237,31 @@ func sippNode(t *testing.T, edit func(*node.Config)) *node.Node {
 	return n
 }
 
-// registerAt makes user (created here) reachable at a SIPp callee's port,
-// registering with digest authentication over transport.
-func registerAt(t *testing.T, n *node.Node, user string, port int, transport string) {
+// registerAt creates user and registers it, with digest authentication,
+// from port over transport, the way a phone does: from the port where a
+// callee SIPp is then started (register_contact.xml). It returns the port.
+func registerAt(t *testing.T, n *node.Node, user, transport string) int {
 	t.Helper()
 	addUser(t, n, user, user+"-secret")
-	ua := newSIPClient(t)
-	tp := map[string]string{"u1": "UDP", "t1": "TCP"}[transport]
-	contact := fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=%s>", user, port, strings.ToLower(tp))
-	res := ua.do(t, newRegister(n.SIPAddr(), n.Config().Domain, tp, user, contact, 300), user, user+"-secret")
-	if res.StatusCode != 200 {
-		t.Fatalf("register %s: %d %s", user, res.StatusCode, res.Reason)
+	port := freeSIPPort(t)
+	dir := t.TempDir()
+	inf := fmt.Sprintf("SEQUENTIAL\n%s;%s;[authentication username=%s password=%s-secret]\n", user, n.Config().Domain, user, user)
+	if err := os.WriteFile(filepath.Join(dir, "reg.csv"), []byte(inf), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	stat := filepath.Join(dir, "stat.csv")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sippBin(t), n.SIPAddr(), "-sf", sippScenario(t, "register_contact.xml"),
+		"-inf", filepath.Join(dir, "reg.csv"), "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-mp", strconv.Itoa(freeMediaBase()),
+		"-t", transport, "-m", "1", "-key", "contact_port", strconv.Itoa(port), "-key", "expires", "300",
+		"-auth_uri", n.Config().Domain, "-nostdin", "-trace_stat", "-stf", stat, "-timeout", "30s", "-timeout_error")
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput()
+	if ok, _, err := sipp.Counts(stat); err != nil || ok != 1 {
+		t.Fatalf("register %s from port %d over %s: %v\n%s", user, port, transport, err, tail(string(out), 2000))
+	}
+	return port
 }
 
 // TestSIPpCalls: SIPp as caller and as callee through one node, over UDP
@@ -265,7 +275,7 @@ func TestSIPpCalls(t *testing.T) {
 			before := n.Relay().Counters.Forwarded.Load()
 
 			// 200 calls with RTP both ways, 1 s each, 40 calls/s.
-			registerAt(t, n, "bob", sippUAS(t, "uas_answer_rtp.xml", transport), transport)
+			sippUAS(t, registerAt(t, n, "bob", transport), "uas_answer_rtp.xml", transport)
 			sippUAC(t, n, "uac_call_rtp.xml", transport, "alice", "bob", 200, 40, "-d", "1000")
 			// Generous: about 50 packets each way per call cross the relay;
 			// require a third of that.
@@ -277,19 +287,19 @@ func TestSIPpCalls(t *testing.T) {
 				t.Errorf("relay sessions opened %d, closed %d", o, c)
 			}
 
-			registerAt(t, n, "ringer", sippUAS(t, "uas_noanswer.xml", transport), transport)
+			sippUAS(t, registerAt(t, n, "ringer", transport), "uas_noanswer.xml", transport)
 			sippUAC(t, n, "uac_cancel.xml", transport, "alice", "ringer", 5, 5, "-d", "200")
 
-			registerAt(t, n, "hanger", sippUAS(t, "uas_bye.xml", transport, "-d", "500"), transport)
+			sippUAS(t, registerAt(t, n, "hanger", transport), "uas_bye.xml", transport, "-d", "500")
 			sippUAC(t, n, "uac_recv_bye.xml", transport, "alice", "hanger", 5, 5)
 
 			// On hold for 2.5 s, over twice the media timeout: the calls live.
-			registerAt(t, n, "holder", sippUAS(t, "uas_hold_rtp.xml", transport), transport)
+			sippUAS(t, registerAt(t, n, "holder", transport), "uas_hold_rtp.xml", transport)
 			sippUAC(t, n, "uac_hold_rtp.xml", transport, "alice", "holder", 3, 3, "-d", "2500")
 
-			registerAt(t, n, "busy", sippUAS(t, "uas_busy.xml", transport), transport)
+			sippUAS(t, registerAt(t, n, "busy", transport), "uas_busy.xml", transport)
 			sippUAC(t, n, "uac_expect_486.xml", transport, "alice", "busy", 3, 3)
-			registerAt(t, n, "sleeper", sippUAS(t, "uas_noanswer.xml", transport), transport)
+			sippUAS(t, registerAt(t, n, "sleeper", transport), "uas_noanswer.xml", transport)
 			sippUAC(t, n, "uac_expect_480.xml", transport, "alice", "sleeper", 2, 2) // ring timeout
 			sippUAC(t, n, "uac_expect_404.xml", transport, "alice", "nobody", 2, 2)
 			sippUAC(t, n, "uac_expect_403.xml", transport, "dave", "bob", 2, 2) // no right to call users
@@ -303,7 +313,7 @@ func TestSIPpCalls(t *testing.T) {
 // MD5 credentials), callees registered with digest.
 func TestSIPpCallsWithDigest(t *testing.T) {
 	n := sippNode(t, nil)
-	registerAt(t, n, "bob", sippUAS(t, "uas_answer_rtp.xml", "u1"), "u1")
+	sippUAS(t, registerAt(t, n, "bob", "u1"), "uas_answer_rtp.xml", "u1")
 	sippUAC(t, n, "uac_call.xml", "u1", "alice", "bob", 200, 40, "-d", "500")
 	if n.Relay().Counters.Forwarded.Load() == 0 {
 		t.Error("the callee's RTP crossed no relay")

@@ -121,10 +121,7 @@ func (d callDirectory) Contacts(aor string) ([]sipedge.Binding, error) {
 	return d.n.bindings.Load(aor)
 }
 
-func (d callDirectory) User(ctx context.Context, name string) (bool, string, int, error) {
-	acct, found, err := d.n.Account(ctx, name)
-	if err != nil || !found {
-		return false, "", 0, err
-	}
-	return true, string(acct.Class), acct.MaxCalls, nil
+func (d callDirectory) Exists(ctx context.Context, name string) (bool, error) {
+	_, found, err := d.n.Account(ctx, name)
+	return found, err
 }

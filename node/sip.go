@@ -180,15 +180,15 @@ func (a nodeAccounts) Credentials(ctx context.Context, user string) (digest.Cred
 	return acct.Credentials, true, nil
 }
 
-func (a nodeAccounts) Permit(ctx context.Context, user string, req accounts.Request) error {
+func (a nodeAccounts) Permit(ctx context.Context, user string, req accounts.Request) (sipedge.Limits, error) {
 	acct, found, err := a.n.Account(ctx, user)
 	if err != nil {
-		return err
+		return sipedge.Limits{}, err
 	}
 	if !found {
-		return &accounts.PermitError{Err: accounts.ErrNotAllowed, Missing: "account"}
+		return sipedge.Limits{}, &accounts.PermitError{Err: accounts.ErrNotAllowed, Missing: "account"}
 	}
-	return acct.Permit(req)
+	return sipedge.Limits{Known: true, Class: string(acct.Class), MaxCalls: acct.MaxCalls}, acct.Permit(req)
 }
 
 // SIPAddr returns the address the SIP edge listens on (UDP and TCP).

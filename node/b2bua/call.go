@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +20,12 @@ import (
 // Call is one call in progress: the caller's dialog, the branches toward
 // the callee's contacts, the media anchoring and the state machine.
 type Call struct {
-	id     string
-	svc    *Service
-	caller string // authenticated user, or the From user of a trusted source
-	callee string // AOR
-	class  string
+	id      string
+	svc     *Service
+	caller  string // authenticated user, or the From user of a trusted source
+	trusted bool   // the caller came from a trusted source, unchallenged
+	callee  string // AOR
+	class   string
 
 	mu         sync.Mutex // guards the dialogs, media and times below
 	fsm        *call.Call
@@ -58,11 +57,10 @@ type branch struct {
 	idx     int
 	binding sipedge.Binding
 	leg
-	req    *sip.Request
-	tx     sip.ClientTransaction
-	ok     *sip.Response // its 2xx
-	ack    *sip.Request  // the ACK of that 2xx, for its retransmissions
-	rseqOK bool          // sent a reliable provisional (RFC 3262)
+	req *sip.Request
+	tx  sip.ClientTransaction
+	ok  *sip.Response // its 2xx
+	ack *sip.Request  // the ACK of that 2xx, for its retransmissions
 
 	proceeding   bool   // a provisional came: a CANCEL may be sent
 	cancelWanted bool   // CANCEL decided before any provisional
@@ -100,19 +98,10 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	class, maxCalls := "", -1
-	if caller.User != "" {
-		found, cl, max, err := s.dir.User(ctx, caller.User)
-		switch {
-		case err != nil:
-			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry)
-			return
-		case found:
-			class, maxCalls = cl, max
-		}
-	}
-	if maxCalls >= 0 && s.ActiveCalls(caller.User) >= maxCalls {
-		res(sip.StatusForbidden, fmt.Sprintf("Forbidden (max_calls %d reached)", maxCalls))
+	// The edge read the caller's account when it authorized the call.
+	class := caller.Class
+	if caller.Known && s.ActiveCalls(caller.User) >= caller.MaxCalls {
+		res(sip.StatusForbidden, fmt.Sprintf("Forbidden (max_calls %d reached)", caller.MaxCalls))
 		return
 	}
 	calleeUser := req.Recipient.User
@@ -128,7 +117,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 	if len(contacts) == 0 {
-		found, _, _, err := s.dir.User(ctx, calleeUser)
+		found, err := s.dir.Exists(ctx, calleeUser)
 		switch {
 		case err != nil:
 			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry)
@@ -140,12 +129,9 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 
-	c := &Call{id: newID(), svc: s, caller: caller.User, callee: aor, class: class,
+	c := &Call{id: newID(), svc: s, caller: caller.User, trusted: caller.Trusted, callee: aor, class: class,
 		fsm: call.New(len(contacts)), invite: req, tx: tx, started: time.Now(),
 		events: make(chan event, 16), done: make(chan struct{}), final: make(chan struct{})}
-	if c.caller == "" {
-		c.caller = req.From().Address.User
-	}
 	from, to := req.From(), req.To()
 	fromTag, _ := from.Params.Get("tag")
 	c.a = leg{callID: req.CallID().Value(), localTag: newTag(), remoteTag: fromTag,
@@ -217,7 +203,7 @@ func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
 		target = sip.Uri{Scheme: "sip", Host: "invalid"}
 	}
 	calleeUser, _, _ := strings.Cut(c.callee, "@")
-	dest, transport := contactRoute(b, target)
+	dest, transport := b.Route()
 	br := &branch{idx: i, binding: b, leg: leg{
 		callID: newID() + "@callmesh", localTag: newTag(),
 		localURI:     sip.Uri{Scheme: "sip", User: c.caller, Host: s.cfg.Domain},
@@ -241,31 +227,6 @@ func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
 	}
 	br.req = req
 	return br
-}
-
-// contactRoute says where a request to a registered contact goes: to the
-// contact's own address (RFC 3261 §8.1.2), unless the registration shows
-// the device behind a NAT — a private contact address other than the one
-// the REGISTER came from — when it goes back the way the registration came
-// (RFC 3581 symmetric response routing, as RFC 5626 flows do).
-func contactRoute(b sipedge.Binding, contact sip.Uri) (dest, transport string) {
-	transport = "UDP"
-	if strings.EqualFold(b.Transport, "tcp") {
-		transport = "TCP"
-	}
-	src, err := netip.ParseAddrPort(b.Source)
-	host, herr := netip.ParseAddr(contact.Host)
-	if err == nil && (herr != nil || host.Unmap() != src.Addr().Unmap() && (host.IsPrivate() || host.IsLinkLocalUnicast())) {
-		return b.Source, transport // behind a NAT, or a name we cannot judge
-	}
-	if t, ok := contact.UriParams.Get("transport"); ok && contact.UriParams != nil {
-		transport = strings.ToUpper(t)
-	}
-	port := contact.Port
-	if port == 0 {
-		port = 5060
-	}
-	return net.JoinHostPort(contact.Host, strconv.Itoa(port)), transport
 }
 
 // endToEndNoType: the end-to-end headers a new request takes from the

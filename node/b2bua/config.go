@@ -66,7 +66,7 @@ func (c Config) Validate() error {
 type Directory interface {
 	// Contacts lists the callee's registrations on this node.
 	Contacts(aor string) ([]sipedge.Binding, error)
-	// User reports whether name has an account in the federation, with
-	// its class and concurrent-call limit.
-	User(ctx context.Context, name string) (found bool, class string, maxCalls int, err error)
+	// Exists reports whether name has an account in the federation (an
+	// unregistered callee gets 480, an unknown one 404).
+	Exists(ctx context.Context, name string) (bool, error)
 }

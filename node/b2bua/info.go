@@ -12,6 +12,7 @@ type Info struct {
 	Caller   string     `json:"caller"`
 	Callee   string     `json:"callee"`
 	Class    string     `json:"class,omitempty"`
+	Trusted  bool       `json:"trusted,omitempty"` // from a trusted source, not challenged
 	State    string     `json:"state"`
 	Started  time.Time  `json:"started"`
 	Answered *time.Time `json:"answered,omitempty"`
@@ -39,7 +40,7 @@ type LegInfo struct {
 // Info describes the call now.
 func (c *Call) Info() Info {
 	c.mu.Lock()
-	in := Info{ID: c.id, Caller: c.caller, Callee: c.callee, Class: c.class,
+	in := Info{ID: c.id, Caller: c.caller, Callee: c.callee, Class: c.class, Trusted: c.trusted,
 		State: c.fsm.State().String(), Started: c.started, Branches: len(c.branches)}
 	if !c.answered.IsZero() {
 		t := c.answered
@@ -64,15 +65,4 @@ func (c *Call) Info() Info {
 		in.MOS, in.R = sum.MOS, sum.R
 	}
 	return in
-}
-
-// Summary is the relay's quality summary of the call, when anchored.
-func (c *Call) Summary() (media.Summary, bool) {
-	c.mu.Lock()
-	m := c.media
-	c.mu.Unlock()
-	if m == nil {
-		return media.Summary{}, false
-	}
-	return m.sess.Summary(), true
 }

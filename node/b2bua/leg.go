@@ -1,6 +1,8 @@
 package b2bua
 
 import (
+	"strings"
+
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -76,7 +78,7 @@ func routeSet(m interface{ GetHeaders(string) []sip.Header }, reverse bool) []si
 		var u sip.Uri
 		v := h.Value()
 		if len(v) > 1 && v[0] == '<' {
-			if i := indexByte(v, '>'); i > 0 {
+			if i := strings.IndexByte(v, '>'); i > 0 {
 				v = v[1:i]
 			}
 		}
@@ -90,15 +92,6 @@ func routeSet(m interface{ GetHeaders(string) []sip.Header }, reverse bool) []si
 		}
 	}
 	return out
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // copyHeaders copies the named headers from one message to another.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -166,9 +167,6 @@ func (br *branch) learn(res *sip.Response) {
 		br.remoteTarget = *ct.Address.Clone()
 	}
 	br.routes = routeSet(res, true)
-	if res.GetHeader("RSeq") != nil {
-		br.rseqOK = true
-	}
 }
 
 // do carries out one action of the state machine.
@@ -352,23 +350,10 @@ func sessionInterval(res *sip.Response) time.Duration {
 	if h == nil {
 		return 0
 	}
-	v := h.Value()
-	if i := indexByte(v, ';'); i >= 0 {
-		v = v[:i]
-	}
-	n, err := strconv.Atoi(trimSpace(v))
+	v, _, _ := strings.Cut(h.Value(), ";")
+	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil || n <= 0 {
 		return 0
 	}
 	return time.Duration(n) * time.Second
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }

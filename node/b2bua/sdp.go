@@ -1,6 +1,8 @@
 package b2bua
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"net/netip"
 	"strings"
 
@@ -71,18 +73,10 @@ func (a *anchoring) anchor(body []byte, from media.Side) ([]byte, error) {
 	return sdpedit.Rewrite(body, anchors, a.origins[to])
 }
 
+// originID is a random o= session id, below 2^62 so that versions grow
+// from it without overflow (RFC 3264 §5 suggests an NTP-like number).
 func originID() uint64 {
-	id := newID()
-	var v uint64
-	for i := 0; i < 15 && i < len(id); i++ {
-		v = v<<4 | uint64(hexVal(id[i]))
-	}
-	return v
-}
-
-func hexVal(c byte) byte {
-	if c >= 'a' {
-		return c - 'a' + 10
-	}
-	return c - '0'
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) >> 2
 }

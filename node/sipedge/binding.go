@@ -69,3 +69,15 @@ func (b Binding) Remaining(now time.Time) int {
 	}
 	return int((d + time.Second - 1) / time.Second)
 }
+
+// Route is where requests to the binding's contact go and over which
+// transport: back along the path the registration came by (RFC 3261
+// §10.3, RFC 3581) — to the REGISTER's source address, over the TCP
+// connection it came on when it came over TCP — which reaches a phone
+// behind a NAT as well as one that is not.
+func (b Binding) Route() (dest, transport string) {
+	if strings.EqualFold(b.Transport, "tcp") {
+		return b.Source, "TCP"
+	}
+	return b.Source, "UDP"
+}

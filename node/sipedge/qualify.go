@@ -36,12 +36,12 @@ func (s *Server) Qualify(ctx context.Context, b Binding, extra ...sip.Header) (*
 	for _, h := range extra {
 		req.AppendHeader(h)
 	}
-	transport := "UDP"
-	if strings.EqualFold(b.Transport, "tcp") || len(req.String()) > maxUDPRequest {
+	dest, transport := b.Route()
+	if len(req.String()) > maxUDPRequest {
 		transport = "TCP"
 	}
 	req.SetTransport(transport)
-	req.SetDestination(b.Source)
+	req.SetDestination(dest)
 	host, _, _ := net.SplitHostPort(s.Addr())
 	c, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(host))
 	if err != nil {

@@ -18,7 +18,9 @@ type noAccounts struct{}
 func (noAccounts) Credentials(context.Context, string) (digest.Credentials, bool, error) {
 	return digest.Credentials{}, false, nil
 }
-func (noAccounts) Permit(context.Context, string, accounts.Request) error { return nil }
+func (noAccounts) Permit(context.Context, string, accounts.Request) (Limits, error) {
+	return Limits{}, nil
+}
 
 type noBindings struct{}
 

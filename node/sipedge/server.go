@@ -52,6 +52,7 @@ type Config struct {
 type Caller struct {
 	User    string
 	Trusted bool
+	Limits
 }
 
 // Calls takes over requests that start or belong to calls.
@@ -73,8 +74,16 @@ type Accounts interface {
 	Credentials(ctx context.Context, user string) (creds digest.Credentials, found bool, err error)
 	// Permit checks the user's right to start a session (a
 	// *accounts.PermitError says which right is missing); any other error
-	// means the account could not be consulted.
-	Permit(ctx context.Context, user string, req accounts.Request) error
+	// means the account could not be consulted. It returns the limits of
+	// the account it read, so the calls need not read it again.
+	Permit(ctx context.Context, user string, req accounts.Request) (Limits, error)
+}
+
+// Limits are what authorizing a caller learnt of its account.
+type Limits struct {
+	Known    bool // the caller has an account (a trusted trunk's may not)
+	Class    string
+	MaxCalls int // concurrent calls allowed
 }
 
 // BindingStore keeps each AOR's bindings.

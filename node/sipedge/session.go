@@ -58,14 +58,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		// Not authenticated, but still authorized: a trusted caller who has
 		// an account keeps its rights; an unknown one is a trunk's caller.
-		err := s.accounts.Permit(ctx, from.Address.User, SessionKind(req.Recipient))
-		var pe *accounts.PermitError
-		if errors.As(err, &pe) && pe.Missing != "account" {
-			s.m.denied.Inc()
-			s.reply(req, tx, sip.StatusForbidden, SanitizeReason("Forbidden ("+pe.Error()+")"))
-			return
-		}
-		s.startCall(req, tx, Caller{User: from.Address.User, Trusted: true})
+		s.authorize(ctx, req, tx, Caller{User: from.Address.User, Trusted: true})
 		return
 	}
 	user, ok, _ := s.authGate(ctx, req, tx, time.Now())
@@ -76,9 +69,17 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusForbidden, "Forbidden (From is not the authenticated user)")
 		return
 	}
-	err := s.accounts.Permit(ctx, user, SessionKind(req.Recipient))
+	s.authorize(ctx, req, tx, Caller{User: user})
+}
+
+// authorize checks the caller's rights (403 naming the missing one; 503
+// when the account cannot be read) and starts the call with the account's
+// limits. A trusted caller without an account passes.
+func (s *Server) authorize(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, caller Caller) {
+	lim, err := s.accounts.Permit(ctx, caller.User, SessionKind(req.Recipient))
 	var pe *accounts.PermitError
 	switch {
+	case caller.Trusted && errors.As(err, &pe) && pe.Missing == "account":
 	case errors.As(err, &pe):
 		s.m.denied.Inc()
 		s.reply(req, tx, sip.StatusForbidden, SanitizeReason("Forbidden ("+pe.Error()+")"))
@@ -87,7 +88,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
 		return
 	}
-	s.startCall(req, tx, Caller{User: user})
+	caller.Limits = lim
+	s.startCall(req, tx, caller)
 }
 
 func (s *Server) startCall(req *sip.Request, tx sip.ServerTransaction, caller Caller) {
