@@ -164,15 +164,27 @@ func TestCallCancelledBeforeAnswer(t *testing.T) {
 	bob.setAnswer(func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d })
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { _, err := alice.call(ctx, "bob"); errc <- err }()
+	heard := make(chan struct{}, 4)
+	go func() {
+		_, err := alice.callWith(ctx, "bob", func(res *sip.Response) {
+			if res.StatusCode == 180 {
+				heard <- struct{}{}
+			}
+		})
+		errc <- err
+	}()
 	var ringing *sipgo.DialogServerSession
 	select {
 	case ringing = <-rang:
 	case <-time.After(10 * time.Second):
 		t.Fatal("bob never rang")
 	}
-	time.Sleep(50 * time.Millisecond) // let the 180 reach alice, so her CANCEL is allowed (RFC 3261 §9.1)
-	cancel()                          // sipgo sends CANCEL when the context of WaitAnswer ends
+	select { // alice heard the 180, so her CANCEL is allowed (RFC 3261 §9.1)
+	case <-heard:
+	case <-time.After(10 * time.Second):
+		t.Fatal("alice never heard the 180")
+	}
+	cancel() // sipgo sends CANCEL when the context of WaitAnswer ends
 	if err := <-errc; err == nil {
 		t.Fatal("cancelled call answered")
 	}
@@ -269,12 +281,19 @@ func TestHoldSurvivesMediaTimeoutAndDeadMediaEndsTheCall(t *testing.T) {
 	if bob.received(sip.INVITE) != 2 {
 		t.Fatalf("bob saw %d INVITEs, want the call and the hold", bob.received(sip.INVITE))
 	}
-	// Three media timeouts without a packet, on hold: the call lives.
-	time.Sleep(3 * time.Second)
+	// On hold, silence is never death, however long (the relay's rule,
+	// asked at a time far ahead rather than waited for).
+	id := n.Calls().Calls()[0].ID
+	if side, _, dead := n.Relay().Session(id).Dead(time.Now().Add(100 * time.Second)); dead {
+		t.Fatalf("a held call's %s side counts as dead", side)
+	}
 	if n.Calls().Len() != 1 || alice.byes.Load() != 0 {
 		t.Fatal("a held call was ended for silence")
 	}
 	reinvite("sendrecv")
+	if _, _, dead := n.Relay().Session(id).Dead(time.Now().Add(100 * time.Second)); !dead {
+		t.Fatal("a resumed, silent call would never be ended")
+	}
 	// Resumed and silent: the relay ends it, both sides hear BYE with a Reason.
 	Eventually(t, 15*time.Second, func() bool { return alice.byes.Load() == 1 && bob.byes.Load() == 1 }, "dead media did not end the call")
 	for _, p := range []*phone{alice, bob} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,9 +197,9 @@ func (p *phone) pickUp(d *sipgo.DialogServerSession) {
 // reInvite answers an offer within a dialog with the matching direction.
 func (p *phone) reInvite(req *sip.Request, tx sip.ServerTransaction) {
 	dir := "sendrecv"
-	if b := string(req.Body()); contains(b, "a=sendonly") {
+	if b := string(req.Body()); strings.Contains(b, "a=sendonly") {
 		dir = "recvonly"
-	} else if contains(b, "a=inactive") {
+	} else if strings.Contains(b, "a=inactive") {
 		dir = "inactive"
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", p.sdp(dir))
@@ -208,18 +209,14 @@ func (p *phone) reInvite(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
-}
-
 // call places a call to target through the phone's node and returns the
 // dialog once answered, or the failure.
 func (p *phone) call(ctx context.Context, target string) (*sipgo.DialogClientSession, error) {
+	return p.callWith(ctx, target, nil)
+}
+
+// callWith is call, telling onResponse about every response to the INVITE.
+func (p *phone) callWith(ctx context.Context, target string, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
 	domain := p.n.Config().Domain
 	// The Request-URI names the node's address (an alias of the domain),
 	// so the CANCEL sipgo builds from it finds the node too.
@@ -238,7 +235,11 @@ func (p *phone) call(ctx context.Context, target string) (*sipgo.DialogClientSes
 	if err != nil {
 		return nil, err
 	}
-	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{Username: p.user, Password: p.password}); err != nil {
+	opts := sipgo.AnswerOptions{Username: p.user, Password: p.password}
+	if onResponse != nil {
+		opts.OnResponse = func(res *sip.Response) error { onResponse(res); return nil }
+	}
+	if err := d.WaitAnswer(ctx, opts); err != nil {
 		return d, err
 	}
 	return d, d.Ack(ctx)
@@ -249,7 +250,7 @@ func mediaPeer(t testing.TB, body []byte) netip.AddrPort {
 	t.Helper()
 	var addr string
 	var port int
-	for _, line := range splitLines(string(body)) {
+	for _, line := range strings.Split(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n") {
 		if len(line) > 9 && line[:9] == "c=IN IP4 " {
 			addr = line[9:]
 		}
@@ -262,22 +263,6 @@ func mediaPeer(t testing.TB, body []byte) netip.AddrPort {
 		t.Fatalf("SDP without a usable address: %q", body)
 	}
 	return ap
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			line := s[start:i]
-			if len(line) > 0 && line[len(line)-1] == '\r' {
-				line = line[:len(line)-1]
-			}
-			out = append(out, line)
-			start = i + 1
-		}
-	}
-	return out
 }
 
 func netipPlus(a netip.AddrPort, d uint16) netip.AddrPort {
