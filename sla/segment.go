@@ -1,0 +1,161 @@
+package sla
+
+import (
+	"strings"
+	"time"
+)
+
+// Call is what a segment is matched against.
+type Call struct {
+	// Number is the destination in E.164 form ("+4930…"), or "" for a call
+	// to a user of the federation.
+	Number  string
+	Class   string      // the call's class ("gold", …); "" matches any segment
+	At      time.Time   // when the call is placed
+	Service ServiceType // the service needed of the provider
+}
+
+// Contains reports whether t falls in any window; empty Hours always do.
+func (h Hours) Contains(t time.Time) bool {
+	if len(h) == 0 {
+		return true
+	}
+	for _, w := range h {
+		if w.Contains(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Contains reports whether t falls in the window: its local time is between
+// Start and End on one of the window's days, or, for a window crossing
+// midnight, after Start on one of its days or before End on the day after.
+func (w Window) Contains(t time.Time) bool {
+	loc := w.Loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	lt := t.In(loc)
+	day := lt.Weekday()
+	min := lt.Hour()*60 + lt.Minute()
+	if w.Start < w.End {
+		return w.Days[day] && min >= w.Start && min < w.End
+	}
+	// Crosses midnight: [Start, 24:00) on its days, [00:00, End) the day after.
+	prev := (day + 6) % 7
+	return (w.Days[day] && min >= w.Start) || (w.Days[prev] && min < w.End)
+}
+
+// LocationMatch reports how well a segment's location matches a
+// destination: the length of the matching prefix (0 for "*"), and whether
+// it matches at all. A call to a user (no number) matches only "*".
+func LocationMatch(location, number string) (length int, ok bool) {
+	if location == "*" || location == "" {
+		return 0, true
+	}
+	if number == "" {
+		return 0, false
+	}
+	if strings.HasPrefix(number, location) {
+		return len(location), true
+	}
+	return 0, false
+}
+
+// Matches reports whether the segment carries the call: its location
+// matches the destination, its hours hold the call's time, and its quality
+// class is the call's (or unset). MaxDuration is a cap, not a filter.
+func (s Segment) Matches(c Call) bool {
+	if _, ok := LocationMatch(s.Location, c.Number); !ok {
+		return false
+	}
+	if s.Quality != "" && c.Class != "" && s.Quality != c.Class {
+		return false
+	}
+	return s.Hours.Contains(c.At)
+}
+
+// Offers returns the provider's segment that carries the call for the
+// service c.Service: among the matching segments of that service, the one
+// with the longest location prefix (the first of equals). ok is false when
+// none matches.
+func (p *Provider) Offers(c Call) (seg Segment, prefix int, ok bool) {
+	best := -1
+	for _, sv := range p.Services {
+		if sv.Type != c.Service {
+			continue
+		}
+		for _, s := range sv.Segments {
+			if !s.Matches(c) {
+				continue
+			}
+			n, _ := LocationMatch(s.Location, c.Number)
+			if n > best {
+				best, seg = n, s
+			}
+		}
+	}
+	if best < 0 {
+		return Segment{}, 0, false
+	}
+	return seg, best, true
+}
+
+// HasMode reports whether the provider has an access point in mode m.
+func (p *Provider) HasMode(m Mode) bool {
+	for _, ap := range p.AccessPoints {
+		if ap.Mode == m {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidAt reports whether t lies in the SLA's validity window [From, Until).
+func (s *SLA) ValidAt(t time.Time) bool {
+	if !s.Valid.From.IsZero() && t.Before(s.Valid.From) {
+		return false
+	}
+	if !s.Valid.Until.IsZero() && !t.Before(s.Valid.Until) {
+		return false
+	}
+	return true
+}
+
+// SegmentsMatch reports whether the SLA's own segments, if it has any,
+// carry the call (any one of them); an SLA without segments carries all.
+func (s *SLA) SegmentsMatch(c Call) bool {
+	if len(s.Segments) == 0 {
+		return true
+	}
+	for _, seg := range s.Segments {
+		if seg.Matches(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxDuration is the tightest cap among segments; 0 means no cap.
+func MaxDuration(segs ...Segment) time.Duration {
+	var d time.Duration
+	for _, s := range segs {
+		if s.MaxDuration > 0 && (d == 0 || s.MaxDuration < d) {
+			d = s.MaxDuration
+		}
+	}
+	return d
+}
+
+// Other returns the party of the SLA that is not id, and whether id is a
+// party at all.
+func (s *SLA) Other(id string) (string, bool) {
+	switch id {
+	case s.Between[0]:
+		return s.Between[1], true
+	case s.Between[1]:
+		return s.Between[0], true
+	}
+	return "", false
+}
