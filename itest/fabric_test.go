@@ -92,8 +92,8 @@ func TestWrongFederationKeyNeverJoins(t *testing.T) {
 	}
 }
 
-// outsider is a bare libp2p peer speaking GossipSub on the heartbeat topic
-// without callmesh's validators: it can put anything on the wire.
+// outsider is a bare libp2p peer speaking GossipSub on one topic without
+// callmesh's validators: it can put anything on the wire.
 type outsider struct {
 	key   crypto.PrivKey
 	id    peer.ID
@@ -101,6 +101,11 @@ type outsider struct {
 }
 
 func newOutsider(t *testing.T, ctx context.Context, target *node.Node) *outsider {
+	t.Helper()
+	return newOutsiderOn(t, ctx, target, node.HeartbeatTopic)
+}
+
+func newOutsiderOn(t *testing.T, ctx context.Context, target *node.Node, topicName string) *outsider {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -115,7 +120,7 @@ func newOutsider(t *testing.T, ctx context.Context, target *node.Node) *outsider
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic, err := ps.Join(node.HeartbeatTopic)
+	topic, err := ps.Join(topicName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,7 @@ func (n *Node) startAdmin() error {
 	})
 	n.registerUserRoutes(mux)
 	mux.HandleFunc("GET /api/v1/locate", n.handleLocate)
+	n.registerSLAAPI(mux)
 	mux.HandleFunc("GET /api/v1/calls", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, CallsResponse{Calls: n.ListCalls()})
 	})

@@ -40,7 +40,12 @@ type Config struct {
 	Store      StoreConfig      `yaml:"store"`
 	Media      MediaConfig      `yaml:"media"`
 	Calls      CallsConfig      `yaml:"calls"`
+	SLA        SLAConfig        `yaml:"sla"`
 	Log        LogConfig        `yaml:"log"`
+
+	// Sections are providers:, slas: and policy: in the catalogue format
+	// of package sla; see Catalogue.
+	Sections catalogueSections `yaml:",inline"`
 
 	// dir is where the file was read from; relative paths resolve against it.
 	dir string
@@ -152,6 +157,7 @@ func DefaultConfig() Config {
 		Store: StoreConfig{GCInterval: 10 * time.Minute},
 		Media: defaultMediaConfig(),
 		Calls: defaultCallsConfig(),
+		SLA:   defaultSLAConfig(),
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -278,6 +284,9 @@ func (c *Config) Validate() error {
 		return fieldErr("dht.republish", c.DHT.Republish, "must be > 0 and shorter than dht.record_ttl (%s)", c.DHT.RecordTTL)
 	}
 	if err := c.checkMedia(); err != nil {
+		return err
+	}
+	if err := c.checkSLA(); err != nil {
 		return err
 	}
 	if err := c.checkCalls(); err != nil {

@@ -380,3 +380,64 @@ func TestFieldErrorMessage(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestCatalogueSections(t *testing.T) {
+	const providers = `
+name: A
+providers:
+  - id: cheapnet
+    access_points: ["sip:127.0.0.1:5071"]
+    services: [{type: transit, segments: [{location: "*"}]}]
+`
+	cfg, err := ParseConfig([]byte(providers + `
+slas:
+  - id: A-cheapnet
+    kind: node-provider
+    between: [A, cheapnet]
+    price: {per_minute: "0.0040", currency: EUR}
+  - id: cheapnet-x
+    kind: provider-provider
+    between: [cheapnet, cheapnet2]
+policy:
+  classes:
+    gold: {min_mos: 4.2}
+`))
+	if err == nil {
+		t.Fatal("an interconnect naming an unknown provider was accepted")
+	}
+	checkFieldErr(t, err, "slas[1].between[1]")
+
+	cfg, err = ParseConfig([]byte(providers + `
+slas:
+  - id: A-cheapnet
+    kind: node-provider
+    between: [A, cheapnet]
+    price: {per_minute: "0.0040", currency: EUR}
+policy:
+  classes:
+    gold: {min_mos: 4.2}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := cfg.Catalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.SLAs) != 1 || cat.SLAs[0].Price.PerMinute.String() != "0.0040" || cat.Policy.Classes["gold"].MinMOS != 4.2 ||
+		cat.Policy.Classes["bronze"].MinMOS != 3.1 {
+		t.Fatalf("catalogue from node.yaml: %+v", cat)
+	}
+
+	for _, tc := range []struct{ doc, field string }{
+		{providers + "slas:\n  - id: B-cheapnet\n    kind: node-provider\n    between: [B, cheapnet]\n", "slas[0].between"},
+		{providers + "slas:\n  - id: A-cheapnet\n    kind: node-provider\n    between: [A, cheapnet]\n    guarantees: {max_delay: 40}\n", "slas[0].guarantees.max_delay"},
+		{providers + "slas:\n  - id: A-cheapnet\n    kind: node-provider\n    between: [A, cheapnet]\n    price: {per_minute: 0.0.4, currency: EUR}\n", "slas[0].price.per_minute"},
+		{"name: A\nproviders:\n  - id: p\n    access_points: [\"sip:x:1\"]\n    services: [{type: transit, segments: [{location: \"*\", hours: \"Mon-Fry 08:00-18:00 UTC\"}]}]\n", "providers[0].services[0].segments[0].hours"},
+		{"name: A\npolicy:\n  classes:\n    gold: {max_hops: 40}\n", "policy.classes.gold.max_hops"},
+		{"name: A\nsla:\n  republish: 2h\n", "sla.republish"},
+	} {
+		_, err := ParseConfig([]byte(tc.doc))
+		checkFieldErr(t, err, tc.field)
+	}
+}

@@ -7,6 +7,7 @@ type metrics struct {
 	peers       *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
 	records     *prometheus.CounterVec
+	slaBreaches *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,7 +24,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "callmesh", Subsystem: "dht", Name: "record_puts_total",
 			Help: "Puts of this node's signed DHT records, by result.",
 		}, []string{"result"}),
+		slaBreaches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "sla", Name: "breaches_total",
+			Help: "SLA metrics found newly in breach of their guarantee, by metric.",
+		}, []string{"metric"}),
 	}
-	reg.MustRegister(m.peers, m.transitions, m.records)
+	reg.MustRegister(m.peers, m.transitions, m.records, m.slaBreaches)
 	return m
 }

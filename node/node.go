@@ -70,6 +70,8 @@ type Node struct {
 	m     *metrics
 
 	members  *membership
+	slas     *slaBook
+	measures *measurer
 	accounts *accounts.Store
 	sip      *sipedge.Server
 	relay    *media.Relay
@@ -165,6 +167,12 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 	if n.members, err = newMembership(n); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
+	if n.slas, err = newSLABook(n); err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
+	}
+	if n.measures, err = newMeasurer(n); err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
+	}
 	if err = n.startAdmin(); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
@@ -178,6 +186,8 @@ func Start(cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	n.members.start()
+	n.slas.start()
+	n.measures.start()
 	// Join through the configured bootstrap peers and through every member
 	// remembered from earlier runs.
 	seeds := make(map[peer.ID]bool)
