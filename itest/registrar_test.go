@@ -18,9 +18,15 @@ import (
 // addUser creates an account on node n.
 func addUser(t testing.TB, n *node.Node, name, password string) {
 	t.Helper()
+	addUserAllowed(t, n, name, password, "p2p")
+}
+
+// addUserAllowed creates a bronze account with the given rights.
+func addUserAllowed(t testing.TB, n *node.Node, name, password string, allow ...string) {
+	t.Helper()
 	domain := n.Config().Domain
 	_, err := n.Accounts().Add(accounts.Account{
-		Name: name, Class: accounts.Bronze, Allow: []string{"p2p"}, MaxCalls: 2, Home: n.ID().String(),
+		Name: name, Class: accounts.Bronze, Allow: allow, MaxCalls: 2, Home: n.ID().String(),
 		Realm: domain, Credentials: digest.NewCredentials(name, domain, password),
 	})
 	if err != nil {

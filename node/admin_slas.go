@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callmesh/callmesh/election"
 	"github.com/callmesh/callmesh/routing"
 	"github.com/callmesh/callmesh/sla"
 )
@@ -61,6 +62,21 @@ func (n *Node) registerSLAAPI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/slas", n.handleOfferSLAs)
 	mux.HandleFunc("DELETE /api/v1/slas/{id}", n.handleWithdrawSLA)
 	mux.HandleFunc("GET /api/v1/route", n.handleRoute)
+	mux.HandleFunc("GET /api/v1/elect", func(w http.ResponseWriter, r *http.Request) {
+		session := r.URL.Query().Get("session")
+		if session == "" {
+			writeError(w, http.StatusBadRequest, "session is required")
+			return
+		}
+		writeJSON(w, ElectResponse{Session: session, Ranking: n.Elect(session)})
+	})
+}
+
+// ElectResponse is GET /api/v1/elect: a session's master and its successors
+// from this node's membership view.
+type ElectResponse struct {
+	Session string            `json:"session"`
+	Ranking []election.Ranked `json:"ranking"`
 }
 
 // SLAs lists the federation's catalogue with each SLA's compliance record.

@@ -21,10 +21,17 @@ type CallsConfig struct {
 	// Trusted lists source addresses or networks (CIDR) whose requests are
 	// not challenged: trunks, load generators.
 	Trusted []string `yaml:"trusted,omitempty"`
+	// FirstHopTimeout bounds the wait for any answer from a path's first
+	// provider; past it the call fails over to the next path.
+	FirstHopTimeout time.Duration `yaml:"first_hop_timeout"`
+	// TokenTTL is how long a session token a master signs admits the
+	// call's INVITE at the egress node.
+	TokenTTL time.Duration `yaml:"token_ttl"`
 }
 
 func defaultCallsConfig() CallsConfig {
-	return CallsConfig{RingTimeout: 60 * time.Second, DrainGrace: 30 * time.Second}
+	return CallsConfig{RingTimeout: 60 * time.Second, DrainGrace: 30 * time.Second,
+		FirstHopTimeout: 2 * time.Second, TokenTTL: time.Minute}
 }
 
 // trustedPrefixes parses calls.trusted, naming the bad entry.
@@ -56,6 +63,10 @@ func (c *Config) checkCalls() error {
 		return fieldErr("calls.ring_timeout", c.Calls.RingTimeout, "must be > 0")
 	case c.Calls.DrainGrace < 0:
 		return fieldErr("calls.drain_grace", c.Calls.DrainGrace, "must be >= 0")
+	case c.Calls.FirstHopTimeout <= 0:
+		return fieldErr("calls.first_hop_timeout", c.Calls.FirstHopTimeout, "must be > 0")
+	case c.Calls.TokenTTL < time.Second:
+		return fieldErr("calls.token_ttl", c.Calls.TokenTTL, "must be at least 1s")
 	}
 	if _, err := c.trustedPrefixes(); err != nil {
 		return err
@@ -92,6 +103,7 @@ func (c *Config) anchorPolicy() func(class string) bool {
 func (n *Node) startCalls() error {
 	cfg := b2bua.DefaultConfig(strings.ToLower(n.cfg.Domain))
 	cfg.RingTimeout, cfg.DrainGrace = n.cfg.Calls.RingTimeout, n.cfg.Calls.DrainGrace
+	cfg.FirstHop = n.cfg.Calls.FirstHopTimeout
 	cfg.Anchor = n.cfg.anchorPolicy()
 	svc, err := b2bua.New(cfg, n.sip, callDirectory{n}, n.relay, n.log.With("component", "calls"))
 	if err != nil {
@@ -99,6 +111,13 @@ func (n *Node) startCalls() error {
 	}
 	n.calls = svc
 	n.sip.SetCalls(svc)
+	fed, err := newFederation(n)
+	if err != nil {
+		return err
+	}
+	n.fed = fed
+	svc.SetFederation(fed)
+	n.sip.SetSessions(fed)
 	n.relay.SetDeadFunc(svc.MediaDead)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -110,8 +111,15 @@ func (r *PathReport) check() error {
 
 const pathSep = ">"
 
-// pathKey is the envelope key of a path: its SLA ids joined by ">".
+// pathKey identifies a path: its SLA ids joined by ">".
 func pathKey(path []string) string { return strings.Join(path, pathSep) }
+
+// reportEnvKey is the envelope key of a report: its path and interval, so
+// that every interval's report is state of its own (anti-entropy passes on
+// all of them, not only the newest).
+func reportEnvKey(r *PathReport) string {
+	return pathKey(r.Path) + "@" + strconv.FormatInt(r.From.UnixMilli(), 10)
+}
 
 // measurer aggregates the node's own call measurements per path and
 // interval, publishes them, and keeps the recent reports of every node, from
@@ -129,9 +137,12 @@ type measurer struct {
 	version uint64
 }
 
+// reportKey is one node's report of one path for one interval (the
+// envelope key names both): a node's reports of every interval within the
+// horizon count.
 type reportKey struct {
 	issuer peer.ID
-	path   string
+	key    string
 }
 
 type reportEntry struct {
@@ -173,8 +184,8 @@ func checkReport(env *gossip.Envelope) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	if env.Key != pathKey(r.Path) {
-		return fmt.Errorf("%w: report of path %q under key %q", gossip.ErrMalformed, pathKey(r.Path), env.Key)
+	if want := reportEnvKey(&r); env.Key != want {
+		return fmt.Errorf("%w: report of %q under key %q", gossip.ErrMalformed, want, env.Key)
 	}
 	return nil
 }
@@ -268,7 +279,7 @@ func (m *measurer) flush(now time.Time) {
 	for _, k := range keys {
 		r := pending[k].report(m.n.cfg.Name, from, now)
 		ctx, cancel := context.WithTimeout(m.n.ctx, 5*time.Second)
-		env, err := m.topic.Publish(ctx, MeasureKind, k, r, now.Add(m.horizon()))
+		env, err := m.topic.Publish(ctx, MeasureKind, reportEnvKey(r), r, now.Add(m.horizon()))
 		cancel()
 		if err != nil {
 			if m.n.ctx.Err() == nil {
@@ -302,8 +313,8 @@ func (m *measurer) apply(env *gossip.Envelope, r *PathReport, now time.Time) {
 	k := reportKey{env.Issuer, env.Key}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur := m.reports[k]; cur != nil && !env.Seq.Newer(cur.env.Seq) {
-		return
+	if cur := m.reports[k]; cur != nil {
+		return // the same interval again (anti-entropy after gossip)
 	}
 	m.reports[k] = &reportEntry{env: env, report: r}
 	m.version++
@@ -381,21 +392,22 @@ func (m *measurer) state() []*gossip.Envelope {
 // provider directly.
 func (m *measurer) Measurements() []sla.Measurement {
 	type acc struct {
-		path                                []string
-		n                                   int
-		delay, loss, jitter, mos, lossProof float64
+		path                     []string
+		n                        int
+		delay, loss, jitter, mos float64
 	}
 	m.mu.Lock()
 	byPath := map[string]*acc{}
-	for k, e := range m.reports {
+	for _, e := range m.reports {
 		r := e.report
 		if r.Samples == 0 {
 			continue
 		}
-		a := byPath[k.path]
+		pk := pathKey(r.Path)
+		a := byPath[pk]
 		if a == nil {
 			a = &acc{path: r.Path}
-			byPath[k.path] = a
+			byPath[pk] = a
 		}
 		w := float64(r.Samples)
 		a.n += r.Samples

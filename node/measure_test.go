@@ -71,11 +71,25 @@ func TestPathReportCheckRejects(t *testing.T) {
 		}
 	}
 	r := good()
-	env, err := gossip.NewEnvelope(MeasureTopic, MeasureKind, "A-p>X", gossip.Seq{Inc: 1, Ctr: 1}, time.Time{}, r)
+	env, err := gossip.NewEnvelope(MeasureTopic, MeasureKind, "A-p>X@0", gossip.Seq{Inc: 1, Ctr: 1}, time.Time{}, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := checkReport(env); !errors.Is(err, gossip.ErrMalformed) {
 		t.Errorf("report under another path's key: %v", err)
+	}
+	env, err = gossip.NewEnvelope(MeasureTopic, MeasureKind, "A-p>B-p@1", gossip.Seq{Inc: 1, Ctr: 1}, time.Time{}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReport(env); !errors.Is(err, gossip.ErrMalformed) {
+		t.Errorf("report under another interval's key: %v", err)
+	}
+	env, err = gossip.NewEnvelope(MeasureTopic, MeasureKind, reportEnvKey(&r), gossip.Seq{Inc: 1, Ctr: 1}, time.Time{}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReport(env); err != nil {
+		t.Errorf("report under its own key: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ type metrics struct {
 	transitions *prometheus.CounterVec
 	records     *prometheus.CounterVec
 	slaBreaches *prometheus.CounterVec
+	masterReqs  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "SLA metrics found newly in breach of their guarantee, by metric.",
 		}, []string{"metric"}),
 	}
-	reg.MustRegister(m.peers, m.transitions, m.records, m.slaBreaches)
+	m.masterReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "callmesh", Subsystem: "master", Name: "requests_total",
+		Help: "Session path requests this node sent to masters (local: it was the master), by result.",
+	}, []string{"result"})
+	reg.MustRegister(m.peers, m.transitions, m.records, m.slaBreaches, m.masterReqs)
 	return m
 }

@@ -76,6 +76,7 @@ type Node struct {
 	sip      *sipedge.Server
 	relay    *media.Relay
 	calls    *b2bua.Service
+	fed      *federation
 	bindings bindingStore
 	locs     *locations
 	users    *userDir

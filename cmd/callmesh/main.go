@@ -74,6 +74,6 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newInitCmd(), newRunCmd(), newStatusCmd(), newDemoCmd(), newFederationKeyCmd(), newLocateCmd(), newUserCmd(), newQualityCmd(), newCallsCmd(), newSLACmd(), newRouteCmd())
+	root.AddCommand(newInitCmd(), newRunCmd(), newStatusCmd(), newDemoCmd(), newFederationKeyCmd(), newLocateCmd(), newUserCmd(), newQualityCmd(), newCallsCmd(), newSLACmd(), newRouteCmd(), newElectCmd(), newProviderCmd())
 	return root
 }

@@ -43,6 +43,17 @@ type Call struct {
 	refresh    time.Duration
 	lastRef    time.Time
 
+	// Federation calls: the ingress's failover list, its attempts, and
+	// the SDP offer every path is sent; the egress's session and path.
+	plan     *Plan
+	attempts []AttemptRecord
+	offer    []byte
+	session  string
+	egress   bool
+	hops     []string // the path (egress: from the token)
+	path     []string // SLA ids of the path (egress: from the token)
+	alerted  time.Time
+
 	events    chan event
 	done      chan struct{}
 	final     chan struct{} // closed once the caller has a final answer
@@ -65,6 +76,9 @@ type branch struct {
 	proceeding   bool   // a provisional came: a CANCEL may be sent
 	cancelWanted bool   // CANCEL decided before any provisional
 	cancelReason string // its Reason header
+
+	attempt   *Attempt // a path of a failover list (nil: a contact)
+	authTried bool     // a 407 was answered once
 }
 
 type event struct {
@@ -105,33 +119,79 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 	calleeUser := req.Recipient.User
-	if sipedge.SessionKind(req.Recipient).Kind == accounts.KindExternal || calleeUser == "" {
+	egress := caller.Session != ""
+	// What the node answers itself about the callee; an egress node marks
+	// it as the callee's, so the ingress never fails over on it.
+	calleeRes := func(code int, reason string) {
+		if egress {
+			res(code, reason, sip.NewHeader("Reason", CalleeReason(code)))
+			return
+		}
+		res(code, reason)
+	}
+	number := sipedge.SessionKind(req.Recipient).Kind == accounts.KindExternal
+	if calleeUser == "" || (number && (egress || s.fed == nil)) {
 		// Numbers need a termination provider: the federation's routing.
-		res(sip.StatusNotFound, "Not Found (no route to this number)")
+		calleeRes(sip.StatusNotFound, "Not Found (no route to this number)")
 		return
 	}
 	aor := calleeUser + "@" + s.cfg.Domain
-	contacts, err := s.dir.Contacts(aor)
-	if err != nil {
-		res(sip.StatusInternalServerError, "Server Internal Error (registrations not readable)")
-		return
+	var contacts []sipedge.Binding
+	var plan *Plan
+	if number {
+		calleeUser = sipedge.SessionKind(req.Recipient).Destination
+		aor = calleeUser
+	} else {
+		var err error
+		if contacts, err = s.dir.Contacts(aor); err != nil {
+			res(sip.StatusInternalServerError, "Server Internal Error (registrations not readable)")
+			return
+		}
 	}
-	if len(contacts) == 0 {
+	if len(contacts) == 0 && (number || (!egress && s.fed != nil)) {
+		var err error
+		plan, err = s.fed.Plan(ctx, PlanQuery{Caller: caller.User, Class: class, Callee: calleeUser, Number: number})
+		switch {
+		case errors.Is(err, ErrUnknown):
+			res(sip.StatusNotFound, "Not Found")
+			return
+		case errors.Is(err, ErrNotRegistered):
+			res(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (not registered)")
+			return
+		case errors.Is(err, ErrNoPath) && number:
+			res(sip.StatusNotFound, sipedge.SanitizeReason("Not Found (no route to this number: "+err.Error()+")"))
+			return
+		case err != nil:
+			res(sip.StatusTemporarilyUnavailable, sipedge.SanitizeReason("Temporarily Unavailable (no path: "+err.Error()+")"))
+			return
+		case len(plan.Attempts) == 0:
+			res(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (no path)")
+			return
+		}
+	} else if len(contacts) == 0 {
 		found, err := s.dir.Exists(ctx, calleeUser)
 		switch {
 		case err != nil:
 			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry)
 		case !found:
-			res(sip.StatusNotFound, "Not Found")
+			calleeRes(sip.StatusNotFound, "Not Found")
 		default:
-			res(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (not registered)")
+			calleeRes(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (not registered)")
 		}
 		return
 	}
 
+	fsm := call.New(max(len(contacts), 1))
+	if plan != nil {
+		fsm = call.NewSerial(len(plan.Attempts))
+	}
 	c := &Call{id: newID(), svc: s, caller: caller.User, trusted: caller.Trusted, callee: aor, class: class,
-		fsm: call.New(len(contacts)), invite: req, tx: tx, started: time.Now(),
+		fsm: fsm, invite: req, tx: tx, started: time.Now(), plan: plan, egress: egress,
+		session: caller.Session, hops: caller.Hops, path: caller.SLAs,
 		events: make(chan event, 16), done: make(chan struct{}), final: make(chan struct{})}
+	if plan != nil {
+		c.session = plan.Session
+	}
 	from, to := req.From(), req.To()
 	fromTag, _ := from.Params.Get("tag")
 	c.a = leg{callID: req.CallID().Value(), localTag: newTag(), remoteTag: fromTag,
@@ -173,16 +233,24 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	tx.OnCancel(func(*sip.Request) { c.post(event{ev: call.Event{Kind: call.Cancel}}) })
 	res(sip.StatusTrying, "Trying")
 
-	for i, b := range contacts {
-		br := c.newBranch(i, b, body)
-		c.branches = append(c.branches, br)
-		s.addBranch(c, br)
-	}
-	s.wg.Add(1)
-	go c.run()
-	for _, br := range c.branches {
+	if plan != nil {
+		c.offer = body
+		c.branches = make([]*branch, len(plan.Attempts))
 		s.wg.Add(1)
-		go c.send(br)
+		go c.run()
+		c.startBranch(0)
+	} else {
+		for i, b := range contacts {
+			br := c.newBranch(i, b, body)
+			c.branches = append(c.branches, br)
+			s.addBranch(c, br)
+		}
+		s.wg.Add(1)
+		go c.run()
+		for _, br := range c.branches {
+			s.wg.Add(1)
+			go c.send(br)
+		}
 	}
 	// sipgo ends a server transaction when its handler returns: hold it
 	// until the caller has its final answer (or the transaction ends, as
@@ -211,6 +279,15 @@ func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
 		remoteTarget: target, dest: dest, transport: transport,
 	}}
 	req := br.request(sip.INVITE, 0, s.contact)
+	c.completeInvite(req, body)
+	br.req = req
+	return br
+}
+
+// completeInvite gives a callee-side INVITE what it takes from the
+// caller's: display name, Max-Forwards less one, the end-to-end headers and
+// the (anchored) body.
+func (c *Call) completeInvite(req *sip.Request, body []byte) {
 	if from := c.invite.From(); from != nil && from.DisplayName != "" {
 		req.From().DisplayName = from.DisplayName
 	}
@@ -225,8 +302,6 @@ func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
 		}
 		req.SetBody(body)
 	}
-	br.req = req
-	return br
 }
 
 // endToEndNoType: the end-to-end headers a new request takes from the
@@ -248,42 +323,84 @@ func (c *Call) send(br *branch) {
 	s := c.svc
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RingTimeout+s.cfg.AckTimeout)
 	defer cancel()
-	tx, err := s.clientFor(br.transport).TransactionRequest(ctx, br.req, s.opts(br.transport, false)...)
+	fail := func(code int, reason string) {
+		c.noteAttempt(br.idx, code, reason)
+		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}})
+	}
+	c.mu.Lock()
+	req := br.req
+	c.mu.Unlock()
+	tx, err := s.clientFor(br.transport).TransactionRequest(ctx, req, s.opts(br.transport, false)...)
 	if err != nil {
-		s.log.Debug("branch not sent", "call", c.id, "contact", br.binding.URI, "err", err)
-		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: 408, Reason: "transport error"}})
+		s.log.Debug("branch not sent", "call", c.id, "dest", br.dest, "err", err)
+		fail(408, "transport error")
 		return
 	}
 	c.mu.Lock()
 	br.tx = tx
 	c.mu.Unlock()
-	tx.OnRetransmission(func(res *sip.Response) {
+	onRetransmission := func(res *sip.Response) {
 		if res.IsSuccess() {
 			c.post(event{ev: call.Event{Kind: call.Answer, Branch: br.idx}, res: res})
 		}
-	})
+	}
+	tx.OnRetransmission(onRetransmission)
+	// A path's first hop must answer (100 Trying at least) in time, or
+	// the path is abandoned for the next (no CANCEL: nothing answered).
+	var firstHop <-chan time.Time
+	if br.attempt != nil {
+		t := time.NewTimer(s.cfg.FirstHop)
+		defer t.Stop()
+		firstHop = t.C
+	}
 	for {
 		select {
 		case res := <-tx.Responses():
+			firstHop = nil
 			switch {
 			case res.IsProvisional():
 				c.post(event{ev: call.Event{Kind: call.Provisional, Branch: br.idx, Code: res.StatusCode, SDP: isSDP(res)}, res: res})
 				continue
+			case res.StatusCode == sip.StatusProxyAuthRequired && c.authorize(br, res):
+				tx.Terminate()
+				c.mu.Lock()
+				req = br.req
+				c.mu.Unlock()
+				if tx, err = s.clientFor(br.transport).TransactionRequest(ctx, req, s.opts(br.transport, false)...); err != nil {
+					fail(408, "transport error")
+					return
+				}
+				c.mu.Lock()
+				br.tx = tx
+				c.mu.Unlock()
+				tx.OnRetransmission(onRetransmission)
+				continue
 			case res.IsSuccess():
+				c.noteAttempt(br.idx, res.StatusCode, res.Reason)
 				c.post(event{ev: call.Event{Kind: call.Answer, Branch: br.idx}, res: res})
 			default:
-				c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: res.StatusCode, Reason: res.Reason}, res: res})
+				if res.StatusCode == sip.StatusServiceUnavailable && br.attempt != nil && s.fed != nil {
+					if d := retryAfter(res); d > 0 {
+						s.fed.Unavailable(br.attempt.Provider, d)
+					}
+				}
+				c.noteAttempt(br.idx, res.StatusCode, res.Reason)
+				c.post(event{ev: failureEvent(br, res), res: res})
 			}
 			if sip.IsReliable(br.transport) || !res.IsSuccess() {
 				tx.Terminate()
 			}
 			return
+		case <-firstHop:
+			tx.Terminate()
+			fail(408, "no answer from the first hop")
+			return
 		case <-tx.Done():
-			code, reason := 408, "Request Timeout"
+			reason := "Request Timeout"
 			if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTimeout) {
 				reason = "transport error"
 			}
-			c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}})
+			fail(408, reason)
 			return
 		case <-c.done:
 			tx.Terminate()

@@ -34,13 +34,16 @@ type Config struct {
 	Anchor func(class string) bool
 	// MinSE is the smallest session interval accepted (RFC 4028 §4).
 	MinSE time.Duration
+	// FirstHop bounds the wait for any answer from a path's first hop
+	// (its 100 Trying): past it the path is abandoned for the next.
+	FirstHop time.Duration
 }
 
 // DefaultConfig is what a node runs with unless configured.
 func DefaultConfig(domain string) Config {
 	return Config{
 		Domain: domain, RingTimeout: 60 * time.Second, AckTimeout: 32 * time.Second,
-		DrainGrace: 30 * time.Second, RetryAfter: 30, MinSE: 90 * time.Second,
+		DrainGrace: 30 * time.Second, RetryAfter: 30, MinSE: 90 * time.Second, FirstHop: 2 * time.Second,
 		Anchor: func(string) bool { return true },
 	}
 }
@@ -56,6 +59,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("b2bua: ack_timeout: must be positive")
 	case c.DrainGrace < 0:
 		return fmt.Errorf("b2bua: drain_grace: must not be negative")
+	case c.FirstHop <= 0:
+		return fmt.Errorf("b2bua: first_hop_timeout: must be positive")
 	case c.Anchor == nil:
 		return fmt.Errorf("b2bua: anchor: a policy is required")
 	}

@@ -24,6 +24,14 @@ type Info struct {
 	// MOS and R of the call as a whole (the worse direction).
 	MOS float64 `json:"mos,omitempty"`
 	R   float64 `json:"r,omitempty"`
+	// Federation calls: the session, its master, the path that carries the
+	// call (hops and SLAs) and every attempt.
+	Session  string          `json:"session,omitempty"`
+	Master   string          `json:"master,omitempty"`
+	Role     string          `json:"role,omitempty"` // ingress or egress
+	Path     []string        `json:"path,omitempty"`
+	SLAs     []string        `json:"slas,omitempty"`
+	Attempts []AttemptRecord `json:"attempts,omitempty"`
 }
 
 // LegInfo is one leg's media quality.
@@ -45,6 +53,19 @@ func (c *Call) Info() Info {
 	if !c.answered.IsZero() {
 		t := c.answered
 		in.Answered = &t
+	}
+	switch {
+	case c.plan != nil:
+		in.Session, in.Master, in.Role = c.session, c.plan.Master, "ingress"
+		in.Attempts = append(in.Attempts, c.attempts...)
+		if n := len(c.attempts); n > 0 {
+			in.Path, in.SLAs = c.attempts[n-1].Hops, c.attempts[n-1].SLAs
+		}
+		if w := c.fsm.Winner(); w >= 0 {
+			in.Path, in.SLAs = c.plan.Attempts[w].Hops, c.plan.Attempts[w].SLAs
+		}
+	case c.egress:
+		in.Session, in.Role, in.Path, in.SLAs = c.session, "egress", c.hops, c.path
 	}
 	m := c.media
 	c.mu.Unlock()

@@ -50,6 +50,9 @@ func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *si
 	case sip.INVITE, sip.UPDATE, sip.SUBSCRIBE, sip.NOTIFY, sip.REFER:
 		req.AppendHeader(&sip.ContactHeader{Address: l.contactFor(contact)})
 	}
+	// Content-Length is mandatory on stream transports (RFC 3261 §20.14);
+	// a body set later replaces it.
+	req.SetBody(nil)
 	req.SetTransport(l.transport)
 	req.SetDestination(l.dest)
 	return req

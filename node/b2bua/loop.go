@@ -173,9 +173,15 @@ func (br *branch) learn(res *sip.Response) {
 func (c *Call) do(a call.Action, e event) {
 	s := c.svc
 	switch a.Kind {
+	case call.StartBranch:
+		c.startBranch(a.Branch)
+
 	case call.RelayProvisional:
 		c.mu.Lock()
 		res := c.response(e.res, a.Code, e.res.Reason, media.B)
+		if c.alerted.IsZero() && a.Code >= 180 {
+			c.alerted = time.Now()
+		}
 		c.mu.Unlock()
 		_ = c.tx.Respond(res)
 
@@ -203,7 +209,12 @@ func (c *Call) do(a call.Action, e event) {
 		c.mu.Lock()
 		setToTag(res, c.a.localTag)
 		c.mu.Unlock()
-		if a.Final.Code == 503 {
+		switch by := c.fsm.EndedBy(); {
+		case c.egress && (by == "callee" || by == "no answer"):
+			// What the callee answered, not the path's fault: the ingress
+			// node must not fail over on it.
+			res.AppendHeader(sip.NewHeader("Reason", CalleeReason(a.Final.Code)))
+		case a.Final.Code == 503 && c.plan == nil:
 			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter)))
 		}
 		_ = c.tx.Respond(res)
@@ -247,6 +258,7 @@ func (c *Call) do(a call.Action, e event) {
 		c.mu.Lock()
 		c.ended = time.Now()
 		c.mu.Unlock()
+		c.report()
 		if c.fsm.Final() == call.Cancelled {
 			s.Counters.Cancelled.Add(1)
 		}
@@ -324,6 +336,7 @@ func (c *Call) cancel(br *branch, reason string) {
 	if reason != "" {
 		req.AppendHeader(sip.NewHeader("Reason", reason))
 	}
+	req.SetBody(nil) // Content-Length: 0, required on TCP
 	req.SetTransport(inv.Transport())
 	req.SetDestination(inv.Destination())
 	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)

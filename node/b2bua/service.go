@@ -27,6 +27,7 @@ type Service struct {
 	dir   Directory
 	relay *media.Relay // nil: never anchor
 	edge  *sipedge.Server
+	fed   Federation // nil: calls stay on this node
 
 	udp, tcp *sipgo.Client
 	contact  sip.Uri // our Contact in both dialogs
@@ -218,7 +219,9 @@ func (s *Service) unregister(c *Call) {
 	delete(s.calls, c.id)
 	delete(s.dialogs, c.a.callID+";"+c.a.remoteTag)
 	for _, b := range c.branches {
-		delete(s.dialogs, b.callID)
+		if b != nil {
+			delete(s.dialogs, b.callID)
+		}
 	}
 	if s.active[c.caller]--; s.active[c.caller] <= 0 {
 		delete(s.active, c.caller)

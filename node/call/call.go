@@ -83,6 +83,9 @@ type Event struct {
 	Reason string // reason phrase of a failure
 	SDP    bool
 	Side   Side
+	// Callee marks a failure the callee gave (an egress node says so with
+	// a Reason header): a serial call never fails over on it.
+	Callee bool
 }
 
 // ActionKind says what the SIP layer must do.
@@ -106,11 +109,14 @@ const (
 	ByeCaller
 	// Release: the call is over; free its media and record it.
 	Release
+	// StartBranch: send Branch's INVITE (the next path of a failover
+	// list; a serial call starts with branch 0 only).
+	StartBranch
 )
 
 func (k ActionKind) String() string {
 	return [...]string{"relay-provisional", "answer-caller", "reject-caller", "cancel-branch",
-		"ack-branch", "bye-branch", "bye-caller", "release"}[k]
+		"ack-branch", "bye-branch", "bye-caller", "release", "start-branch"}[k]
 }
 
 // Action is an output of Step.
@@ -128,7 +134,7 @@ func (a Action) String() string {
 		return fmt.Sprintf("%s(%d,%d)", a.Kind, a.Branch, a.Code)
 	case RejectCaller:
 		return fmt.Sprintf("%s(%d)", a.Kind, a.Final.Code)
-	case AnswerCaller, CancelBranch, AckBranch, ByeBranch:
+	case AnswerCaller, CancelBranch, AckBranch, ByeBranch, StartBranch:
 		return fmt.Sprintf("%s(%d)", a.Kind, a.Branch)
 	}
 	return a.Kind.String()
@@ -143,6 +149,7 @@ const (
 	cancelled                     // CANCEL sent
 	failed                        // final ≥ 300, or 408
 	late                          // a 2xx that lost: ACKed and BYEd
+	idle                          // a failover path not tried (yet)
 )
 
 func (b branchState) pending() bool { return b == trying || b == proceeding }
@@ -157,12 +164,53 @@ type Call struct {
 	winner   int
 	final    Final
 	ended    string // why it ended, for the record
+	serial   bool   // branches are failover paths, tried one at a time
 }
 
 // New starts a call that forked to n branches (n ≥ 1).
 func New(n int) *Call {
 	return &Call{state: Calling, branches: make([]branchState, n), codes: make([]int, n),
 		reasons: make([]string, n), winner: -1}
+}
+
+// NewSerial starts a call over a failover list of n paths (n ≥ 1): branch
+// 0 is sent now; when a branch fails by a fault of the path (Retryable),
+// the next one is started (StartBranch), and the caller sees one call.
+func NewSerial(n int) *Call {
+	c := New(n)
+	c.serial = true
+	for i := 1; i < n; i++ {
+		c.branches[i] = idle
+	}
+	return c
+}
+
+// Retryable reports whether a failed attempt over a path may be retried on
+// the next path: a timeout or transport error (408), or a server error, that
+// the path caused — never what the callee answered, and never a 6xx.
+func Retryable(ev Event) bool {
+	return !ev.Callee && (ev.Code == 408 || (ev.Code >= 500 && ev.Code < 600))
+}
+
+// Attempts is how many branches were started.
+func (c *Call) Attempts() int {
+	n := 0
+	for _, b := range c.branches {
+		if b != idle {
+			n++
+		}
+	}
+	return n
+}
+
+// nextIdle is the first branch not tried, or -1.
+func (c *Call) nextIdle() int {
+	for i, b := range c.branches {
+		if b == idle {
+			return i
+		}
+	}
+	return -1
 }
 
 // State is where the call is.
@@ -271,6 +319,20 @@ func (c *Call) Step(ev Event) []Action {
 		if ev.Code >= 600 { // global: stop searching (§16.7 step 5)
 			acts = c.cancelOthers(ev.Branch, "", acts)
 			return c.reject(MapFinal(ev.Code, ev.Reason), "callee", acts)
+		}
+		if c.serial {
+			if !Retryable(ev) {
+				acts = c.cancelOthers(ev.Branch, "", acts)
+				return c.reject(MapFinal(ev.Code, ev.Reason), "callee", acts)
+			}
+			if next := c.nextIdle(); next >= 0 {
+				c.branches[next] = trying
+				return append(acts, Action{Kind: StartBranch, Branch: next})
+			}
+			if c.Pending() > 0 {
+				return nil
+			}
+			return c.reject(NoPath, "no path", acts)
 		}
 		if c.Pending() > 0 {
 			return nil

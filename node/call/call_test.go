@@ -236,3 +236,77 @@ func TestStringsCoverEveryValue(t *testing.T) {
 		}
 	}
 }
+
+func runSerial(t *testing.T, paths int, steps []step, final State) *Call {
+	t.Helper()
+	c := NewSerial(paths)
+	for i, s := range steps {
+		if got := acts(c.Step(s.ev)); got != s.want {
+			t.Fatalf("step %d %+v: actions %q, want %q", i, s.ev, got, s.want)
+		}
+	}
+	if c.State() != final {
+		t.Fatalf("final state %s, want %s", c.State(), final)
+	}
+	return c
+}
+
+func TestSerialFailsOverOnPathFaultsOnly(t *testing.T) {
+	// A timeout, a 503 and a 500 from the paths: each starts the next path;
+	// the third answers. The caller sees one call.
+	c := runSerial(t, 4, []step{
+		{Event{Kind: Failure, Branch: 0, Code: 408, Reason: "first hop timeout"}, "start-branch(1)"},
+		{Event{Kind: Provisional, Branch: 1, Code: 100}, ""},
+		{Event{Kind: Failure, Branch: 1, Code: 503}, "start-branch(2)"},
+		{Event{Kind: Provisional, Branch: 2, Code: 180}, "relay-provisional(2,180)"},
+		{Event{Kind: Answer, Branch: 2}, "answer-caller(2)"},
+		{Event{Kind: Answer, Branch: 0}, "ack-branch(0) bye-branch(0)"}, // the abandoned path answered late
+		{Event{Kind: Ack}, ""},
+	}, Confirmed)
+	if c.Attempts() != 3 || c.Winner() != 2 {
+		t.Fatalf("attempts %d, winner %d; want 3, 2", c.Attempts(), c.Winner())
+	}
+
+	// The callee's own answers end the call at once, whatever is left.
+	for _, ev := range []Event{
+		{Kind: Failure, Code: 486, Callee: true},
+		{Kind: Failure, Code: 486},                  // busy is the callee's even unmarked
+		{Kind: Failure, Code: 500, Callee: true},    // the callee's side failed: another path cannot help
+		{Kind: Failure, Code: 480, Callee: true},    // not registered, no answer
+		{Kind: Failure, Code: 603},                  // global
+		{Kind: Failure, Code: 407, Reason: "trunk"}, // a challenge nobody could answer
+	} {
+		c := NewSerial(3)
+		got := acts(c.Step(ev))
+		if !strings.HasPrefix(got, "reject-caller(") || c.Attempts() != 1 {
+			t.Errorf("%+v: %q after %d attempts; want a rejection after 1", ev, got, c.Attempts())
+		}
+	}
+
+	// Every path failing by its own fault: 503, no Retry-After leaking.
+	c = runSerial(t, 2, []step{
+		{Event{Kind: Failure, Branch: 0, Code: 502}, "start-branch(1)"},
+		{Event{Kind: Failure, Branch: 1, Code: 408}, "reject-caller(503) release"},
+	}, Ended)
+	if c.Final() != NoPath {
+		t.Fatalf("final %+v", c.Final())
+	}
+
+	// Cancel while the second path rings: only that one is cancelled.
+	runSerial(t, 3, []step{
+		{Event{Kind: Failure, Branch: 0, Code: 500}, "start-branch(1)"},
+		{Event{Kind: Provisional, Branch: 1, Code: 180}, "relay-provisional(1,180)"},
+		{Event{Kind: Cancel}, "cancel-branch(1) release"},
+	}, Ended)
+}
+
+func TestRetryable(t *testing.T) {
+	for code, want := range map[int]bool{408: true, 500: true, 502: true, 503: true, 504: true, 486: false, 404: false, 480: false, 487: false, 600: false, 603: false, 407: false} {
+		if got := Retryable(Event{Code: code}); got != want {
+			t.Errorf("Retryable(%d) = %v", code, got)
+		}
+		if Retryable(Event{Code: code, Callee: true}) {
+			t.Errorf("Retryable(%d marked callee) = true", code)
+		}
+	}
+}

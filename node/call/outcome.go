@@ -17,6 +17,8 @@ var (
 	NotReachable = Final{480, "Temporarily Unavailable", true}
 	NoAnswer     = Final{480, "Temporarily Unavailable (no answer)", true}
 	Cancelled    = Final{487, "Request Terminated", false}
+	// NoPath: every path of a failover list failed by the paths' fault.
+	NoPath = Final{503, "Service Unavailable (no path completed the call)", false}
 )
 
 // rank orders final responses for the choice among failed branches, after

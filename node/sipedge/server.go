@@ -53,6 +53,19 @@ type Caller struct {
 	User    string
 	Trusted bool
 	Limits
+	// Session, Hops and SLAs are set for a call entering from a provider
+	// on a federation path: its admitted session token's session and path.
+	Session    string
+	Hops, SLAs []string
+}
+
+// Sessions admits INVITEs that enter the node from a provider on a
+// federation path, by the session token they carry (TokenParam on a Route
+// URI or on the Request-URI).
+type Sessions interface {
+	// Admit checks token for an initial INVITE to callee (the user part of
+	// the Request-URI) and uses it up; the error says why it is refused.
+	Admit(token, callee string) (session string, hops, slas []string, err error)
 }
 
 // Calls takes over requests that start or belong to calls.
@@ -111,6 +124,7 @@ type Server struct {
 	m        *edgeMetrics
 	check    CheckConfig
 	calls    Calls
+	sessions Sessions
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -233,6 +247,10 @@ func (s *Server) listen() error {
 // SetCalls hands calls to c. Set it before the edge receives INVITEs;
 // without it an authorized INVITE is answered 501.
 func (s *Server) SetCalls(c Calls) { s.calls = c }
+
+// SetSessions sets who admits session tokens; without it a request carrying
+// one is challenged like any other.
+func (s *Server) SetSessions(v Sessions) { s.sessions = v }
 
 // UA is the edge's SIP user agent, for clients that send from the edge's
 // listeners.

@@ -50,6 +50,23 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
+	if token := SessionToken(req); token != "" && s.sessions != nil {
+		// A call entering from a provider on a path the session's master
+		// chose: the token is its authorization, valid once.
+		from := req.From()
+		if from == nil || from.Address.User == "" {
+			s.reply(req, tx, sip.StatusBadRequest, "Bad Request (From without a user)")
+			return
+		}
+		session, hops, slas, err := s.sessions.Admit(token, req.Recipient.User)
+		if err != nil {
+			s.m.denied.Inc()
+			s.reply(req, tx, sip.StatusForbidden, SanitizeReason("Forbidden ("+err.Error()+")"))
+			return
+		}
+		s.startCall(req, tx, Caller{User: from.Address.User, Session: session, Hops: hops, SLAs: slas})
+		return
+	}
 	if s.trusted(req) {
 		from := req.From()
 		if from == nil || from.Address.User == "" {
@@ -98,4 +115,24 @@ func (s *Server) startCall(req *sip.Request, tx sip.ServerTransaction, caller Ca
 		return
 	}
 	s.calls.Invite(req, tx, caller)
+}
+
+// TokenParam is the URI parameter that carries a federation session token.
+const TokenParam = "cmtoken"
+
+// SessionToken returns the session token an initial INVITE carries, on one
+// of its Route URIs (the egress node's, last of a preloaded route set) or on
+// its Request-URI (behind a trunk that routes on it); "" without one.
+func SessionToken(req *sip.Request) string {
+	for _, h := range req.GetHeaders("Route") {
+		if rh, ok := h.(*sip.RouteHeader); ok {
+			if v, ok := rh.Address.UriParams.Get(TokenParam); ok && v != "" {
+				return v
+			}
+		}
+	}
+	if v, ok := req.Recipient.UriParams.Get(TokenParam); ok {
+		return v
+	}
+	return ""
 }

@@ -1,0 +1,293 @@
+package itest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/callmesh/callmesh/itest/sim"
+	"github.com/callmesh/callmesh/node"
+)
+
+// pathFederation is 3 nodes and 4 emulated providers on loopback:
+//
+//	alpha  proxy, the cheapest way from node0 to node2 (0.0040 + 0.0020)
+//	beta   proxy, next (0.0060 + 0.0020)
+//	gamma  proxy, dearest (0.0100 + 0.0020)
+//	termco trunk with digest, terminates +49, reached through alpha (alpha-termco)
+//
+// node0 holds the contracts with alpha, beta and gamma and the termco
+// credentials; node2 with alpha, beta and gamma; node1 none (it may still
+// be a session's master).
+type pathFederation struct {
+	c                        *Cluster
+	alpha, beta, gamma, term *sim.Provider
+}
+
+func startProvider(t *testing.T, cfg sim.ProviderConfig) *sim.Provider {
+	t.Helper()
+	p, err := sim.StartProvider(cfg, DebugLogger())
+	if err != nil {
+		t.Fatalf("provider %s: %v", cfg.ID, err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func newPathFederation(t *testing.T) *pathFederation {
+	t.Helper()
+	f := &pathFederation{}
+	f.alpha = startProvider(t, sim.DefaultProviderConfig("alpha"))
+	f.beta = startProvider(t, sim.DefaultProviderConfig("beta"))
+	f.gamma = startProvider(t, sim.DefaultProviderConfig("gamma"))
+	tc := sim.DefaultProviderConfig("termco")
+	tc.Mode, tc.Terminate = sim.RoleTrunk, []string{"+49"}
+	tc.Auth = &sim.ProviderAuth{Realm: "termco", Username: "node0", Password: "trunk-secret"}
+	f.term = startProvider(t, tc)
+
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "termco.password")
+	if err := os.WriteFile(pwFile, []byte("trunk-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	providers := fmt.Sprintf(`
+providers:
+  - id: alpha
+    access_points: [%q]
+    services: [{type: transit, segments: [{location: "*"}]}]
+  - id: beta
+    access_points: [%q]
+    services: [{type: transit, segments: [{location: "*"}]}]
+  - id: gamma
+    access_points: [%q]
+    services: [{type: transit, segments: [{location: "*"}]}]
+  - id: termco
+    access_points: [{uri: %q, mode: trunk, username: node0, password_file: %q}]
+    services: [{type: termination, segments: [{location: "+49"}]}]
+`, f.alpha.AccessPoint(), f.beta.AccessPoint(), f.gamma.AccessPoint(), f.term.AccessPoint(), pwFile)
+	sla := func(id, n, p, price string) string {
+		return fmt.Sprintf("  - {id: %s, kind: node-provider, between: [%s, %s], price: {per_minute: %q, currency: EUR}, guarantees: {max_delay_ms: 20, max_loss_pct: 0.5}}\n", id, n, p, price)
+	}
+	docs := []string{
+		providers + "slas:\n" + sla("node0-alpha", "node0", "alpha", "0.0040") + sla("node0-beta", "node0", "beta", "0.0060") +
+			sla("node0-gamma", "node0", "gamma", "0.0100") +
+			"  - {id: alpha-termco, kind: provider-provider, between: [alpha, termco], price: {per_minute: \"0.0030\", currency: EUR}}\n",
+		"",
+		providers + "slas:\n" + sla("node2-alpha", "node2", "alpha", "0.0020") + sla("node2-beta", "node2", "beta", "0.0020") +
+			sla("node2-gamma", "node2", "gamma", "0.0020"),
+	}
+	f.c = StartCluster(t, 3, Options{Logger: DebugLogger(), Configure: func(i int, cfg *node.Config) {
+		cfg.Calls.FirstHopTimeout = 500 * time.Millisecond
+		cfg.SLA.MeasureInterval = 200 * time.Millisecond
+		cfg.SLA.MeasureKeep = 300 // reports count for a minute
+		if docs[i] != "" {
+			if err := cfg.SetCatalogueYAML([]byte(docs[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}})
+	Eventually(t, 30*time.Second, f.c.Converged, "3 nodes did not converge")
+	want := []string{"alpha-termco", "node0-alpha", "node0-beta", "node0-gamma", "node2-alpha", "node2-beta", "node2-gamma"}
+	for _, n := range f.c.Running() {
+		Eventually(t, 20*time.Second, func() bool { return hasSLAs(n, want) }, "%s lacks SLAs: %v", n.Name(), slaIDs(n))
+	}
+	return f
+}
+
+// users registers alice at node0 and bob at node2.
+func (f *pathFederation) users(t *testing.T) (alice, bob *phone) {
+	t.Helper()
+	c := f.c
+	waitDHT(t, c, 2)
+	addUserAllowed(t, c.Node(0), "alice", "a-secret", "p2p", "external:*")
+	addUser(t, c.Node(2), "bob", "b-secret")
+	alice, bob = newPhone(t, c.Node(0), "alice", "a-secret"), newPhone(t, c.Node(2), "bob", "b-secret")
+	alice.register()
+	bob.register()
+	Eventually(t, 20*time.Second, func() bool {
+		l, err := c.Node(0).Locate(context.Background(), "bob@"+c.Node(0).Config().Domain)
+		return err == nil && l.Name == "node2"
+	}, "node0 cannot locate bob at node2")
+	return alice, bob
+}
+
+// call places one call alice → target and hangs it up once answered,
+// returning the ingress node's description of it taken while it was up.
+func (f *pathFederation) call(t *testing.T, alice, bob *phone, target string) (callInfo, *sip.Response) {
+	t.Helper()
+	return f.callWith(t, alice, bob, target, false)
+}
+
+// callWith is call, with RTP sent both ways through the path when media is
+// set.
+func (f *pathFederation) callWith(t *testing.T, alice, bob *phone, target string, media bool) (callInfo, *sip.Response) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := alice.call(ctx, target)
+	if err != nil {
+		return callInfo{}, failure(t, err)
+	}
+	if media {
+		expectRelayed(t, ctx, alice, bob, d)
+		toCaller := mediaPeer(t, bob.dialog(-1).InviteRequest.Body())
+		bob.rtp.SetPeer(toCaller, netipPlus(toCaller, 1))
+		before := alice.rtp.Stats().Packets
+		if err := bob.rtp.Send(ctx, 50, 20*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		Eventually(t, 10*time.Second, func() bool { return alice.rtp.Stats().Packets >= before+40 }, "bob's RTP did not reach alice")
+	}
+	calls := f.c.Node(0).Calls().Calls()
+	if len(calls) != 1 {
+		t.Fatalf("ingress calls: %+v", calls)
+	}
+	in := callInfo{Path: calls[0].Path, SLAs: calls[0].SLAs, Master: calls[0].Master, Attempts: len(calls[0].Attempts)}
+	if err := d.Bye(ctx); err != nil {
+		t.Fatalf("BYE: %v", err)
+	}
+	Eventually(t, 10*time.Second, func() bool {
+		return f.c.Node(0).Calls().Len() == 0 && f.c.Node(2).Calls().Len() == 0
+	}, "calls did not end at both nodes")
+	return in, d.InviteResponse
+}
+
+type callInfo struct {
+	Path, SLAs []string
+	Master     string
+	Attempts   int
+}
+
+func TestCallsOverProviderPaths(t *testing.T) {
+	f := newPathFederation(t)
+	alice, bob := f.users(t)
+
+	// 20 calls: each takes the master's best path, node0 → alpha → node2;
+	// alpha forwards every one of them and the others none.
+	const n = 20
+	masters := map[string]int{}
+	for i := range n {
+		in, res := f.callWith(t, alice, bob, "bob", i < 3)
+		if res == nil || res.StatusCode != 200 {
+			t.Fatalf("call %d: %v", i, res)
+		}
+		if !slices.Equal(in.Path, []string{"node0", "alpha", "node2"}) || in.Attempts != 1 {
+			t.Fatalf("call %d: path %v after %d attempts, want node0 → alpha → node2 at once", i, in.Path, in.Attempts)
+		}
+		masters[in.Master]++
+	}
+	if a := f.alpha.Counters(); a.Forwarded != n || a.Answered != n {
+		t.Fatalf("alpha counters %+v, want %d forwarded and answered", a, n)
+	}
+	if b, g := f.beta.Counters(), f.gamma.Counters(); b.Invites != 0 || g.Invites != 0 {
+		t.Fatalf("beta %+v, gamma %+v: calls went where the master did not send them", b, g)
+	}
+	t.Logf("masters of %d sessions: %v", n, masters)
+
+	// Both ends published the path's measurements (the calls with media).
+	Eventually(t, 10*time.Second, func() bool {
+		for _, m := range f.c.Node(1).Catalogue().Measurements {
+			if slices.Equal(m.Path, []string{"node0-alpha", "node2-alpha"}) {
+				return true
+			}
+		}
+		return false
+	}, "no measurement of node0 → alpha → node2 reached node1: %+v / %+v", f.c.Node(1).Catalogue().Measurements, f.c.Node(0).Catalogue().Measurements)
+
+	// A number: through alpha to termco, which challenges; node0 answers
+	// with the trunk credentials and termco answers as the far end.
+	in, res := f.call(t, alice, bob, "+493012345")
+	if res == nil || res.StatusCode != 200 || !slices.Equal(in.Path, []string{"node0", "alpha", "termco"}) {
+		t.Fatalf("call to +493012345: %v over %v", res, in.Path)
+	}
+	if tc := f.term.Counters(); tc.Terminated != 1 || tc.Failed[407] != 1 {
+		t.Fatalf("termco counters %+v: want one challenge and one call terminated", tc)
+	}
+	// No termination for +1: 404.
+	if _, res := f.call(t, alice, bob, "+12125550100"); res == nil || res.StatusCode != 404 {
+		t.Fatalf("call to +1…: %v, want 404", res)
+	}
+}
+
+func TestProviderFailover(t *testing.T) {
+	f := newPathFederation(t)
+	alice, bob := f.users(t)
+
+	// alpha is down: nothing answers; after the first-hop timer the call
+	// takes the next path, through beta.
+	if err := f.alpha.SetMode(sim.Mode{Failure: sim.Failure{Down: true}}); err != nil {
+		t.Fatal(err)
+	}
+	in, res := f.call(t, alice, bob, "bob")
+	if res == nil || res.StatusCode != 200 || !slices.Equal(in.Path, []string{"node0", "beta", "node2"}) || in.Attempts != 2 {
+		t.Fatalf("alpha down: %v over %v after %d attempts; want 200 over beta after 2", res, in.Path, in.Attempts)
+	}
+	if err := f.alpha.SetMode(sim.Mode{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// alpha answers 503 with Retry-After: the call goes over beta, and the
+	// next call skips alpha without trying it.
+	if err := f.alpha.SetMode(sim.Mode{Failure: sim.Failure{ErrorRate: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	in, res = f.call(t, alice, bob, "bob")
+	if res == nil || res.StatusCode != 200 || in.Attempts != 2 || in.Path[1] != "beta" {
+		t.Fatalf("alpha 503: %v over %v after %d attempts", res, in.Path, in.Attempts)
+	}
+	before := f.alpha.Counters().Invites
+	if err := f.alpha.SetMode(sim.Mode{}); err != nil {
+		t.Fatal(err)
+	}
+	in, res = f.call(t, alice, bob, "bob")
+	if res == nil || res.StatusCode != 200 || in.Path[1] != "beta" || in.Attempts != 1 || f.alpha.Counters().Invites != before {
+		t.Fatalf("within alpha's Retry-After: %v over %v after %d attempts, alpha INVITEs %d → %d",
+			res, in.Path, in.Attempts, before, f.alpha.Counters().Invites)
+	}
+
+	// bob is busy: the callee's answer, never a reason to try another path.
+	bob.setAnswer(func(d *sipgo.DialogServerSession) { _ = d.Respond(sip.StatusBusyHere, "Busy Here", nil) })
+	betaBefore, gammaBefore := f.beta.Counters().Invites, f.gamma.Counters().Invites
+	_, res = f.call(t, alice, bob, "bob")
+	if res == nil || res.StatusCode != sip.StatusBusyHere {
+		t.Fatalf("busy callee: %v, want 486", res)
+	}
+	if f.beta.Counters().Invites != betaBefore+1 || f.gamma.Counters().Invites != gammaBefore {
+		t.Fatalf("busy callee was retried: beta %d → %d, gamma %d → %d", betaBefore, f.beta.Counters().Invites,
+			gammaBefore, f.gamma.Counters().Invites)
+	}
+}
+
+func TestMasterThatDoesNotAnswerIsPassedOver(t *testing.T) {
+	f := newPathFederation(t)
+	alice, bob := f.users(t)
+	// node1 stays live in every view but its master service hangs, as a
+	// node does that dies during a session's setup: sessions it ranks first
+	// are asked of it, time out, and go to the next in rank.
+	f.c.Node(1).Host().SetStreamHandler(node.MasterProtocol, func(s network.Stream) {
+		time.Sleep(5 * time.Second)
+		s.Reset()
+	})
+	failed := func() float64 {
+		return counter(t, f.c.Node(0).Registry(), "callmesh_master_requests_total", map[string]string{"result": "failed"})
+	}
+	// node1 is first in rank for about a third of the sessions: 30 calls
+	// miss it with probability (2/3)^30 < 10^-5.
+	for i := 0; failed() == 0; i++ {
+		if i == 30 {
+			t.Fatal("node1 was never asked as master in 30 sessions")
+		}
+		in, res := f.call(t, alice, bob, "bob")
+		if res == nil || res.StatusCode != 200 || in.Master == "node1" {
+			t.Fatalf("call %d with node1's master service hung: %v, master %q", i, res, in.Master)
+		}
+	}
+}
