@@ -15,6 +15,8 @@ import (
 
 	"github.com/callmesh/callmesh/itest/sim"
 	"github.com/callmesh/callmesh/node"
+	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/digest"
 )
 
 // pathFederation is 3 nodes and 4 emulated providers on loopback:
@@ -42,7 +44,7 @@ func startProvider(t *testing.T, cfg sim.ProviderConfig) *sim.Provider {
 	return p
 }
 
-func newPathFederation(t *testing.T) *pathFederation {
+func newPathFederation(t *testing.T, edit ...func(i int, cfg *node.Config)) *pathFederation {
 	t.Helper()
 	f := &pathFederation{}
 	f.alpha = startProvider(t, sim.DefaultProviderConfig("alpha"))
@@ -92,6 +94,9 @@ providers:
 			if err := cfg.SetCatalogueYAML([]byte(docs[i])); err != nil {
 				t.Fatal(err)
 			}
+		}
+		for _, e := range edit {
+			e(i, cfg)
 		}
 	}})
 	Eventually(t, 30*time.Second, f.c.Converged, "3 nodes did not converge")
@@ -290,4 +295,58 @@ func TestMasterThatDoesNotAnswerIsPassedOver(t *testing.T) {
 			t.Fatalf("call %d with node1's master service hung: %v, master %q", i, res, in.Master)
 		}
 	}
+}
+
+// TestSIPpCallsAcrossProviders: a SIPp caller at node0 and a SIPp callee at
+// node2 (registered with digest), 200 calls with RTP both ways over the
+// master's path through alpha; alpha's counters match, both relays carry
+// the media, and the path's quality is measured.
+func TestSIPpCallsAcrossProviders(t *testing.T) {
+	// The SIPp caller is trusted at node0 (not challenged): the load
+	// benchmark's S1 set-up, across the federation.
+	f := newPathFederation(t, func(i int, cfg *node.Config) {
+		if i == 0 {
+			cfg.Calls.Trusted = []string{"127.0.0.1"}
+		}
+	})
+	c := f.c
+	waitDHT(t, c, 2)
+	n0, n2 := c.Node(0), c.Node(2)
+	domain := n0.Config().Domain
+	_, err := n0.Accounts().Add(accounts.Account{Name: "alice", Class: accounts.Gold, Allow: []string{"p2p"}, MaxCalls: 1000,
+		Home: n0.ID().String(), Realm: domain, Credentials: digest.NewCredentials("alice", domain, "alice-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := registerAt(t, n2, "bob", "u1")
+	Eventually(t, 20*time.Second, func() bool {
+		l, err := n0.Locate(context.Background(), "bob@"+domain)
+		return err == nil && l.Name == "node2"
+	}, "node0 cannot locate bob at node2")
+	sippUAS(t, port, "uas_answer_rtp.xml", "u1")
+	r0, r2 := n0.Relay().Counters.Forwarded.Load(), n2.Relay().Counters.Forwarded.Load()
+	sippUAC(t, n0, "uac_call_rtp.xml", "u1", "alice", "bob", 200, 20, "-d", "1000")
+
+	a := f.alpha.Counters()
+	if a.Forwarded != 200 || a.Answered != 200 {
+		t.Errorf("alpha forwarded %d and answered %d INVITEs, want 200 each", a.Forwarded, a.Answered)
+	}
+	if b, g := f.beta.Counters(), f.gamma.Counters(); b.Invites+g.Invites != 0 {
+		t.Errorf("beta and gamma saw %d INVITEs; the master sent every call through alpha", b.Invites+g.Invites)
+	}
+	// About 50 packets each way per call cross each relay; require a third.
+	for i, d := range []uint64{n0.Relay().Counters.Forwarded.Load() - r0, n2.Relay().Counters.Forwarded.Load() - r2} {
+		if d < 200*2*50/3 {
+			t.Errorf("node%d's relay forwarded %d packets for 200 calls", 2*i, d)
+		}
+	}
+	Eventually(t, 10*time.Second, func() bool {
+		for _, m := range c.Node(1).Catalogue().Measurements {
+			if slices.Equal(m.Path, []string{"node0-alpha", "node2-alpha"}) && m.Samples >= 300 && m.MOS > 4 {
+				return true
+			}
+		}
+		return false
+	}, "node1 never had the measured quality of 200 calls on node0 → alpha → node2: %+v", c.Node(1).Catalogue().Measurements)
+	Eventually(t, 20*time.Second, func() bool { return n0.Calls().Len() == 0 && n2.Calls().Len() == 0 }, "calls left at the nodes")
 }
