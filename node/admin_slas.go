@@ -62,6 +62,9 @@ func (n *Node) registerSLAAPI(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/slas", n.handleOfferSLAs)
 	mux.HandleFunc("DELETE /api/v1/slas/{id}", n.handleWithdrawSLA)
 	mux.HandleFunc("GET /api/v1/route", n.handleRoute)
+	mux.HandleFunc("GET /api/v1/providers", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, ProvidersResponse{Providers: n.Providers()})
+	})
 	mux.HandleFunc("GET /api/v1/elect", func(w http.ResponseWriter, r *http.Request) {
 		session := r.URL.Query().Get("session")
 		if session == "" {
@@ -194,7 +197,9 @@ func (n *Node) Route(ctx context.Context, req RouteRequest) (RouteResponse, erro
 	if at.IsZero() {
 		at = time.Now()
 	}
-	preq := routing.Request{From: ingress, Class: class, At: at, K: req.K}
+	avoid := n.fed.skipped(at)
+	n.measures.fb.quarantined(avoid)
+	preq := routing.Request{From: ingress, Class: class, At: at, K: req.K, Quarantined: avoid}
 	res := RouteResponse{From: ingress, Class: class}
 	if num, ok := number(req.To); ok {
 		preq.Number, res.To = num, num
@@ -285,3 +290,13 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, res)
 	}
 }
+
+// ProvidersResponse is GET /api/v1/providers: each provider's standing in
+// the feedback loop, as this node judges it.
+type ProvidersResponse struct {
+	Providers []ProviderStatus `json:"providers"`
+}
+
+// Providers lists each provider's standing (ok, demoted, quarantined,
+// probation) and the share of new sessions it may carry.
+func (n *Node) Providers() []ProviderStatus { return n.measures.fb.list() }

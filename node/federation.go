@@ -371,6 +371,7 @@ func (f *federation) master(req masterRequest) (masterResponse, error) {
 	for _, p := range req.Avoid {
 		avoid[p] = true
 	}
+	f.n.measures.fb.avoid(req.Session, avoid)
 	result, err := g.Plan(routing.Request{
 		From: req.Ingress, To: req.Egress, Number: req.Number, Class: req.Class, At: now,
 		Quarantined: avoid,

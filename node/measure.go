@@ -133,6 +133,7 @@ type measurer struct {
 	since   time.Time           // start of this interval
 	reports map[reportKey]*reportEntry
 	comp    *sla.Tracker
+	fb      *feedback
 	records map[string]sla.Record // latest compliance per SLA id
 	version uint64
 }
@@ -162,6 +163,7 @@ func newMeasurer(n *Node) (*measurer, error) {
 	m := &measurer{
 		n: n, pending: map[string]*pathAcc{}, since: time.Now(),
 		reports: map[reportKey]*reportEntry{}, comp: sla.NewTracker(n.cfg.SLA.complianceConfig()),
+		fb: newFeedback(n.cfg.SLA),
 	}
 	t, err := n.bus.Join(gossip.TopicSpec{
 		Name: MeasureTopic, MaxSize: maxMeasureSize, Kinds: []string{MeasureKind},
@@ -349,6 +351,17 @@ func (m *measurer) evaluate(now time.Time) {
 	m.mu.Lock()
 	m.records = records
 	m.mu.Unlock()
+	// Providers back from quarantine start probation with a clean record:
+	// only what they do now judges them.
+	if clear := m.fb.update(cat, records, m.comp.Health, now); len(clear) > 0 {
+		byProvider := providerSLAs(cat)
+		for _, p := range clear {
+			m.n.log.Info("provider on probation", "provider", p)
+			for _, s := range byProvider[p] {
+				m.comp.Forget(s.ID)
+			}
+		}
+	}
 }
 
 // Compliance returns an SLA's latest compliance record.

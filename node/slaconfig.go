@@ -28,6 +28,13 @@ type SLAConfig struct {
 	// MinSamples the samples an SLA needs in it before it is judged.
 	ComplianceWindow time.Duration `yaml:"compliance_window"`
 	MinSamples       int           `yaml:"min_samples"`
+	// QuarantineAfter is how many measurement intervals in a row a
+	// provider may have an SLA in breach before it is quarantined: no new
+	// session uses it for Probation, after which it carries ProbationShare
+	// of new sessions until fresh samples judge it.
+	QuarantineAfter int           `yaml:"quarantine_after"`
+	Probation       time.Duration `yaml:"probation"`
+	ProbationShare  float64       `yaml:"probation_share"`
 }
 
 func defaultSLAConfig() SLAConfig {
@@ -35,6 +42,7 @@ func defaultSLAConfig() SLAConfig {
 		OfferTTL: time.Hour, Republish: 10 * time.Minute,
 		MeasureInterval: time.Minute, MeasureKeep: 10,
 		ComplianceWindow: 15 * time.Minute, MinSamples: 20,
+		QuarantineAfter: 3, Probation: 10 * time.Minute, ProbationShare: 0.1,
 	}
 }
 
@@ -60,6 +68,12 @@ func (c *Config) checkSLA() error {
 		return fieldErr("sla.compliance_window", s.ComplianceWindow, "must be at least sla.measure_interval")
 	case s.MinSamples < 1:
 		return fieldErr("sla.min_samples", s.MinSamples, "must be >= 1")
+	case s.QuarantineAfter < 1:
+		return fieldErr("sla.quarantine_after", s.QuarantineAfter, "must be >= 1")
+	case s.Probation <= 0:
+		return fieldErr("sla.probation", s.Probation, "must be > 0")
+	case !(s.ProbationShare > 0 && s.ProbationShare <= 1):
+		return fieldErr("sla.probation_share", s.ProbationShare, "must be in (0, 1]")
 	}
 	_, err := c.Catalogue()
 	return err
