@@ -44,15 +44,32 @@ func startProvider(t *testing.T, cfg sim.ProviderConfig) *sim.Provider {
 	return p
 }
 
+// pathProviders are the emulators' configs; a zero one takes the default.
+type pathProviders struct{ alpha, beta, gamma, term sim.ProviderConfig }
+
 func newPathFederation(t *testing.T, edit ...func(i int, cfg *node.Config)) *pathFederation {
 	t.Helper()
+	return newPathFederationWith(t, pathProviders{}, edit...)
+}
+
+func newPathFederationWith(t *testing.T, pp pathProviders, edit ...func(i int, cfg *node.Config)) *pathFederation {
+	t.Helper()
+	or := func(c sim.ProviderConfig, id string) sim.ProviderConfig {
+		if c.ID == "" {
+			return sim.DefaultProviderConfig(id)
+		}
+		return c
+	}
 	f := &pathFederation{}
-	f.alpha = startProvider(t, sim.DefaultProviderConfig("alpha"))
-	f.beta = startProvider(t, sim.DefaultProviderConfig("beta"))
-	f.gamma = startProvider(t, sim.DefaultProviderConfig("gamma"))
-	tc := sim.DefaultProviderConfig("termco")
-	tc.Mode, tc.Terminate = sim.RoleTrunk, []string{"+49"}
-	tc.Auth = &sim.ProviderAuth{Realm: "termco", Username: "node0", Password: "trunk-secret"}
+	f.alpha = startProvider(t, or(pp.alpha, "alpha"))
+	f.beta = startProvider(t, or(pp.beta, "beta"))
+	f.gamma = startProvider(t, or(pp.gamma, "gamma"))
+	tc := pp.term
+	if tc.ID == "" {
+		tc = sim.DefaultProviderConfig("termco")
+		tc.Mode, tc.Terminate = sim.RoleTrunk, []string{"+49"}
+		tc.Auth = &sim.ProviderAuth{Realm: "termco", Username: "node0", Password: "trunk-secret"}
+	}
 	f.term = startProvider(t, tc)
 
 	dir := t.TempDir()

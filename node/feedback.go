@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"hash/fnv"
+	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -50,12 +51,16 @@ type ProviderStatus struct {
 // loses traffic in proportion to its health rather than all at once.
 type feedback struct {
 	cfg SLAConfig
+	log *slog.Logger
 	mu  sync.Mutex
 	st  map[string]*ProviderStatus
 }
 
-func newFeedback(cfg SLAConfig) *feedback {
-	return &feedback{cfg: cfg, st: map[string]*ProviderStatus{}}
+func newFeedback(cfg SLAConfig, log *slog.Logger) *feedback {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &feedback{cfg: cfg, log: log, st: map[string]*ProviderStatus{}}
 }
 
 // providerSLAs maps each provider to the SLAs it is a party to.
@@ -84,19 +89,22 @@ func (f *feedback) update(cat *sla.Catalogue, records map[string]sla.Record, hea
 			st = &ProviderStatus{ID: p, State: ProviderOK, Share: 1, Health: 1, Since: now}
 			f.st[p] = st
 		}
-		h, breach, judged := 1.0, false, true
+		// judged: fresh samples judged at least one of its SLAs (an
+		// interconnect nobody measures alone stays unknown for ever).
+		h, breach, judged := 1.0, false, false
 		for _, s := range slas {
 			h = math.Min(h, health(s.ID))
 			switch records[s.ID].Status {
 			case sla.StatusBreach:
 				breach = true
-			case sla.StatusUnknown, "":
-				judged = false
+			case sla.StatusOK, sla.StatusWarn:
+				judged = true
 			}
 		}
 		st.Health = h
 		move := func(to ProviderState, share float64) {
 			if st.State != to {
+				f.log.Info("provider "+string(to), "provider", p, "from", st.State, "health", h, "share", share)
 				st.State, st.Since = to, now
 			}
 			st.Share = share

@@ -23,12 +23,12 @@ func feedbackCatalogue() *sla.Catalogue {
 func TestFeedbackDemotesQuarantinesAndReadmits(t *testing.T) {
 	cfg := defaultSLAConfig()
 	cfg.QuarantineAfter, cfg.Probation, cfg.ProbationShare = 3, time.Minute, 0.1
-	f := newFeedback(cfg)
+	f := newFeedback(cfg, nil)
 	cat := feedbackCatalogue()
 	now := time.Unix(1_800_000_000, 0)
 	step := func(status sla.Status, h float64) []string {
 		now = now.Add(10 * time.Second)
-		recs := map[string]sla.Record{"A-cheap": {Status: status}, "B-cheap": {Status: sla.StatusOK}, "A-clean": {Status: sla.StatusOK}}
+		recs := map[string]sla.Record{"A-cheap": {Status: status}, "B-cheap": {Status: status}, "A-clean": {Status: sla.StatusOK}}
 		health := func(id string) float64 {
 			if id == "A-cheap" {
 				return h
@@ -96,7 +96,7 @@ func TestFeedbackDemotesQuarantinesAndReadmits(t *testing.T) {
 }
 
 func TestSessionShareIsProportional(t *testing.T) {
-	f := newFeedback(defaultSLAConfig())
+	f := newFeedback(defaultSLAConfig(), nil)
 	f.st["cheap"] = &ProviderStatus{ID: "cheap", State: ProviderDemoted, Share: 0.3}
 	kept := 0
 	const n = 20000

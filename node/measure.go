@@ -163,7 +163,7 @@ func newMeasurer(n *Node) (*measurer, error) {
 	m := &measurer{
 		n: n, pending: map[string]*pathAcc{}, since: time.Now(),
 		reports: map[reportKey]*reportEntry{}, comp: sla.NewTracker(n.cfg.SLA.complianceConfig()),
-		fb: newFeedback(n.cfg.SLA),
+		fb: newFeedback(n.cfg.SLA, n.log.With("component", "feedback")),
 	}
 	t, err := n.bus.Join(gossip.TopicSpec{
 		Name: MeasureTopic, MaxSize: maxMeasureSize, Kinds: []string{MeasureKind},

@@ -214,6 +214,15 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			return
 		}
 		c.media = &anchoring{sess: sess}
+		// The leg toward the path faces the other end node's relay: both
+		// send RTCP of their own on it, so the path's round trip (and so its
+		// delay) is measured even when the phones send no RTCP.
+		switch {
+		case plan != nil:
+			sess.Leg(media.B).SetPeerRelay(true)
+		case egress:
+			sess.Leg(media.A).SetPeerRelay(true)
+		}
 		if len(body) > 0 {
 			if body, err = c.media.anchor(body, media.A); err != nil {
 				sess.Close()

@@ -1,0 +1,161 @@
+package itest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/callmesh/callmesh/itest/sim"
+	"github.com/callmesh/callmesh/node"
+	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/digest"
+)
+
+// sippStream starts a SIPp caller placing calls at rate per second until
+// stopped (each call with RTP both ways for callMs); stop kills it.
+func sippStream(t *testing.T, n *node.Node, scenario, caller, callee string, rate, callMs int) (stop func()) {
+	t.Helper()
+	dir := sippDir(t)
+	domain := n.Config().Domain
+	inf := "SEQUENTIAL\n" + fmt.Sprintf("%s;%s;%s;[authentication username=%s password=%s-secret]\n", caller, callee, domain, caller, caller)
+	if err := os.WriteFile(filepath.Join(dir, "calls.csv"), []byte(inf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, sippBin(t), n.SIPAddr(), "-sf", sippScenario(t, scenario), "-inf", filepath.Join(dir, "calls.csv"),
+		"-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", strconv.Itoa(freeMediaBase()), "-t", "u1",
+		"-r", strconv.Itoa(rate), "-l", "100", "-d", strconv.Itoa(callMs), "-nostdin", "-timeout", "5m")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// TestQualityFeedbackMovesCallsAndBringsThemBack: a steady stream of SIPp
+// calls with RTP from node0 to node2; the master's best path is through
+// alpha. Midway only alpha's emulator degrades (loss and delay): the nodes
+// measure it, its SLAs fall into breach, and within a bounded number of
+// measurement intervals new calls avoid it; when alpha recovers and its
+// quarantine and probation pass, traffic returns. Nothing here tells a
+// node which path to take: the test only reads where calls went.
+func TestQualityFeedbackMovesCallsAndBringsThemBack(t *testing.T) {
+	const interval = 500 * time.Millisecond
+	media := func(id, ports string) sim.ProviderConfig {
+		c := sim.DefaultProviderConfig(id)
+		c.Media = &sim.ProviderMedia{Bind: "127.0.0.1", Ports: ports}
+		return c
+	}
+	f := newPathFederationWith(t, pathProviders{alpha: media("alpha", "6000-6999"), beta: media("beta", "7000-7999")},
+		func(i int, cfg *node.Config) {
+			cfg.SLA.MeasureInterval = interval
+			cfg.SLA.MeasureKeep = 4 // reports count for 2 s: a recovered provider is judged afresh
+			cfg.SLA.ComplianceWindow = 4 * interval
+			cfg.SLA.MinSamples = 4
+			cfg.SLA.QuarantineAfter = 2
+			cfg.SLA.Probation = 4 * time.Second
+			cfg.SLA.ProbationShare = 0.5
+			cfg.Media.Timeout = 3 * time.Second
+			if i == 0 {
+				cfg.Calls.Trusted = []string{"127.0.0.1"}
+			}
+		})
+	c := f.c
+	waitDHT(t, c, 2)
+	n0, n2 := c.Node(0), c.Node(2)
+	domain := n0.Config().Domain
+	_, err := n0.Accounts().Add(accounts.Account{Name: "alice", Class: accounts.Bronze, Allow: []string{"p2p"}, MaxCalls: 1000,
+		Home: n0.ID().String(), Realm: domain, Credentials: digest.NewCredentials("alice", domain, "alice-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := registerAt(t, n2, "bob", "u1")
+	Eventually(t, 20*time.Second, func() bool {
+		l, err := n0.Locate(context.Background(), "bob@"+domain)
+		return err == nil && l.Name == "node2"
+	}, "node0 cannot locate bob at node2")
+	sippUAS(t, port, "uas_answer_rtp.xml", "u1")
+	stop := sippStream(t, n0, "uac_call_rtp.xml", "alice", "bob", 8, 600)
+	defer stop()
+
+	state := func(n *node.Node, p string) node.ProviderState {
+		for _, s := range n.Providers() {
+			if s.ID == p {
+				return s.State
+			}
+		}
+		return ""
+	}
+	// gains reports whether a provider forwards new INVITEs over a span.
+	gains := func(p *sim.Provider, span time.Duration) bool {
+		before := p.Counters().Forwarded
+		time.Sleep(span)
+		return p.Counters().Forwarded > before
+	}
+
+	// Calls flow through alpha, the cheapest path.
+	Eventually(t, 20*time.Second, func() bool { return f.alpha.Counters().Answered >= 10 }, "calls did not flow through alpha")
+	if f.beta.Counters().Forwarded != 0 {
+		t.Fatalf("beta carried %d calls while alpha was fine", f.beta.Counters().Forwarded)
+	}
+
+	// alpha degrades: 8 % bursty loss and 150 ms more delay.
+	degraded := time.Now()
+	if err := f.alpha.SetMode(sim.Mode{Degraded: true, Impair: sim.ImpairSpec{LossPct: 8, Burst: 2, DelayMs: 150, Seed: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	// Within a bounded number of intervals (the window fills, two breached
+	// intervals, the report's gossip), every node has it quarantined and
+	// new calls go through beta.
+	bound := 40 * interval
+	Eventually(t, bound, func() bool {
+		for _, n := range c.Running() {
+			if state(n, "alpha") != node.ProviderQuarantined {
+				return false
+			}
+		}
+		return true
+	}, "alpha was not quarantined by every node within %s of its degradation: node0 sees %+v", bound, n0.Providers())
+	t.Logf("alpha quarantined everywhere %s after its degradation", time.Since(degraded).Round(interval))
+	if gains(f.alpha, 2*time.Second) {
+		t.Fatalf("alpha still got new calls while quarantined: %+v", f.alpha.Counters())
+	}
+	if !gains(f.beta, 2*time.Second) {
+		t.Fatalf("beta got no calls while alpha was quarantined: %+v", f.beta.Counters())
+	}
+	// The nodes' API tells the same: calls in progress at node0 take beta.
+	for _, in := range n0.Calls().Calls() {
+		if len(in.Path) > 1 && in.Path[1] == "alpha" && in.Started.After(time.Now().Add(-time.Second)) {
+			t.Fatalf("a new call took alpha while it was quarantined: %+v", in)
+		}
+	}
+
+	// alpha recovers; after its probation time it carries a share of the
+	// calls with a clean record, is judged ok, and carries them all again.
+	if err := f.alpha.SetMode(sim.Mode{}); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 40*time.Second, func() bool { return state(n0, "alpha") == node.ProviderOK },
+		"alpha was never re-admitted: %+v; alpha %+v; compliance %+v", n0.Providers(), f.alpha.Counters(), n0.SLAs())
+	if !gains(f.alpha, 2*time.Second) {
+		t.Fatalf("traffic did not return to alpha: %+v", f.alpha.Counters())
+	}
+	stop()
+}
