@@ -28,12 +28,16 @@ import (
 //	S2  digest on INVITE (uac_call.xml: INVITE, 407, ACK, INVITE with
 //	    credentials, …); callmesh anchors the media (media.anchor always) and
 //	    trusts no one; every caller has an account.
+//	fed S1 across a federation (target callmesh-fed, calls_federation_test.go):
+//	    SIPp UAC → node A → an emulated provider in proxy mode → node B →
+//	    SIPp UAS registered at node B, each a process of its own;
+//	    media.anchor never on both nodes.
 //
 // Settings, all optional:
 //
 //	CALLMESH_LOAD_CALL_RATES    calls per second of the rising steps, e.g. "500,1000,2000"
 //	CALLMESH_LOAD_CALL_STEP     length of one step (default 10s)
-//	CALLMESH_LOAD_CALL_TARGETS  which targets, in order (default "kamailio,callmesh-s1,callmesh-s2";
+//	CALLMESH_LOAD_CALL_TARGETS  which targets, in order (default "kamailio,callmesh-s1,callmesh-s2,callmesh-fed";
 //	                            also "kamailio-s2": Kamailio challenging INVITE, no media)
 //	CALLMESH_LOAD_OUT           file to write the results to as Markdown
 
@@ -70,7 +74,7 @@ const (
 var defaultCallRates = []int{500, 1000, 2000, 3000, 4000, 5000, 6000, 7000}
 
 // callsTargetNames are the targets TestLoadCalls knows.
-var callsTargetNames = []string{"kamailio", "callmesh-s1", "callmesh-s2", "kamailio-s2"}
+var callsTargetNames = []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed", "kamailio-s2"}
 
 // callsPlan is what a run measures.
 type callsPlan struct {
@@ -85,7 +89,7 @@ type callsPlan struct {
 
 func loadCallsPlan(t *testing.T) callsPlan {
 	t.Helper()
-	p := callsPlan{rates: defaultCallRates, step: 10 * time.Second, targets: []string{"kamailio", "callmesh-s1", "callmesh-s2"}}
+	p := callsPlan{rates: defaultCallRates, step: 10 * time.Second, targets: []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed"}}
 	if s := os.Getenv("CALLMESH_LOAD_CALL_RATES"); s != "" {
 		p.env = append(p.env, "CALLMESH_LOAD_CALL_RATES="+s)
 	}
@@ -131,6 +135,14 @@ type callsTarget struct {
 	// pgid is the server's process group (its CPU is not "other").
 	pgid  int
 	notes []string
+	// registrar is where the callee registers, when not at addr.
+	registrar string
+	// ready, if set, is called once the callee has registered and the UAS
+	// runs, before the load: it waits until the server can reach the callee.
+	ready func() error
+	// parts are the processes of a server made of several, each reported
+	// on its own; cpu is their sum.
+	parts []callsPart
 }
 
 // callsStep is one measured step of the ladder.
@@ -149,6 +161,8 @@ type callsStep struct {
 	// UAC's and the UAS's SIP sockets for want of receive buffer.
 	drops     [3]uint64
 	uacErrors string
+	// partCores are the cores each of the target's parts used.
+	partCores []float64
 }
 
 func (s callsStep) failureRate() float64 { return float64(s.failed) / float64(s.calls) }
@@ -258,6 +272,8 @@ func startCallsTarget(t *testing.T, name string, bin *callsCallmeshBuild, caller
 		return tgt, nil
 	case "callmesh-s1", "callmesh-s2":
 		return startCallsCallmesh(t, bin, name == "callmesh-s2", callers, callee)
+	case "callmesh-fed":
+		return startCallsFed(t, bin, callers, callee)
 	}
 	t.Fatalf("unknown target %q", name)
 	return callsTarget{}, nil
@@ -269,12 +285,17 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 	tgt := r.target
 	domain := node.DefaultDomain
 	uasPort := callsFreeSIPPort(t)
-	callsRegister(t, tgt.addr, domain, "u1", uasPort, []user{callee})
+	callsRegister(t, tgt.registrarAddr(), domain, "u1", uasPort, []user{callee})
 	uas := startCallSIPp(t, callSIPp{scenario: "uas_answer.xml", transport: "u1", port: uasPort, load: true})
 	time.Sleep(300 * time.Millisecond)
 	if !uas.running() {
 		o := uas.outcome(t)
 		t.Fatalf("UAS exited at once: %s", o.describe())
+	}
+	if tgt.ready != nil {
+		if err := tgt.ready(); err != nil {
+			t.Fatalf("%s: %v", tgt.name, err)
+		}
 	}
 	lines := make([]string, len(callers))
 	for i, c := range callers {
@@ -283,14 +304,15 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 	port := freeUDPPort(t)
 	_, sp, _ := net.SplitHostPort(tgt.addr)
 	serverPort, _ := strconv.Atoi(sp)
+	serverPorts := tgt.serverUDPPorts(serverPort)
 	uasFailedBefore := 0
 	failing := 0
 	attempt := 1
 	for i := 0; i < len(p.rates); i++ {
 		rate := p.rates[i]
 		calls := int(math.Round(float64(rate) * p.step.Seconds()))
-		server0, uas0, procs0 := tgt.cpu(), uas.cpu(), allProcs()
-		drops0 := callsUDPDrops(serverPort, uasPort)
+		server0, parts0, uas0, procs0 := tgt.cpu(), tgt.partsCPU(), uas.cpu(), allProcs()
+		drops0 := callsUDPDrops(append(serverPorts, uasPort)...)
 		uac := startCallSIPp(t, callSIPp{
 			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
 			lines: lines, calls: calls, rate: rate, limit: callsOpenLimit,
@@ -306,15 +328,15 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		case <-time.After(p.step):
 		}
 		window := time.Since(start)
-		serverW, uasW, uacW := tgt.cpu()-server0, uas.cpu()-uas0, uac.cpu()
-		otherW := callsOtherCPU(procs0, allProcs(), tgt.pgid, uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
+		serverW, partsW, uasW, uacW := tgt.cpu()-server0, tgt.partsCPU(), uas.cpu()-uas0, uac.cpu()
+		otherW := callsOtherCPUGroups(procs0, allProcs(), tgt.groups(), uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
 		uacDrops := callsUDPDrops(port)[port]
 		if err := uac.wait(p.step + 2*time.Minute); err != nil {
 			uac.kill()
 			t.Fatal(err)
 		}
 		serverCPU := tgt.cpu() - server0
-		drops := callsUDPDrops(serverPort, uasPort)
+		drops := callsUDPDrops(append(serverPorts, uasPort)...)
 		o := uac.outcome(t)
 		times := sortedCopy(o.times)
 		s := callsStep{
@@ -323,9 +345,10 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			serverCores: serverW.Seconds() / window.Seconds(),
 			uacCores:    uacW.Seconds() / window.Seconds(),
 			uasCores:    uasW.Seconds() / window.Seconds(),
+			partCores:   callsPartCores(parts0, partsW, window),
 			otherCores:  otherW.Seconds() / window.Seconds(),
 			uacErrors:   o.errors,
-			drops:       [3]uint64{drops[serverPort] - drops0[serverPort], uacDrops, drops[uasPort] - drops0[uasPort]},
+			drops:       [3]uint64{callsDropsSum(drops0, drops, serverPorts), uacDrops, drops[uasPort] - drops0[uasPort]},
 		}
 		if o.successful > 0 {
 			s.serverCPUPerCall = ms(serverCPU) / float64(o.successful)
@@ -349,9 +372,9 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			t.Errorf("%s: %s:\n%s", tgt.name, r.died, tgt.logTail())
 			break
 		}
-		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.3f ms per call), UAC %.2f cores, UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
+		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.3f ms per call)%s, UAC %.2f cores, UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
 			tgt.name, rate, calls, s.successful, s.failed, 100*s.failureRate(), s.reached, s.achieved(), s.p50, s.p99, s.mean, s.max,
-			s.serverCores, s.serverCPUPerCall, s.uacCores, s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
+			s.serverCores, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
 		s.attempt = attempt
 		if s.passed() {
 			failing, attempt = 0, 1
@@ -427,17 +450,29 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 			b.WriteString("\n")
 		}
 		head := []string{"offered /s", "reached /s", "achieved /s", "calls", "successful", "failed", "failures",
-			"p50 ms", "p99 ms", "mean ms", "max ms", "server CPU", "server CPU per call", "UAC SIPp CPU", "UAS SIPp CPU", "other CPU", "UAS failed",
-			"UDP drops server/UAC/UAS"}
+			"p50 ms", "p99 ms", "mean ms", "max ms"}
+		for _, p := range r.target.parts {
+			head = append(head, p.name+" CPU")
+		}
+		head = append(head, "server CPU", "server CPU per call", "UAC SIPp CPU", "UAS SIPp CPU", "other CPU", "UAS failed",
+			"UDP drops server/UAC/UAS")
 		b.WriteString("| " + strings.Join(head, " | ") + " |\n|" + strings.Repeat(" --- |", len(head)) + "\n")
 		for _, s := range r.steps {
 			offered := strconv.Itoa(s.rate)
 			if s.attempt > 1 {
 				offered += fmt.Sprintf(" (run %d)", s.attempt)
 			}
-			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %d | %d | %d | %.3f%% | %.0f | %.0f | %.2f | %.0f | %.2f | %.3f ms | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
-				offered, s.reached, s.achieved(), s.calls, s.successful, s.failed, 100*s.failureRate(),
-				s.p50, s.p99, s.mean, s.max, s.serverCores, s.serverCPUPerCall, s.uacCores, s.uasCores, s.otherCores, s.uasFailed,
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %d | %d | %d | %.3f%% | %.0f | %.0f | %.2f | %.0f |",
+				offered, s.reached, s.achieved(), s.calls, s.successful, s.failed, 100*s.failureRate(), s.p50, s.p99, s.mean, s.max)
+			for i := range r.target.parts {
+				c := math.NaN()
+				if i < len(s.partCores) {
+					c = s.partCores[i]
+				}
+				fmt.Fprintf(&b, " %.2f |", c)
+			}
+			fmt.Fprintf(&b, " %.2f | %.3f ms | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
+				s.serverCores, s.serverCPUPerCall, s.uacCores, s.uasCores, s.otherCores, s.uasFailed,
 				s.drops[0], s.drops[1], s.drops[2])
 		}
 		b.WriteString("\n")
@@ -476,6 +511,7 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		fmt.Fprintf(&b, "- %s, highest rate with < %.1f%% failures: callmesh %s, Kamailio %s, ratio %s.\n",
 			scen, 100*callsFailureLimit, callsBestText(cm), callsBestText(km), callsRatio(cm, km))
 	}
+	b.WriteString(callsFedSummary(reports))
 	return b.String()
 }
 
