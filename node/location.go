@@ -99,6 +99,16 @@ type locations struct {
 	mu        sync.Mutex
 	published map[string]Location  // AOR → our last record, the one put
 	cache     map[string]cachedLoc // lookups
+	inflight  map[string]*lookup   // DHT lookups in progress, shared by concurrent callers
+}
+
+// lookup is one DHT lookup that every concurrent caller for the AOR waits
+// for, so that a burst of calls to one user when its cache entry expires
+// costs one DHT query, not one each.
+type lookup struct {
+	done chan struct{}
+	loc  Location
+	err  error
 }
 
 type cachedLoc struct {
@@ -250,17 +260,33 @@ func (n *Node) locateRemote(ctx context.Context, aor string) (Location, error) {
 		l.mu.Unlock()
 		return c.loc, c.err
 	}
+	if f := l.inflight[aor]; f != nil {
+		l.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.loc, f.err
+		case <-ctx.Done():
+			return Location{}, fmt.Errorf("location of %s: %w", aor, ctx.Err())
+		}
+	}
+	f := &lookup{done: make(chan struct{})}
+	if l.inflight == nil {
+		l.inflight = map[string]*lookup{}
+	}
+	l.inflight[aor] = f
 	l.mu.Unlock()
-	loc, err := n.lookupLocation(ctx, aor)
-	if err == nil || errors.Is(err, ErrNotRegistered) {
-		l.mu.Lock()
-		l.cache[aor] = cachedLoc{loc: loc, err: err, at: now}
+	f.loc, f.err = n.lookupLocation(ctx, aor)
+	l.mu.Lock()
+	delete(l.inflight, aor)
+	if f.err == nil || errors.Is(f.err, ErrNotRegistered) {
+		l.cache[aor] = cachedLoc{loc: f.loc, err: f.err, at: now}
 		if len(l.cache) > 100000 {
 			clear(l.cache)
 		}
-		l.mu.Unlock()
 	}
-	return loc, err
+	l.mu.Unlock()
+	close(f.done)
+	return f.loc, f.err
 }
 
 func (n *Node) lookupLocation(ctx context.Context, aor string) (Location, error) {
