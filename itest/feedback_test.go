@@ -13,7 +13,6 @@ import (
 	"github.com/callmesh/callmesh/itest/sim"
 	"github.com/callmesh/callmesh/node"
 	"github.com/callmesh/callmesh/node/accounts"
-	"github.com/callmesh/callmesh/node/digest"
 )
 
 // sippStream starts a SIPp caller placing calls at rate per second until
@@ -78,20 +77,8 @@ func TestQualityFeedbackMovesCallsAndBringsThemBack(t *testing.T) {
 			}
 		})
 	c := f.c
-	waitDHT(t, c, 2)
-	n0, n2 := c.Node(0), c.Node(2)
-	domain := n0.Config().Domain
-	_, err := n0.Accounts().Add(accounts.Account{Name: "alice", Class: accounts.Bronze, Allow: []string{"p2p"}, MaxCalls: 1000,
-		Home: n0.ID().String(), Realm: domain, Credentials: digest.NewCredentials("alice", domain, "alice-secret")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := registerAt(t, n2, "bob", "u1")
-	Eventually(t, 20*time.Second, func() bool {
-		l, err := n0.Locate(context.Background(), "bob@"+domain)
-		return err == nil && l.Name == "node2"
-	}, "node0 cannot locate bob at node2")
-	sippUAS(t, port, "uas_answer_rtp.xml", "u1")
+	n0 := c.Node(0)
+	f.sippCallee(t, accounts.Bronze)
 	stop := sippStream(t, n0, "uac_call_rtp.xml", "alice", "bob", 8, 600)
 	defer stop()
 

@@ -327,20 +327,8 @@ func TestSIPpCallsAcrossProviders(t *testing.T) {
 		}
 	})
 	c := f.c
-	waitDHT(t, c, 2)
 	n0, n2 := c.Node(0), c.Node(2)
-	domain := n0.Config().Domain
-	_, err := n0.Accounts().Add(accounts.Account{Name: "alice", Class: accounts.Gold, Allow: []string{"p2p"}, MaxCalls: 1000,
-		Home: n0.ID().String(), Realm: domain, Credentials: digest.NewCredentials("alice", domain, "alice-secret")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := registerAt(t, n2, "bob", "u1")
-	Eventually(t, 20*time.Second, func() bool {
-		l, err := n0.Locate(context.Background(), "bob@"+domain)
-		return err == nil && l.Name == "node2"
-	}, "node0 cannot locate bob at node2")
-	sippUAS(t, port, "uas_answer_rtp.xml", "u1")
+	f.sippCallee(t, accounts.Gold)
 	r0, r2 := n0.Relay().Counters.Forwarded.Load(), n2.Relay().Counters.Forwarded.Load()
 	sippUAC(t, n0, "uac_call_rtp.xml", "u1", "alice", "bob", 200, 20, "-d", "1000")
 
@@ -366,4 +354,26 @@ func TestSIPpCallsAcrossProviders(t *testing.T) {
 		return false
 	}, "node1 never had the measured quality of 200 calls on node0 → alpha → node2: %+v", c.Node(1).Catalogue().Measurements)
 	Eventually(t, 20*time.Second, func() bool { return n0.Calls().Len() == 0 && n2.Calls().Len() == 0 }, "calls left at the nodes")
+}
+
+// sippCallee creates alice at node0 (class, 1000 calls) for a SIPp caller
+// and registers bob at node2 from a SIPp callee that answers with RTP,
+// once node0 can locate bob there.
+func (f *pathFederation) sippCallee(t *testing.T, class accounts.Class) {
+	t.Helper()
+	c := f.c
+	waitDHT(t, c, 2)
+	n0, n2 := c.Node(0), c.Node(2)
+	domain := n0.Config().Domain
+	_, err := n0.Accounts().Add(accounts.Account{Name: "alice", Class: class, Allow: []string{"p2p"}, MaxCalls: 1000,
+		Home: n0.ID().String(), Realm: domain, Credentials: digest.NewCredentials("alice", domain, "alice-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := registerAt(t, n2, "bob", "u1")
+	Eventually(t, 20*time.Second, func() bool {
+		l, err := n0.Locate(context.Background(), "bob@"+domain)
+		return err == nil && l.Name == "node2"
+	}, "node0 cannot locate bob at node2")
+	sippUAS(t, port, "uas_answer_rtp.xml", "u1")
 }

@@ -191,18 +191,7 @@ func (c *Call) authorize(br *branch, res *sip.Response) bool {
 }
 
 // retryAfter reads a Retry-After in seconds.
-func retryAfter(res *sip.Response) time.Duration {
-	h := res.GetHeader("Retry-After")
-	if h == nil {
-		return 0
-	}
-	v, _, _ := strings.Cut(h.Value(), ";")
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
-}
+func retryAfter(res *sip.Response) time.Duration { return seconds(res, "Retry-After") }
 
 // failureEvent turns a final answer on a branch into the state machine's
 // event: a path attempt's failure is the callee's when the egress node said

@@ -358,8 +358,13 @@ func (c *Call) bye(req *sip.Request, transport, reason string) {
 
 // sessionInterval reads the session interval a 2xx agreed (RFC 4028 §7.2):
 // 0 when no session timer is in use.
-func sessionInterval(res *sip.Response) time.Duration {
-	h := res.GetHeader("Session-Expires")
+func sessionInterval(res *sip.Response) time.Duration { return seconds(res, "Session-Expires") }
+
+// seconds reads a header whose value starts with a number of seconds
+// (Session-Expires, Retry-After; parameters after ';' ignored): 0 when
+// absent or not positive.
+func seconds(res *sip.Response, name string) time.Duration {
+	h := res.GetHeader(name)
 	if h == nil {
 		return 0
 	}
