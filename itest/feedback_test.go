@@ -72,6 +72,7 @@ func TestQualityFeedbackMovesCallsAndBringsThemBack(t *testing.T) {
 			cfg.SLA.Probation = 4 * time.Second
 			cfg.SLA.ProbationShare = 0.5
 			cfg.Media.Timeout = 3 * time.Second
+			cfg.Media.ReportInterval = 100 * time.Millisecond // the relays time the path within a short call
 			if i == 0 {
 				cfg.Calls.Trusted = []string{"127.0.0.1"}
 			}
@@ -121,6 +122,11 @@ func TestQualityFeedbackMovesCallsAndBringsThemBack(t *testing.T) {
 		return true
 	}, "alpha was not quarantined by every node within %s of its degradation: node0 sees %+v", bound, n0.Providers())
 	t.Logf("alpha quarantined everywhere %s after its degradation", time.Since(degraded).Round(interval))
+	for _, m := range n0.Catalogue().Measurements {
+		if m.SLA == "node0-alpha" {
+			t.Logf("node0's measurement of node0-alpha while degraded: %+v", m)
+		}
+	}
 	if gains(f.alpha, 2*time.Second) {
 		t.Fatalf("alpha still got new calls while quarantined: %+v", f.alpha.Counters())
 	}

@@ -12,8 +12,9 @@ import (
 )
 
 // relayCNAME prefixes the CNAME (RFC 3550 §6.5.1) in RTCP a relay sends of
-// its own. A relay that receives such a compound packet consumes it: it is
-// addressed to the relay, not to the endpoint behind it.
+// its own. A relay leg that faces the other end's relay (SetPeerRelay)
+// consumes such a compound packet: it is addressed to the relay, not to the
+// endpoint behind it; any relay in between passes it on.
 const relayCNAME = "callmesh-relay"
 
 // inspectRTCP reads a compound RTCP packet from the leg's side: Sender
@@ -31,7 +32,11 @@ func (l *Leg) inspectRTCP(b []byte, now int64) (consume, ok bool) {
 		if sd, isSDES := p.(*rtcp.SourceDescription); isSDES {
 			for _, c := range sd.Chunks {
 				for _, it := range c.Items {
-					if it.Type == rtcp.SDESCNAME && strings.HasPrefix(it.Text, relayCNAME) {
+					// Only a leg that faces the other end's relay takes
+					// its reports for itself; any relay in between (a
+					// provider's border controller) passes them on, or
+					// the two end relays would never hear each other.
+					if it.Type == rtcp.SDESCNAME && strings.HasPrefix(it.Text, relayCNAME) && l.peerRelay {
 						consume = true
 					}
 				}
