@@ -23,7 +23,13 @@ type step struct {
 
 func run(t *testing.T, branches int, steps []step, final State) *Call {
 	t.Helper()
-	c := New(branches)
+	return runCall(t, New(branches), steps, final)
+}
+
+// runCall steps c through steps, checking each step's actions and the
+// final state.
+func runCall(t *testing.T, c *Call, steps []step, final State) *Call {
+	t.Helper()
 	for i, s := range steps {
 		if got := acts(c.Step(s.ev)); got != s.want {
 			t.Fatalf("step %d %+v: actions %q, want %q", i, s.ev, got, s.want)
@@ -239,16 +245,7 @@ func TestStringsCoverEveryValue(t *testing.T) {
 
 func runSerial(t *testing.T, paths int, steps []step, final State) *Call {
 	t.Helper()
-	c := NewSerial(paths)
-	for i, s := range steps {
-		if got := acts(c.Step(s.ev)); got != s.want {
-			t.Fatalf("step %d %+v: actions %q, want %q", i, s.ev, got, s.want)
-		}
-	}
-	if c.State() != final {
-		t.Fatalf("final state %s, want %s", c.State(), final)
-	}
-	return c
+	return runCall(t, NewSerial(paths), steps, final)
 }
 
 func TestSerialFailsOverOnPathFaultsOnly(t *testing.T) {
