@@ -345,7 +345,7 @@ func TestMeasurementsReachRoutingAndCompliance(t *testing.T) {
 	// delay the two SLAs promise together (15 + 25 ms) and 3 % loss.
 	path := []string{"node0-beta", "node2-beta"}
 	for i := range 30 {
-		n0.RecordCall(path, node.CallMeasure{Answered: true, PDDMs: 300, HasQuality: true,
+		n0.RecordCall(path, node.CallMeasure{Answered: true, PDDMs: 300, HasQuality: true, HasDelay: true,
 			DelayMs: 78 + float64(i%5), LossPct: 3, JitterMs: 4, MOS: 3.9})
 	}
 	n0.RecordCall(path, node.CallMeasure{Answered: false})

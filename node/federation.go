@@ -165,7 +165,7 @@ func (f *federation) Ended(r b2bua.Record) {
 	m := CallMeasure{Answered: r.Answered, PDDMs: float64(r.PDD) / float64(time.Millisecond)}
 	if q := r.Quality; q != nil && q.PacketsIn > 0 {
 		m.HasQuality = true
-		m.DelayMs = q.RTTMs / 2
+		m.HasDelay, m.DelayMs = q.RTTKnown, q.RTTMs/2
 		m.LossPct, m.JitterMs, m.MOS = q.LossPct, q.JitterMs, q.MOS
 	}
 	f.n.RecordCall(r.SLAs, m)

@@ -35,8 +35,10 @@ const maxPathSLAs = 24
 type CallMeasure struct {
 	Answered bool
 	PDDMs    float64
-	// Quality is measured only when the call carried media.
+	// Quality is measured only when the call carried media; the delay only
+	// when the relays timed the path's round trip (HasDelay).
 	HasQuality bool
+	HasDelay   bool
 	DelayMs    float64
 	LossPct    float64
 	JitterMs   float64
@@ -63,11 +65,14 @@ type PathReport struct {
 	Calls    int       `json:"calls"`    // seizures: calls that tried the path
 	Answered int       `json:"answered"` // of which answered
 	Samples  int       `json:"samples"`  // calls with a quality measurement
-	DelayMs  Stat      `json:"delay_ms"`
-	LossPct  Stat      `json:"loss_pct"`
-	JitterMs Stat      `json:"jitter_ms"`
-	MOS      Stat      `json:"mos"`
-	PDDMs    Stat      `json:"pdd_ms"`
+	// DelaySamples counts the calls whose delay was measured (the relays
+	// timed the path); DelayMs is over those alone.
+	DelaySamples int  `json:"delay_samples"`
+	DelayMs      Stat `json:"delay_ms"`
+	LossPct      Stat `json:"loss_pct"`
+	JitterMs     Stat `json:"jitter_ms"`
+	MOS          Stat `json:"mos"`
+	PDDMs        Stat `json:"pdd_ms"`
 }
 
 // ASRPct is the answer-seizure ratio of the interval, in percent.
@@ -85,7 +90,8 @@ func (r *PathReport) check() error {
 		return fmt.Errorf("%w: path of %d SLAs", gossip.ErrMalformed, len(r.Path))
 	case r.Node == "":
 		return fmt.Errorf("%w: report without a node", gossip.ErrMalformed)
-	case r.Calls < 0 || r.Answered < 0 || r.Samples < 0 || r.Answered > r.Calls || r.Samples > r.Answered:
+	case r.Calls < 0 || r.Answered < 0 || r.Samples < 0 || r.Answered > r.Calls || r.Samples > r.Answered ||
+		r.DelaySamples < 0 || r.DelaySamples > r.Samples:
 		return fmt.Errorf("%w: counts calls %d, answered %d, samples %d", gossip.ErrMalformed, r.Calls, r.Answered, r.Samples)
 	case r.To.Before(r.From):
 		return fmt.Errorf("%w: interval ends before it starts", gossip.ErrMalformed)
@@ -210,7 +216,9 @@ func (m *measurer) Record(path []string, c CallMeasure) {
 		a.answered++
 		a.pdd = append(a.pdd, c.PDDMs)
 		if c.HasQuality {
-			a.delay = append(a.delay, c.DelayMs)
+			if c.HasDelay {
+				a.delay = append(a.delay, c.DelayMs)
+			}
 			a.loss = append(a.loss, c.LossPct)
 			a.jitter = append(a.jitter, c.JitterMs)
 			a.mos = append(a.mos, c.MOS)
@@ -241,7 +249,7 @@ func stat(xs []float64, higherBetter bool) Stat {
 func (a *pathAcc) report(node string, from, to time.Time) *PathReport {
 	return &PathReport{
 		Path: a.path, Node: node, From: from, To: to,
-		Calls: a.calls, Answered: a.answered, Samples: len(a.mos),
+		Calls: a.calls, Answered: a.answered, Samples: len(a.mos), DelaySamples: len(a.delay),
 		DelayMs: stat(a.delay, false), LossPct: stat(a.loss, false), JitterMs: stat(a.jitter, false),
 		MOS: stat(a.mos, true), PDDMs: stat(a.pdd, false),
 	}
@@ -328,8 +336,14 @@ func (m *measurer) apply(env *gossip.Envelope, r *PathReport, now time.Time) {
 func (r *PathReport) sample() sla.Sample {
 	s := sla.Sample{At: r.To, Weight: r.Samples, Seized: r.Calls, Answered: r.Answered}
 	if r.Samples > 0 {
-		s.Has = sla.HasDelay | sla.HasLoss | sla.HasJitter | sla.HasMOS
-		s.DelayMs, s.LossPct, s.JitterMs, s.MOS = r.DelayMs.Mean, r.LossPct.Mean, r.JitterMs.Mean, r.MOS.Mean
+		s.Has = sla.HasLoss | sla.HasJitter | sla.HasMOS
+		s.LossPct, s.JitterMs, s.MOS = r.LossPct.Mean, r.JitterMs.Mean, r.MOS.Mean
+		// An interval mixing timed and untimed calls still judges the
+		// delay, on the timed ones' mean.
+		if r.DelaySamples > 0 {
+			s.Has |= sla.HasDelay
+			s.DelayMs = r.DelayMs.Mean
+		}
 	}
 	return s
 }
@@ -406,7 +420,7 @@ func (m *measurer) state() []*gossip.Envelope {
 func (m *measurer) Measurements() []sla.Measurement {
 	type acc struct {
 		path                     []string
-		n                        int
+		n, nDelay                int
 		delay, loss, jitter, mos float64
 	}
 	m.mu.Lock()
@@ -424,7 +438,8 @@ func (m *measurer) Measurements() []sla.Measurement {
 		}
 		w := float64(r.Samples)
 		a.n += r.Samples
-		a.delay += w * r.DelayMs.Mean
+		a.nDelay += r.DelaySamples
+		a.delay += float64(r.DelaySamples) * r.DelayMs.Mean
 		a.loss += w * r.LossPct.Mean
 		a.jitter += w * r.JitterMs.Mean
 		a.mos += w * r.MOS.Mean
@@ -439,10 +454,15 @@ func (m *measurer) Measurements() []sla.Measurement {
 	for _, k := range keys {
 		a := byPath[k]
 		w := float64(a.n)
-		out = append(out, sla.Measurement{
-			Path: slices.Clone(a.path), DelayMs: a.delay / w, LossPct: a.loss / w,
+		m := sla.Measurement{
+			Path: slices.Clone(a.path), LossPct: a.loss / w,
 			JitterMs: a.jitter / w, MOS: a.mos / w, Samples: a.n,
-		})
+			DelayUnknown: a.nDelay == 0,
+		}
+		if a.nDelay > 0 {
+			m.DelayMs = a.delay / float64(a.nDelay)
+		}
+		out = append(out, m)
 	}
 	return out
 }

@@ -34,10 +34,11 @@ func TestPathAccReport(t *testing.T) {
 	from := time.Unix(1000, 0)
 	m := &measurer{pending: map[string]*pathAcc{pathKey(a.path): a}}
 	for i := range 10 {
-		m.Record(a.path, CallMeasure{Answered: i < 8, PDDMs: 200, HasQuality: i < 6, DelayMs: 40, LossPct: 1, JitterMs: 3, MOS: 4.2})
+		// Six calls carried media; the relays timed the path of four.
+		m.Record(a.path, CallMeasure{Answered: i < 8, PDDMs: 200, HasQuality: i < 6, HasDelay: i < 4, DelayMs: 40, LossPct: 1, JitterMs: 3, MOS: 4.2})
 	}
 	r := a.report("A", from, from.Add(time.Minute))
-	if r.Calls != 10 || r.Answered != 8 || r.Samples != 6 || r.ASRPct() != 80 || r.DelayMs.Mean != 40 || r.MOS.P95 != 4.2 {
+	if r.Calls != 10 || r.Answered != 8 || r.Samples != 6 || r.DelaySamples != 4 || r.ASRPct() != 80 || r.DelayMs.Mean != 40 || r.MOS.P95 != 4.2 {
 		t.Fatalf("report = %+v", r)
 	}
 	if err := r.check(); err != nil {

@@ -328,7 +328,12 @@ func NewGraph(cat *sla.Catalogue, opt Options) (*Graph, error) {
 			continue
 		}
 		if len(m.Path) > 0 {
-			g.addMeasuredPath(m)
+			// A whole path's figures replace the composed ones only when
+			// its delay was timed; its loss reaches the edges through
+			// their single-SLA measurements.
+			if !m.DelayUnknown {
+				g.addMeasuredPath(m)
+			}
 			continue
 		}
 		if si, ok := g.slaIndex[m.SLA]; ok {
@@ -336,14 +341,18 @@ func NewGraph(cat *sla.Catalogue, opt Options) (*Graph, error) {
 		}
 	}
 	figures := func(si int32, gDelay, gLoss float64) (delay, loss float64) {
-		if mi := single[si]; mi >= 0 {
-			m := &cat.Measurements[mi]
-			return m.DelayMs, min(m.LossPct, 100)
-		}
-		delay, loss = gDelay, gLoss
+		delay = gDelay
 		if !(delay > 0) || math.IsInf(delay, 1) {
 			delay = opt.DefaultDelayMs
 		}
+		if mi := single[si]; mi >= 0 {
+			m := &cat.Measurements[mi]
+			if !m.DelayUnknown {
+				delay = m.DelayMs
+			}
+			return delay, min(m.LossPct, 100)
+		}
+		loss = gLoss
 		if !(loss > 0) {
 			loss = opt.DefaultLossPct
 		}

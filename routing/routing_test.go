@@ -541,3 +541,24 @@ func TestSkippedSLAs(t *testing.T) {
 		t.Errorf("negative price: %v", err)
 	}
 }
+
+// A measurement whose delay nobody timed gives its loss, not its delay:
+// the edge keeps its promised delay; a whole-path one is not used.
+func TestMeasurementWithUnknownDelay(t *testing.T) {
+	cat := catalogue([]sla.Provider{provider("P", sla.Proxy)},
+		contract("A-P", "A", "P", "0.001", 10),
+		contract("P-B", "P", "B", "0.001", 10),
+	)
+	cat.Measurements = []sla.Measurement{
+		{SLA: "P-B", DelayMs: 0, DelayUnknown: true, LossPct: 3, Samples: 100},
+		{Path: []string{"A-P", "P-B"}, DelayMs: 0, DelayUnknown: true, LossPct: 4, Samples: 100},
+	}
+	res := plan(t, cat, Request{From: "A", To: "B"})
+	wantRoutes(t, res, "A>P>B[A-P,P-B] 0.0020")
+	p := res.Paths[0]
+	// A-P keeps its guarantee (0.1 %), P-B is measured at 3 %:
+	// 1 − 0.999·0.97 = 3.097 %; the whole path's 4 % is not used.
+	if p.DelayMs != 20 || p.Measured || p.LossPct < 3.09 || p.LossPct > 3.11 {
+		t.Errorf("path %+v: want delay 20 ms (promised), loss 3.097 %%, not the whole-path figures", p)
+	}
+}

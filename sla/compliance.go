@@ -548,7 +548,8 @@ func AttributePath(m Measurement, cat *Catalogue) []Measurement {
 	s := splitSample(SampleOf(m, time.Time{}))
 	out := make([]Measurement, len(ids))
 	for i, id := range ids {
-		out[i] = Measurement{SLA: id, DelayMs: s.DelayMs, LossPct: s.LossPct, JitterMs: s.JitterMs, Samples: m.Samples}
+		out[i] = Measurement{SLA: id, DelayMs: s.DelayMs, LossPct: s.LossPct, JitterMs: s.JitterMs, Samples: m.Samples,
+			DelayUnknown: m.DelayUnknown}
 	}
 	return out
 }

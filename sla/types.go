@@ -193,6 +193,10 @@ type Measurement struct {
 	JitterMs float64  `json:"jitter_ms,omitempty"`
 	MOS      float64  `json:"mos,omitempty"`
 	Samples  int      `json:"samples"`
+	// DelayUnknown: nobody timed the delay (no round trip was measured);
+	// DelayMs means nothing, and routing keeps its estimate of the delay
+	// while it takes the measured loss.
+	DelayUnknown bool `json:"delay_unknown,omitempty"`
 }
 
 // CallCount is the live number of calls on an SLA.
