@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/callmesh/callmesh/election"
@@ -101,8 +102,19 @@ func (n *Node) SLAs() []SLAEntry {
 
 // Catalogue returns the federation's catalogue as this node knows it, with
 // its recent measurements and class policy.
+//
+// The result is shared and rebuilt only when the offers or the measurements
+// changed, so that the routing graph built from it (federation.graphFor)
+// is too: callers must not modify it.
 func (n *Node) Catalogue() *sla.Catalogue {
 	base := n.slas.Catalogue()
+	ver := n.measures.Version()
+	c := &n.catCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cat != nil && c.base == base && c.ver == ver {
+		return c.cat
+	}
 	cat := *base
 	paths := n.measures.Measurements()
 	// A single-provider path measures its provider's two edges directly:
@@ -111,7 +123,17 @@ func (n *Node) Catalogue() *sla.Catalogue {
 		cat.Measurements = append(cat.Measurements, sla.AttributePath(m, base)...)
 	}
 	cat.Measurements = append(cat.Measurements, paths...)
-	return &cat
+	c.cat, c.base, c.ver = &cat, base, ver
+	return c.cat
+}
+
+// catalogueCache holds Node.Catalogue's last result and what it was built
+// from.
+type catalogueCache struct {
+	mu   sync.Mutex
+	base *sla.Catalogue
+	ver  uint64
+	cat  *sla.Catalogue
 }
 
 // OfferSLAs publishes the SLAs of a catalogue document as this node's.
@@ -211,7 +233,7 @@ func (n *Node) Route(ctx context.Context, req RouteRequest) (RouteResponse, erro
 		}
 		preq.To, res.To = loc.Name, loc.Name
 	}
-	g, err := routing.NewGraph(n.Catalogue(), routing.Options{})
+	g, err := n.fed.graphFor(n.Catalogue())
 	if err != nil {
 		return RouteResponse{}, err
 	}

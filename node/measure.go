@@ -467,6 +467,13 @@ func (m *measurer) Measurements() []sla.Measurement {
 	return out
 }
 
+// Version changes whenever the reports Measurements reads change.
+func (m *measurer) Version() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.version
+}
+
 // RecordCall adds one call's measurement on a path (its SLA ids in order)
 // to the current measurement interval; the call layer calls it when a call
 // on a federation path ends.

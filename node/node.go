@@ -72,6 +72,7 @@ type Node struct {
 	members  *membership
 	slas     *slaBook
 	measures *measurer
+	catCache catalogueCache
 	accounts *accounts.Store
 	sip      *sipedge.Server
 	relay    *media.Relay
