@@ -52,3 +52,9 @@ func mix64(z uint64) uint64 {
 func unit(h uint64) float64 {
 	return (float64(h>>12) + 0.5) * 0x1p-52
 }
+
+// Unit maps a (session, id) pair to (0, 1) with the hash rankings use: the
+// same on every node, independent across ids. Other per-session choices
+// that every node must make alike (which sessions a demoted provider may
+// carry) draw from it.
+func Unit(session, id string) float64 { return unit(pairHash(sessionState(session), id)) }

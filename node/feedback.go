@@ -1,14 +1,13 @@
 package node
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"log/slog"
 	"math"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/callmesh/callmesh/election"
 	"github.com/callmesh/callmesh/sla"
 )
 
@@ -153,28 +152,10 @@ func (f *feedback) avoid(session string, into map[string]bool) {
 		if st.Share >= 1 {
 			continue
 		}
-		if st.Share <= 0 || sessionUnit(session, p) >= st.Share {
+		if st.Share <= 0 || election.Unit(session, p) >= st.Share {
 			into[p] = true
 		}
 	}
-}
-
-// sessionUnit maps (session, provider) to [0, 1), the same on every node.
-func sessionUnit(session, provider string) float64 {
-	h := fnv.New64a()
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(session)))
-	h.Write(n[:])
-	h.Write([]byte(session))
-	h.Write([]byte(provider))
-	x := h.Sum64()
-	// splitmix64 finaliser: FNV's low bits mix poorly.
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return float64(x>>11) / (1 << 53)
 }
 
 // list returns every provider's standing, by id.
