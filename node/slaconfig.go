@@ -115,21 +115,16 @@ func (c *Config) SetCatalogueYAML(doc []byte) error {
 }
 
 // ownSLAs checks that node may publish every SLA of cat: those it is a
-// party to, and provider-provider interconnects it vouches for (it becomes
-// their voucher when none is named).
+// party to, and provider-provider interconnects it vouches for (named as
+// their voucher, or with none named: sla.OfferFor then names it).
 func ownSLAs(node string, cat *sla.Catalogue) error {
 	for i := range cat.SLAs {
 		s := &cat.SLAs[i]
 		if _, party := s.Other(node); party {
 			continue
 		}
-		if s.Kind == sla.ProviderProvider {
-			if s.Voucher == "" {
-				s.Voucher = node
-			}
-			if s.Voucher == node {
-				continue
-			}
+		if s.Kind == sla.ProviderProvider && (s.Voucher == "" || s.Voucher == node) {
+			continue
 		}
 		return &sla.FieldError{Field: fmt.Sprintf("slas[%d].between", i), Value: s.Between[0] + "," + s.Between[1],
 			Msg: "node " + node + " is not a party (a node publishes its own SLAs, or vouches for provider-provider ones)"}

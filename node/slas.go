@@ -246,9 +246,9 @@ func (b *slaBook) loadMine() error {
 		b.mine[id] = o
 	}
 	return b.ownKS.Iterate(nil, func(key, val []byte) error {
-		o, err := store.GetJSON[sla.Offer](b.ownKS, key)
-		if err != nil {
-			return err
+		var o sla.Offer
+		if err := json.Unmarshal(val, &o); err != nil {
+			return fmt.Errorf("SLA %s offered at run time: %w", key, err)
 		}
 		if !withdrawn[string(key)] {
 			b.mine[string(key)] = &o
@@ -413,22 +413,15 @@ func (b *slaBook) Offer(cat *sla.Catalogue) ([]string, error) {
 
 // checkCurrency refuses offers in a currency other than the catalogue's.
 func (b *slaBook) checkCurrency(offers []*sla.Offer) error {
-	cur := b.Catalogue()
-	want, from := "", ""
-	for i := range cur.SLAs {
-		if c := cur.SLAs[i].Price.Currency; c != "" {
-			want, from = c, cur.SLAs[i].ID
-			break
-		}
-	}
+	want := b.Catalogue().Currency()
 	for _, o := range offers {
 		c := o.SLA.Price.Currency
 		if want == "" {
-			want, from = c, o.SLA.ID
+			want = c
 		}
 		if c != "" && c != want {
 			return &sla.FieldError{Field: "slas[" + o.SLA.ID + "].price.currency", Value: c,
-				Msg: fmt.Sprintf("the catalogue's currency is %s (SLA %s)", want, from)}
+				Msg: "the catalogue's currency is " + want}
 		}
 	}
 	return nil
