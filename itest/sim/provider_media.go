@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -172,14 +171,7 @@ const (
 	packetEvery  = 20 * time.Millisecond
 )
 
-var tonePayload = func() []byte {
-	b := make([]byte, samplesPer20)
-	for i := range b {
-		s := toneAmp * math.Sin(2*math.Pi*toneHz*float64(i)/8000)
-		b[i] = ulaw(int16(math.Round(s)))
-	}
-	return b
-}()
+var tonePayload = toneFrame(toneHz)
 
 // ulaw encodes one linear sample in G.711 μ-law (ITU-T G.711 §3): a sign
 // bit, a 3-bit segment (the position of the highest bit of the biased

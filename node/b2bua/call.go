@@ -129,7 +129,8 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		}
 		res(code, reason)
 	}
-	number := sipedge.SessionKind(req.Recipient).Kind == accounts.KindExternal
+	kind := sipedge.SessionKind(req.Recipient)
+	number := kind.Kind == accounts.KindExternal
 	if calleeUser == "" || (number && (egress || s.fed == nil)) {
 		// Numbers need a termination provider: the federation's routing.
 		calleeRes(sip.StatusNotFound, "Not Found (no route to this number)")
@@ -139,7 +140,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	var contacts []sipedge.Binding
 	var plan *Plan
 	if number {
-		calleeUser = sipedge.SessionKind(req.Recipient).Destination
+		calleeUser = kind.Destination
 		aor = calleeUser
 	} else {
 		var err error
