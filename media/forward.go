@@ -1,8 +1,6 @@
 package media
 
 import (
-	"errors"
-	"net"
 	"net/netip"
 	"time"
 
@@ -13,22 +11,6 @@ import (
 // (RFC 3550 §11); a larger datagram is truncated by the kernel and then
 // fails the header checks.
 const readBuffer = 2048
-
-// read serves one socket until it is closed.
-func (l *Leg) read(conn *net.UDPConn, rtcpPort bool) {
-	defer l.s.wg.Done()
-	buf := make([]byte, readBuffer)
-	for {
-		n, src, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // e.g. ICMP port unreachable reported on a later read
-		}
-		l.handle(buf[:n], src, rtcpPort)
-	}
-}
 
 // handle latches, measures and forwards one datagram that arrived from the
 // leg's side.
@@ -62,7 +44,7 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 	l.deadSent = false
 	o := s.legs[l.side.other()]
 	var dst netip.AddrPort
-	var out *net.UDPConn
+	var out *sock
 	if k == kindRTP {
 		if !l.remote.Secure {
 			h, ok := parseRTP(b)
@@ -135,8 +117,8 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 }
 
 // send writes one datagram and counts it.
-func (r *Relay) send(out *net.UDPConn, b []byte, dst netip.AddrPort) {
-	if _, err := out.WriteToUDPAddrPort(b, dst); err != nil {
+func (r *Relay) send(out *sock, b []byte, dst netip.AddrPort) {
+	if err := out.writeTo(b, dst); err != nil {
 		r.Counters.SendErrors.Add(1)
 		return
 	}

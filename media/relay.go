@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +45,7 @@ type Relay struct {
 
 	stop chan struct{}
 	done chan struct{}
+	io   ioState
 
 	Counters Counters
 }
@@ -77,6 +76,9 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 	}
 	for _, o := range opts {
 		o(r)
+	}
+	if err := r.startIO(); err != nil {
+		return nil, err
 	}
 	go r.sweep()
 	return r, nil
@@ -147,6 +149,7 @@ func (r *Relay) Open(id string) (*Session, error) {
 		return nil, fmt.Errorf("%w: %s", ErrExists, id)
 	}
 	s := &Session{id: id, relay: r, closed: make(chan struct{})}
+	r.assignIO(s)
 	r.sessions[id] = nil // reserve the id while binding; nil is never handed out
 	r.mu.Unlock()
 
@@ -167,9 +170,20 @@ func (r *Relay) Open(id string) (*Session, error) {
 		s.legs[side] = l
 	}
 	for _, l := range s.legs {
-		s.wg.Add(2)
-		go l.read(l.rtpConn, false)
-		go l.read(l.rtcpConn, true)
+		for _, w := range []struct {
+			k    *sock
+			rtcp bool
+		}{{l.rtpConn, false}, {l.rtcpConn, true}} {
+			if err := r.watch(l, w.k, w.rtcp); err != nil {
+				r.log.Warn("media: cannot watch socket", "session", id, "err", err)
+				r.mu.Lock()
+				r.sessions[id] = s
+				r.mu.Unlock()
+				s.Close()
+				r.Counters.Refused.Add(1)
+				return nil, err
+			}
+		}
 	}
 	r.mu.Lock()
 	if r.closed { // Close ran while the ports were being bound
@@ -200,7 +214,7 @@ func (r *Relay) bindLeg(s *Session, side Side) (*Leg, error) {
 		}
 		rtcpConn, err := r.listen(port + 1)
 		if err != nil {
-			rtpConn.Close()
+			rtpConn.close()
 			r.pool.put(port)
 			continue
 		}
@@ -209,21 +223,9 @@ func (r *Relay) bindLeg(s *Session, side Side) (*Leg, error) {
 	return nil, ErrNoPorts
 }
 
-func (r *Relay) listen(port int) (*net.UDPConn, error) {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.cfg.Bind, uint16(port))))
-	if err != nil {
-		return nil, err
-	}
-	if n := r.cfg.SocketBuffer; n > 0 {
-		_ = c.SetReadBuffer(n) // best effort: the kernel caps it
-		_ = c.SetWriteBuffer(n)
-	}
-	return c, nil
-}
-
 func (r *Relay) releaseLeg(l *Leg) {
-	l.rtpConn.Close()
-	l.rtcpConn.Close()
+	l.rtpConn.close()
+	l.rtcpConn.close()
 	r.pool.put(l.port)
 }
 
@@ -239,8 +241,8 @@ func (s *Session) Close() {
 	s.closing = true
 	s.mu.Unlock()
 	for _, l := range s.legs {
-		l.rtpConn.Close()
-		l.rtcpConn.Close()
+		l.rtpConn.close()
+		l.rtcpConn.close()
 	}
 	s.wg.Wait()
 	for _, l := range s.legs {
@@ -268,6 +270,7 @@ func (r *Relay) Close() error {
 	for _, s := range r.Sessions() {
 		s.Close()
 	}
+	r.stopIO()
 	return nil
 }
 
@@ -311,7 +314,7 @@ func (s *Session) tick(now int64) {
 	}
 	s.mu.Unlock()
 	for _, p := range reports {
-		if _, err := p.conn.WriteToUDPAddrPort(p.b, p.dst); err != nil {
+		if err := p.conn.writeTo(p.b, p.dst); err != nil {
 			r.Counters.SendErrors.Add(1)
 			continue
 		}

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -100,7 +99,7 @@ func (l *Leg) reportBlocks(blocks []rtcp.ReceptionReport, now int64, fromRelay b
 type pendingReport struct {
 	b    []byte
 	dst  netip.AddrPort
-	conn *net.UDPConn
+	conn *sock
 }
 
 // ownReport builds the relay's Sender Report for a leg facing a peer relay:

@@ -2,7 +2,6 @@ package media
 
 import (
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -93,8 +92,9 @@ type Session struct {
 	relay *Relay
 	legs  [2]*Leg
 
-	mu      sync.Mutex // guards every leg's mutable state
-	wg      sync.WaitGroup
+	mu      sync.Mutex     // guards every leg's mutable state
+	wg      sync.WaitGroup // per-socket readers, where the platform has them
+	io      int            // the relay poller serving the session's sockets
 	closing bool
 	closed  chan struct{}
 }
@@ -110,8 +110,8 @@ func (s *Session) Leg(side Side) *Leg { return s.legs[side] }
 type Leg struct {
 	s        *Session
 	side     Side
-	rtpConn  *net.UDPConn
-	rtcpConn *net.UDPConn
+	rtpConn  *sock
+	rtcpConn *sock
 	port     int // even RTP port; RTCP is port+1
 
 	// Guarded by s.mu.
@@ -156,7 +156,7 @@ type peerSR struct {
 	at   int64
 }
 
-func newLeg(s *Session, side Side, port int, rtpConn, rtcpConn *net.UDPConn) *Leg {
+func newLeg(s *Session, side Side, port int, rtpConn, rtcpConn *sock) *Leg {
 	l := &Leg{s: s, side: side, port: port, rtpConn: rtpConn, rtcpConn: rtcpConn, lastPT: -1}
 	l.clocks = rtpstats.DefaultClocks()
 	l.in.Init(&l.clocks)
@@ -270,7 +270,7 @@ func (l *Leg) rtpDest() netip.AddrPort {
 
 // rtcpDest is where RTCP toward this leg's side goes, and from which socket.
 // Called with s.mu held.
-func (l *Leg) rtcpDest() (netip.AddrPort, *net.UDPConn) {
+func (l *Leg) rtcpDest() (netip.AddrPort, *sock) {
 	if l.remote.RTCPMux {
 		return l.rtpDest(), l.rtpConn
 	}

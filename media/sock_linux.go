@@ -1,0 +1,330 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// On Linux the relay's sockets are plain non-blocking descriptors, not
+// net.UDPConns, and a few pollers serve them all. Each poller owns an epoll
+// set (level-triggered) of the sockets of its sessions and one goroutine.
+// That goroutine waits in the Go runtime's own poller on the epoll
+// descriptor (an epoll set is itself pollable), and when woken takes every
+// ready socket from the set at once: per datagram one recvfrom(2) and one
+// sendto(2), and one epoll_pwait(2) per batch. A goroutine per socket would
+// cost a scheduler wake-up and a second, empty read per datagram, which
+// under load cost more CPU than the two system calls that do the work.
+
+// sock is one bound UDP socket of a leg.
+type sock struct {
+	fd   int
+	v6   bool // AF_INET6: IPv4 destinations are written as v4-mapped
+	port int
+
+	mu     sync.RWMutex // held for reading around each write, for writing by close
+	closed bool
+
+	p    *poller // the poller watching it; nil before watch
+	slot int32
+}
+
+// listen binds a UDP socket to the relay's bind address and port.
+func (r *Relay) listen(port int) (*sock, error) {
+	addr := r.cfg.Bind
+	v6 := addr.Is6() && !addr.Is4In6()
+	fam := syscall.AF_INET
+	if v6 {
+		fam = syscall.AF_INET6
+	}
+	fd, err := syscall.Socket(fam, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, syscall.IPPROTO_UDP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	var sa syscall.Sockaddr
+	if v6 {
+		if addr.IsUnspecified() { // both families, as net.ListenUDP does for [::]
+			_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0)
+		}
+		sa = &syscall.SockaddrInet6{Port: port, Addr: addr.As16()}
+	} else {
+		sa = &syscall.SockaddrInet4{Port: port, Addr: addr.Unmap().As4()}
+	}
+	if err := syscall.Bind(fd, sa); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("media: bind %s: %w", netip.AddrPortFrom(addr, uint16(port)), err)
+	}
+	if n := r.cfg.SocketBuffer; n > 0 { // best effort: the kernel caps them
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
+	}
+	return &sock{fd: fd, v6: v6, port: port}, nil
+}
+
+var errSockClosed = errors.New("media: socket closed")
+
+// writeTo sends one datagram. Safe for concurrent use, and with close.
+func (k *sock) writeTo(b []byte, dst netip.AddrPort) error {
+	var sa6 syscall.RawSockaddrInet6
+	var sa4 syscall.RawSockaddrInet4
+	var ptr unsafe.Pointer
+	var n uintptr
+	addr := dst.Addr()
+	switch {
+	case k.v6:
+		sa6.Family = syscall.AF_INET6
+		putPort(&sa6.Port, dst.Port())
+		sa6.Addr = addr.As16() // IPv4 as v4-mapped
+		ptr, n = unsafe.Pointer(&sa6), syscall.SizeofSockaddrInet6
+	case addr.Is4() || addr.Is4In6():
+		sa4.Family = syscall.AF_INET
+		putPort(&sa4.Port, dst.Port())
+		sa4.Addr = addr.Unmap().As4()
+		ptr, n = unsafe.Pointer(&sa4), syscall.SizeofSockaddrInet4
+	default:
+		return fmt.Errorf("media: %s unreachable from an IPv4 socket", dst)
+	}
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.closed {
+		return errSockClosed
+	}
+	// Non-blocking: a full send buffer is EAGAIN, and the datagram is lost
+	// as it would be on the wire.
+	_, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(k.fd), uintptr(p), uintptr(len(b)), 0, uintptr(ptr), n)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// putPort stores a port in network byte order.
+func putPort(dst *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(dst))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+// close stops watching the socket and closes it. When it returns, the
+// poller will not read it again and no write is under way.
+func (k *sock) close() {
+	if k.p != nil {
+		k.p.remove(k)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.closed {
+		k.closed = true
+		syscall.Close(k.fd)
+	}
+}
+
+// ioState is the relay's pollers.
+type ioState struct {
+	pollers []*poller
+	next    atomic.Uint32
+}
+
+// startIO starts one poller per processor the Go runtime uses.
+func (r *Relay) startIO() error {
+	n := runtime.GOMAXPROCS(0)
+	for i := 0; i < n; i++ {
+		p, err := newPoller()
+		if err != nil {
+			r.stopIO()
+			return err
+		}
+		r.io.pollers = append(r.io.pollers, p)
+	}
+	return nil
+}
+
+// stopIO stops the pollers; every session is closed by then.
+func (r *Relay) stopIO() {
+	for _, p := range r.io.pollers {
+		p.stop()
+	}
+}
+
+// assignIO picks the poller of a new session; its four sockets share it.
+func (r *Relay) assignIO(s *Session) {
+	s.io = int(r.io.next.Add(1)) % len(r.io.pollers)
+}
+
+// watch starts relaying what arrives on one of a leg's sockets.
+func (r *Relay) watch(l *Leg, k *sock, rtcpPort bool) error {
+	return r.io.pollers[l.s.io].add(l, k, rtcpPort)
+}
+
+// pollSlot says whose a socket in the epoll set is. The event's data
+// carries the slot's index and generation, so an event fetched before a
+// socket was removed is never delivered to a later socket in the same slot.
+type pollSlot struct {
+	k    *sock
+	leg  *Leg
+	rtcp bool
+	gen  uint32
+}
+
+type poller struct {
+	epfd int
+	file *os.File // epfd, as the Go runtime's poller sees it
+	rc   syscall.RawConn
+
+	mu    sync.Mutex // held by the loop while it serves a batch
+	slots []pollSlot
+	free  []int32
+
+	stopping atomic.Bool
+	done     chan struct{}
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	f := os.NewFile(uintptr(epfd), "media-epoll")
+	// Only a descriptor in the runtime's poller accepts deadlines: the
+	// check that the loop below can park instead of spinning.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("media: epoll set not pollable: %w", err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &poller{epfd: epfd, file: f, rc: rc, done: make(chan struct{})}
+	go p.loop()
+	return p, nil
+}
+
+func (p *poller) add(l *Leg, k *sock, rtcpPort bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var i int32
+	if n := len(p.free); n > 0 {
+		i = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		i = int32(len(p.slots))
+		p.slots = append(p.slots, pollSlot{})
+	}
+	sl := &p.slots[i]
+	sl.gen++
+	sl.k, sl.leg, sl.rtcp = k, l, rtcpPort
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: i, Pad: int32(sl.gen)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, k.fd, &ev); err != nil {
+		sl.k, sl.leg = nil, nil
+		p.free = append(p.free, i)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	k.p, k.slot = p, i
+	return nil
+}
+
+// remove takes a socket out of the set. It waits for a batch being served.
+func (p *poller) remove(k *sock) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sl := &p.slots[k.slot]
+	if sl.k != k {
+		return
+	}
+	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, k.fd, nil)
+	sl.k, sl.leg = nil, nil
+	p.free = append(p.free, k.slot)
+	k.p = nil
+}
+
+func (p *poller) stop() {
+	p.stopping.Store(true)
+	p.file.Close() // wakes the loop with an error, and waits for it to leave the descriptor
+	<-p.done
+}
+
+// pollBatch bounds the events taken per epoll_pwait(2).
+const pollBatch = 128
+
+func (p *poller) loop() {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, pollBatch)
+	buf := make([]byte, readBuffer)
+	var rsa syscall.RawSockaddrAny
+	// serve takes ready sockets until the set has none, then lets the
+	// runtime park the goroutine until the set is readable again. The set
+	// is level-triggered and each ready socket is read once per batch, so
+	// a socket with more queued is reported again by the next call; the
+	// goroutine parks only after a call that found nothing ready.
+	serve := func(uintptr) bool {
+		for !p.stopping.Load() {
+			r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(p.epfd),
+				uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+			if e == syscall.EINTR {
+				continue
+			}
+			if e != 0 || r == 0 {
+				return false
+			}
+			p.mu.Lock()
+			for _, ev := range events[:r] {
+				sl := &p.slots[ev.Fd]
+				if sl.k == nil || sl.gen != uint32(ev.Pad) {
+					continue // removed since
+				}
+				n, src, ok := recvFrom(sl.k.fd, buf, &rsa)
+				if !ok {
+					continue // EAGAIN, or an ICMP error reported on the socket
+				}
+				sl.leg.handle(buf[:n], src, sl.rtcp)
+			}
+			p.mu.Unlock()
+		}
+		return false
+	}
+	for {
+		if err := p.rc.Read(serve); err != nil {
+			return // closed by stop
+		}
+	}
+}
+
+// recvFrom reads one datagram and its source without allocating.
+func recvFrom(fd int, buf []byte, rsa *syscall.RawSockaddrAny) (int, netip.AddrPort, bool) {
+	salen := uint32(syscall.SizeofSockaddrAny)
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])),
+		uintptr(len(buf)), 0, uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&salen)))
+	if e != 0 {
+		return 0, netip.AddrPort{}, false
+	}
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return int(n), netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), getPort(&sa.Port)), true
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return int(n), netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), getPort(&sa.Port)), true
+	}
+	return 0, netip.AddrPort{}, false
+}
+
+func getPort(p *uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
