@@ -413,3 +413,72 @@ func TestRelaySweeperNeverSeesHalfOpenSessions(t *testing.T) {
 		t.Fatalf("%d sessions, %d free pairs after all closed", r.Len(), r.FreePairs())
 	}
 }
+
+// Several workers each serve their share of the sessions; sessions closed
+// while others carry traffic neither lose the others' packets nor leave a
+// socket behind.
+func TestRelayWorkersShareSessions(t *testing.T) {
+	t.Parallel()
+	cfg := media.FastConfig()
+	cfg.Workers = 3
+	const calls = 6
+	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 2*calls+4)
+	r, err := media.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var eps []*mediatest.Endpoint
+	for i := 0; i < calls; i++ {
+		s, err := r.Open(fmt.Sprint("w", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+		connect(s, a, b)
+		eps = append(eps, a, b)
+	}
+	// Short-lived sessions open and close on every worker meanwhile.
+	churn := make(chan struct{})
+	go func() {
+		defer close(churn)
+		for i := 0; i < 200; i++ {
+			s, err := r.Open(fmt.Sprint("churn", i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s.Close()
+		}
+	}()
+	const n = 50
+	var wg sync.WaitGroup
+	for _, e := range eps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Send(context.Background(), n, 2*time.Millisecond); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	<-churn
+	waitFor(t, "every endpoint to receive every packet", func() bool {
+		for _, e := range eps {
+			if e.Stats().Packets != n {
+				return false
+			}
+		}
+		return true
+	})
+	if got := r.Counters.Forwarded.Load(); got != 2*calls*n {
+		t.Errorf("forwarded %d, want %d", got, 2*calls*n)
+	}
+	for _, s := range r.Sessions() {
+		s.Close()
+	}
+	if r.Len() != 0 || r.FreePairs() != cfg.Pairs() {
+		t.Errorf("%d sessions, %d of %d pairs free after all closed", r.Len(), r.FreePairs(), cfg.Pairs())
+	}
+}

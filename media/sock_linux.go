@@ -14,7 +14,7 @@ import (
 )
 
 // On Linux the relay's sockets are plain non-blocking descriptors, not
-// net.UDPConns, and a few pollers serve them all. Each poller owns an epoll
+// net.UDPConns, and a few pollers serve them all (Config.Workers). Each poller owns an epoll
 // set (level-triggered) of the sockets of its sessions and one goroutine.
 // That goroutine waits in the Go runtime's own poller on the epoll
 // descriptor (an epoll set is itself pollable), and when woken takes every
@@ -135,9 +135,9 @@ type ioState struct {
 	next    atomic.Uint32
 }
 
-// startIO starts one poller per processor the Go runtime uses.
+// startIO starts the configured number of pollers.
 func (r *Relay) startIO() error {
-	n := runtime.GOMAXPROCS(0)
+	n := r.cfg.workers(runtime.GOMAXPROCS(0))
 	for i := 0; i < n; i++ {
 		p, err := newPoller()
 		if err != nil {

@@ -36,6 +36,9 @@ type MediaConfig struct {
 	Anchor string `yaml:"anchor"`
 	// AnchorClasses overrides Anchor for callers of a user class.
 	AnchorClasses map[string]string `yaml:"anchor_classes,omitempty"`
+	// Workers is how many goroutines forward media; 0: half the
+	// processors, at least one.
+	Workers int `yaml:"workers"`
 }
 
 func defaultMediaConfig() MediaConfig {
@@ -74,6 +77,7 @@ func (c *Config) relayConfig() (media.Config, error) {
 	}
 	rc.PortMin, rc.PortMax = min, max
 	rc.Timeout, rc.ReportInterval = m.Timeout, m.ReportInterval
+	rc.Workers = m.Workers
 	if !rc.Advertise.IsValid() && rc.Bind.IsUnspecified() {
 		// A wildcard bind advertises the host's own address, found at start;
 		// validate the rest with a stand-in.
@@ -102,6 +106,8 @@ func mediaFieldErr(err error, m MediaConfig) error {
 		return fieldErr("media.timeout", m.Timeout, "%s", msg)
 	case "report_interval":
 		return fieldErr("media.report_interval", m.ReportInterval, "%s", msg)
+	case "workers":
+		return fieldErr("media.workers", m.Workers, "%s", msg)
 	}
 	return fieldErr("media", nil, "%v", err)
 }
