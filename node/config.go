@@ -120,6 +120,9 @@ type StoreConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+	// Pprof serves the Go runtime's profiles under /debug/pprof/ on the
+	// admin listener, for finding where a node spends its time.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Default ports of a node, used by `callmesh init` when flags are not given.
