@@ -74,7 +74,8 @@ calls:
   trusted: %s
 log:
   level: warn
-`, sip, node.DefaultDomain, admin, callsMediaPorts, anchor, list)
+  pprof: %t
+`, sip, node.DefaultDomain, admin, callsMediaPorts, anchor, list, os.Getenv("CALLMESH_LOAD_PROFILE") != "")
 }
 
 // callsCallmeshProc is a `callmesh run` child process in its own process group.
@@ -116,7 +117,7 @@ func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, caller
 	}
 	users := append([]user{callee}, callers...)
 	start := time.Now()
-	c, sip, err := startCallsNode(t, build, anchor, !s2, users)
+	c, sip, admin, err := startCallsNode(t, build, anchor, !s2, users)
 	if err != nil {
 		return callsTarget{}, err
 	}
@@ -127,6 +128,7 @@ func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, caller
 		logTail: c.logTail,
 		exited:  c.exited,
 		pgid:    c.cmd.Process.Pid,
+		admin:   admin,
 		notes: []string{fmt.Sprintf("node started and %d accounts created through the admin API in %.1f s; the callee registers from the UAS's port",
 			len(users), time.Since(start).Seconds())},
 	}
@@ -140,11 +142,11 @@ func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, caller
 // startCallsNode builds callmesh, initialises a node directory, writes its
 // configuration (callsNodeYAML with anchor and trusted), starts `callmesh
 // run --config FILE` in its own process group and creates users' accounts
-// through the admin API (POST /api/v1/users). It returns the node and its
-// SIP address, or an error when the node does not come up (the error holds
+// through the admin API (POST /api/v1/users). It returns the node, its SIP
+// and admin addresses, or an error when the node does not come up (the error holds
 // the end of its log; `callmesh run` names a configuration field it
 // refuses).
-func startCallsNode(t *testing.T, build *callsCallmeshBuild, anchor string, trusted bool, users []user) (*callsCallmeshProc, string, error) {
+func startCallsNode(t *testing.T, build *callsCallmeshBuild, anchor string, trusted bool, users []user) (*callsCallmeshProc, string, string, error) {
 	t.Helper()
 	bin, err := build.path()
 	if err != nil {
@@ -179,14 +181,14 @@ func startCallsNode(t *testing.T, build *callsCallmeshBuild, anchor string, trus
 	api := "http://" + admin
 	if err := callsWaitHealthy(api, c.exited, 30*time.Second); err != nil {
 		c.stop()
-		return nil, "", fmt.Errorf("callmesh run --config node.yaml: %v: %s", err, c.logTail())
+		return nil, "", "", fmt.Errorf("callmesh run --config node.yaml: %v: %s", err, c.logTail())
 	}
 	for _, u := range users {
 		if err := callsAddUser(api, u); err != nil {
 			t.Fatalf("callmesh: add user %s: %v", u.name, err)
 		}
 	}
-	return c, sip, nil
+	return c, sip, admin, nil
 }
 
 // callsWaitHealthy polls api's /healthz until it answers "ok", the process

@@ -4,9 +4,12 @@ package load
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -40,6 +43,7 @@ import (
 //	CALLMESH_LOAD_CALL_TARGETS  which targets, in order (default "kamailio,callmesh-s1,callmesh-s2,callmesh-fed";
 //	                            also "kamailio-s2": Kamailio challenging INVITE, no media)
 //	CALLMESH_LOAD_OUT           file to write the results to as Markdown
+//	CALLMESH_LOAD_PROFILE       directory for a CPU profile of each callmesh step (log.pprof on the node)
 
 const (
 	// callsCallers is how many distinct callers place the calls (from
@@ -143,6 +147,38 @@ type callsTarget struct {
 	// parts are the processes of a server made of several, each reported
 	// on its own; cpu is their sum.
 	parts []callsPart
+	// admin is a callmesh node's admin listener, for a CPU profile of each
+	// step when CALLMESH_LOAD_PROFILE names a directory.
+	admin string
+}
+
+// profileStep fetches a CPU profile of the target over most of a step into
+// CALLMESH_LOAD_PROFILE, when that is set; wait for the returned channel.
+func (tgt callsTarget) profileStep(t *testing.T, rate int, step time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("CALLMESH_LOAD_PROFILE")
+	if dir == "" || tgt.admin == "" {
+		close(done)
+		return done
+	}
+	secs := max(1, int(step.Seconds())-2)
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", tgt.admin, secs))
+		if err != nil {
+			t.Logf("%s: profile: %v", tgt.name, err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", tgt.name, rate)), b, 0o644)
+		}
+		if err != nil {
+			t.Logf("%s: profile: %v", tgt.name, err)
+		}
+	}()
+	return done
 }
 
 // callsStep is one measured step of the ladder.
@@ -320,6 +356,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			args: []string{"-auth_uri", callee.name + "@" + domain},
 			rtt:  true, load: true, timeout: p.step + time.Minute,
 		})
+		profiled := tgt.profileStep(t, rate, p.step)
 		// CPU while the load is offered: over the step's length (calls
 		// that hang until SIPp gives up on them must not dilute it).
 		start := time.Now()
@@ -335,6 +372,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			uac.kill()
 			t.Fatal(err)
 		}
+		<-profiled
 		serverCPU := tgt.cpu() - server0
 		drops := callsUDPDrops(append(serverPorts, uasPort)...)
 		o := uac.outcome(t)
