@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,11 +15,23 @@ import (
 // name. Every change is validated and written durably. It is safe for
 // concurrent use; changes are serialised so that a read-modify-write never
 // loses another's update.
+//
+// Accounts read are kept decoded in memory (every INVITE reads its
+// caller's), and every change through the store replaces or drops its
+// copy. A store must therefore be the keyspace's only writer while it is
+// in use.
 type Store struct {
 	ks       *store.Keyspace
 	mu       sync.Mutex // held across every read-modify-write
 	onChange func(name string, deleted bool)
+
+	cmu   sync.RWMutex
+	cache map[string]Account
+	gen   uint64 // bumped by every change, so a read racing one is not kept
 }
+
+// cacheMax bounds the accounts kept decoded; past it an arbitrary one goes.
+const cacheMax = 100_000
 
 // OnChange sets fn to be called after every stored change of an account
 // (deleted: the account was removed), for instance to publish where
@@ -67,6 +80,50 @@ func (s *Store) Get(name string) (Account, error) {
 }
 
 func (s *Store) get(name string) (Account, error) {
+	s.cmu.RLock()
+	a, ok := s.cache[name]
+	gen := s.gen
+	s.cmu.RUnlock()
+	if ok {
+		return a.clone(), nil
+	}
+	a, err := s.load(name)
+	if err != nil {
+		return Account{}, err
+	}
+	s.cmu.Lock()
+	if s.gen == gen {
+		if s.cache == nil {
+			s.cache = make(map[string]Account)
+		}
+		if len(s.cache) >= cacheMax {
+			for k := range s.cache {
+				delete(s.cache, k)
+				break
+			}
+		}
+		s.cache[name] = a.clone()
+	}
+	s.cmu.Unlock()
+	return a, nil
+}
+
+// forget drops a changed account's decoded copy; called after the change
+// is written.
+func (s *Store) forget(name string) {
+	s.cmu.Lock()
+	delete(s.cache, name)
+	s.gen++
+	s.cmu.Unlock()
+}
+
+// clone copies what a caller could change in place.
+func (a Account) clone() Account {
+	a.Allow = slices.Clone(a.Allow)
+	return a
+}
+
+func (s *Store) load(name string) (Account, error) {
 	data, err := s.ks.Get([]byte(name))
 	if errors.Is(err, store.ErrNotFound) {
 		return Account{}, fmt.Errorf("user %q: %w", name, ErrNotFound)
@@ -152,7 +209,9 @@ func (s *Store) Delete(name string) error {
 	} else if err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
-	if err := s.ks.Delete([]byte(name), store.Durable()); err != nil {
+	err := s.ks.Delete([]byte(name), store.Durable())
+	s.forget(name)
+	if err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
 	s.changed(name, true)
@@ -160,7 +219,11 @@ func (s *Store) Delete(name string) error {
 }
 
 func (s *Store) put(a Account) error {
-	if err := store.PutJSON(s.ks, []byte(a.Name), a, store.Durable()); err != nil {
+	err := store.PutJSON(s.ks, []byte(a.Name), a, store.Durable())
+	// After the write: a read that fetched the old record before it either
+	// sees the generation moved and keeps nothing, or kept it and loses it here.
+	s.forget(a.Name)
+	if err != nil {
 		return fmt.Errorf("user %q: %w", a.Name, err)
 	}
 	s.changed(a.Name, false)

@@ -240,3 +240,40 @@ func TestAccountStoreConcurrentUpdate(t *testing.T) {
 		t.Fatalf("balance %s after %d concurrent increments of 1.00; want %s", a.Balance, workers*rounds, want)
 	}
 }
+
+// Reads are served from decoded copies: a caller changing what it got
+// changes nothing stored, and every change through the store is seen by
+// the next read.
+func TestAccountStoreCachedReads(t *testing.T) {
+	s, _ := memoryStore(t)
+	a := testAccount(t, "carol")
+	a.Allow = []string{RightP2P, "external:+44"}
+	if _, err := s.Add(a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get("carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Allow[0] = "conference"
+	got.MaxCalls = 99
+	again, err := s.Get("carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Allow[0] != RightP2P || again.MaxCalls != a.MaxCalls {
+		t.Fatalf("a caller's change reached the store: allow %v, max_calls %d", again.Allow, again.MaxCalls)
+	}
+	if _, err := s.Update("carol", func(x *Account) error { x.MaxCalls = 7; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get("carol"); err != nil || got.MaxCalls != 7 {
+		t.Fatalf("after Update: max_calls %d, %v; want 7", got.MaxCalls, err)
+	}
+	if err := s.Delete("carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get("carol"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after Delete: %v; want ErrNotFound", err)
+	}
+}
