@@ -114,6 +114,7 @@ type Locator interface {
 
 // Server is a running SIP edge.
 type Server struct {
+	workers  *workers
 	cfg      Config
 	log      *slog.Logger
 	accounts Accounts
@@ -151,7 +152,7 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 
 // Start binds UDP and TCP on cfg.Listen and serves until Close.
 func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator, opts ...Option) (_ *Server, err error) {
-	s := &Server{cfg: cfg, accounts: accounts, bindings: bindings, locator: locator, log: slog.New(slog.DiscardHandler)}
+	s := &Server{workers: newWorkers(idleWorkers), cfg: cfg, accounts: accounts, bindings: bindings, locator: locator, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -284,6 +285,7 @@ func (s *Server) Close() error {
 		s.cancel()
 		err = errors.Join(s.udp.Close(), s.tcp.Close(), s.ua.Close())
 		s.wg.Wait()
+		s.workers.close()
 	})
 	return err
 }
@@ -297,18 +299,23 @@ func (s *Server) isSelf(host string, port int) bool {
 // ourHost reports whether host names the federation's domain here.
 func (s *Server) ourHost(host string) bool { return s.hosts[strings.ToLower(host)] }
 
-// handle wraps a handler with the checks every request passes first.
+// handle wraps a handler with the checks every request passes first, and
+// runs it on a kept worker (workers).
 func (s *Server) handle(h func(*sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if rej := CheckRequest(req, s.check); rej != nil {
-			s.m.rejected.WithLabelValues(strconv.Itoa(rej.Code)).Inc()
-			if res := rej.Response(req); res != nil {
-				s.respond(tx, res)
-			}
-			return
-		}
-		h(req, tx)
+		s.workers.run(func() { s.serve(h, req, tx) })
 	}
+}
+
+func (s *Server) serve(h func(*sip.Request, sip.ServerTransaction), req *sip.Request, tx sip.ServerTransaction) {
+	if rej := CheckRequest(req, s.check); rej != nil {
+		s.m.rejected.WithLabelValues(strconv.Itoa(rej.Code)).Inc()
+		if res := rej.Response(req); res != nil {
+			s.respond(tx, res)
+		}
+		return
+	}
+	h(req, tx)
 }
 
 func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
