@@ -16,15 +16,26 @@ import (
 )
 
 // serverGCPercent is the garbage collector's target for `callmesh run`
-// when GOGC is not set: a node's live heap is small and every SIP message
-// allocates, so at the runtime's default of 100 the collector ran often
-// enough to cost a tenth of the CPU under call load; 400 trades some
-// memory for most of that.
-const serverGCPercent = 400
+// when GOGC is not set: every SIP message allocates, so at the runtime's
+// default of 100 the collector cost about an eighth more CPU per call under
+// call load (BENCHMARKS.md); 400 lets the heap grow to five times what is
+// live (transactions are kept 32 s for retransmissions, RFC 3261 §17) to
+// save most of that. So that this never runs a host out of memory, the
+// collector also works harder near serverMemoryShare of the host's memory
+// unless GOMEMLIMIT is set.
+const (
+	serverGCPercent   = 400
+	serverMemoryShare = 4 // a quarter
+)
 
 func serverGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serverGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if total := hostMemory(); total > 0 {
+			debug.SetMemoryLimit(int64(total / serverMemoryShare))
+		}
 	}
 }
 
