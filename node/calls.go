@@ -27,11 +27,21 @@ type CallsConfig struct {
 	// TokenTTL is how long a session token a master signs admits the
 	// call's INVITE at the egress node.
 	TokenTTL time.Duration `yaml:"token_ttl"`
+	// TransactionWait is how long a completed SIP transaction is kept to
+	// absorb retransmissions: RFC 3261's Timers D and J and RFC 6026's L
+	// and M, 64·T1 = 32 s over UDP. Kamailio keeps its transactions 5 s
+	// (tm's wt_timer); a shorter wait keeps less in memory under load.
+	// Only `callmesh run` applies it: the SIP stack's timers are global to
+	// the process.
+	TransactionWait time.Duration `yaml:"transaction_wait"`
 }
+
+// DefaultTransactionWait is RFC 3261's 64·T1 with T1 = 500 ms.
+const DefaultTransactionWait = 32 * time.Second
 
 func defaultCallsConfig() CallsConfig {
 	return CallsConfig{RingTimeout: 60 * time.Second, DrainGrace: 30 * time.Second,
-		FirstHopTimeout: 2 * time.Second, TokenTTL: time.Minute}
+		FirstHopTimeout: 2 * time.Second, TokenTTL: time.Minute, TransactionWait: DefaultTransactionWait}
 }
 
 // trustedPrefixes parses calls.trusted, naming the bad entry.
@@ -67,6 +77,8 @@ func (c *Config) checkCalls() error {
 		return fieldErr("calls.first_hop_timeout", c.Calls.FirstHopTimeout, "must be > 0")
 	case c.Calls.TokenTTL < time.Second:
 		return fieldErr("calls.token_ttl", c.Calls.TokenTTL, "must be at least 1s")
+	case c.Calls.TransactionWait < time.Second || c.Calls.TransactionWait > time.Minute:
+		return fieldErr("calls.transaction_wait", c.Calls.TransactionWait, "must be from 1s to 1m")
 	}
 	if _, err := c.trustedPrefixes(); err != nil {
 		return err

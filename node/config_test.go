@@ -148,6 +148,7 @@ func TestValidateRules(t *testing.T) {
 		{"media.ports privileged", "media.ports", func(c *Config) { c.Media.Ports = "80-90" }},
 		{"media.timeout zero", "media.timeout", func(c *Config) { c.Media.Timeout = 0 }},
 		{"media.report_interval zero", "media.report_interval", func(c *Config) { c.Media.ReportInterval = 0 }},
+		{"calls.transaction_wait too short", "calls.transaction_wait", func(c *Config) { c.Calls.TransactionWait = 0 }},
 		{"media.workers negative", "media.workers", func(c *Config) { c.Media.Workers = -1 }},
 		{"log.level unknown", "log.level", func(c *Config) { c.Log.Level = "verbose" }},
 		{"log.level empty", "log.level", func(c *Config) { c.Log.Level = "" }},

@@ -72,6 +72,9 @@ media:
   anchor: %s
 calls:
   trusted: %s
+  # Completed transactions kept as long as Kamailio keeps its own (tm's
+  # wt_timer, 5 s, which proxy.cfg leaves at its default).
+  transaction_wait: 5s
 log:
   level: warn
   pprof: %t
