@@ -18,15 +18,15 @@ import (
 )
 
 // serverGCPercent is the garbage collector's target for `callmesh run`
-// when GOGC is not set: every SIP message allocates, so at the runtime's
-// default of 100 the collector cost about an eighth more CPU per call under
-// call load (BENCHMARKS.md); 400 lets the heap grow to five times what is
-// live (transactions are kept 32 s for retransmissions, RFC 3261 §17) to
-// save most of that. So that this never runs a host out of memory, the
-// collector also works harder near serverMemoryShare of the host's memory
-// unless GOMEMLIMIT is set.
+// when GOGC is not set: every SIP message allocates, and at the runtime's
+// default of 100 a node under call load spent about a fifth more CPU per
+// call than at 200 (BENCHMARKS.md). Higher targets did not do better: the
+// heap then grows through memory never touched before, and the page
+// faults cost what the collector saved. So that this never runs a host out
+// of memory, the collector also works harder near serverMemoryShare of the
+// host's memory unless GOMEMLIMIT is set.
 const (
-	serverGCPercent   = 400
+	serverGCPercent   = 200
 	serverMemoryShare = 4 // a quarter
 )
 
