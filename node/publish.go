@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"maps"
 	"sync"
 	"time"
 )
@@ -84,18 +85,20 @@ func (p *publisher) run(tick, republish func(now time.Time)) {
 // round puts every pending key once.
 func (p *publisher) round() {
 	p.mu.Lock()
-	batch := make(map[string]uint64, len(p.pending))
-	for k, v := range p.pending {
-		batch[k] = v
-	}
+	n := len(p.pending)
 	p.mu.Unlock()
-	if len(batch) == 0 {
+	if n == 0 {
 		return
 	}
 	if !p.ready() {
-		p.n.log.Debug(p.what+" not published yet", "pending", len(batch), "err", errNoDHTPeers)
+		// Checked before the pending set is copied: a node without DHT
+		// peers would otherwise copy every key it owes, every second.
+		p.n.log.Debug(p.what+" not published yet", "pending", n, "err", errNoDHTPeers)
 		return
 	}
+	p.mu.Lock()
+	batch := maps.Clone(p.pending)
+	p.mu.Unlock()
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(putWorkers, len(batch)) {
