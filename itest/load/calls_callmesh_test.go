@@ -131,7 +131,7 @@ func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, caller
 		logTail: c.logTail,
 		exited:  c.exited,
 		pgid:    c.cmd.Process.Pid,
-		admin:   admin,
+		admins:  []string{"=" + admin},
 		notes: []string{fmt.Sprintf("node started and %d accounts created through the admin API in %.1f s; the callee registers from the UAS's port",
 			len(users), time.Since(start).Seconds())},
 	}

@@ -197,15 +197,18 @@ p2p:
   anchor: never
 calls:
   trusted: ["127.0.0.1/32"]
+  # As target callmesh-s1: Kamailio's transaction wait (calls_callmesh_test.go).
+  transaction_wait: 5s
 log:
   level: warn
+  pprof: %[9]t
 providers:
   - id: %[7]s
     access_points: [%[8]q]
     services: [{type: transit, segments: [{location: "*"}]}]
 slas:
   - {id: %[1]s-%[7]s, kind: node-provider, between: [%[1]s, %[7]s], price: {per_minute: "0.0040", currency: EUR}, guarantees: {max_delay_ms: 20, max_loss_pct: 0.5}}
-`, name, sip, node.DefaultDomain, admin, boot, media, callsFedProvider, accessPoint)
+`, name, sip, node.DefaultDomain, admin, boot, media, callsFedProvider, accessPoint, os.Getenv("CALLMESH_LOAD_PROFILE") != "")
 }
 
 // callsFedProviderYAML is the emulated provider's configuration: a
@@ -522,6 +525,7 @@ func startCallsFed(t *testing.T, build *callsCallmeshBuild, callers []user, call
 		exited:  anyExited,
 		pgid:    pid(a.proc),
 		parts:   parts,
+		admins:  []string{"nodeA=" + strings.TrimPrefix(a.api, "http://"), "nodeB=" + strings.TrimPrefix(b.api, "http://")},
 		ready:   ready,
 		notes: []string{
 			fmt.Sprintf("provider, node A and node B (bootstrapped from node A) started, both nodes live in each other's view and both SLAs "+

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,37 +148,46 @@ type callsTarget struct {
 	// parts are the processes of a server made of several, each reported
 	// on its own; cpu is their sum.
 	parts []callsPart
-	// admin is a callmesh node's admin listener, for a CPU profile of each
-	// step when CALLMESH_LOAD_PROFILE names a directory.
-	admin string
+	// admins are callmesh nodes' admin listeners, "PART=HOST:PORT", for a
+	// CPU profile of each step when CALLMESH_LOAD_PROFILE names a directory.
+	admins []string
 }
 
-// profileStep fetches a CPU profile of the target over most of a step into
-// CALLMESH_LOAD_PROFILE, when that is set; wait for the returned channel.
+// profileStep fetches a CPU profile of each of the target's nodes over
+// most of a step into CALLMESH_LOAD_PROFILE (TARGET[-PART]-RATE.pprof),
+// when that is set; wait for the returned channel.
 func (tgt callsTarget) profileStep(t *testing.T, rate int, step time.Duration) <-chan struct{} {
 	done := make(chan struct{})
 	dir := os.Getenv("CALLMESH_LOAD_PROFILE")
-	if dir == "" || tgt.admin == "" {
+	if dir == "" || len(tgt.admins) == 0 {
 		close(done)
 		return done
 	}
 	secs := max(1, int(step.Seconds())-2)
-	go func() {
-		defer close(done)
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", tgt.admin, secs))
-		if err != nil {
-			t.Logf("%s: profile: %v", tgt.name, err)
-			return
+	var wg sync.WaitGroup
+	for _, a := range tgt.admins {
+		part, addr, _ := strings.Cut(a, "=")
+		name := tgt.name
+		if part != "" {
+			name += "-" + part
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", tgt.name, rate)), b, 0o644)
-		}
-		if err != nil {
-			t.Logf("%s: profile: %v", tgt.name, err)
-		}
-	}()
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+			if err != nil {
+				t.Logf("%s: profile: %v", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", name, rate)), b, 0o644)
+			}
+			if err != nil {
+				t.Logf("%s: profile: %v", name, err)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
 	return done
 }
 
