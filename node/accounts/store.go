@@ -84,7 +84,7 @@ func (s *Store) get(name string) (Account, error) {
 	a, ok := s.cache[name]
 	gen := s.gen
 	s.cmu.RUnlock()
-	if ok {
+	if ok && !s.ks.Closed() { // a closed store answers with its error, as uncached
 		return a.clone(), nil
 	}
 	a, err := s.load(name)

@@ -243,16 +243,22 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	tx.OnCancel(func(*sip.Request) { c.post(event{ev: call.Event{Kind: call.Cancel}}) })
 	res(sip.StatusTrying, "Trying")
 
+	// The call is listed (Service.Calls) from here on: its branches change
+	// under c.mu.
 	if plan != nil {
+		c.mu.Lock()
 		c.offer = body
 		c.branches = make([]*branch, len(plan.Attempts))
+		c.mu.Unlock()
 		s.wg.Add(1)
 		go c.run()
 		c.startBranch(0)
 	} else {
 		for i, b := range contacts {
 			br := c.newBranch(i, b, body)
+			c.mu.Lock()
 			c.branches = append(c.branches, br)
+			c.mu.Unlock()
 			s.addBranch(c, br)
 		}
 		s.wg.Add(1)

@@ -61,6 +61,9 @@ func Durable() PutOption {
 	return func(c *putConfig) { c.durable = true }
 }
 
+// Closed reports whether the keyspace's store is closing or closed.
+func (k *Keyspace) Closed() bool { return k.s.Closed() }
+
 // Put stores val under key, replacing any previous value.
 func (k *Keyspace) Put(key, val []byte, opts ...PutOption) error {
 	if err := k.put(key, val, opts); err != nil {

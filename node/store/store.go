@@ -133,6 +133,14 @@ func (s *Store) Sync() error {
 	return nil
 }
 
+// Closed reports whether Close has begun: a cache in front of the store
+// answers as the store would.
+func (s *Store) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // acquire registers an operation so that Close waits for it, or fails with
 // ErrClosed. The caller must call release when done.
 func (s *Store) acquire() (release func(), err error) {
