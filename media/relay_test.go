@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -480,5 +481,89 @@ func TestRelayWorkersShareSessions(t *testing.T) {
 	}
 	if r.Len() != 0 || r.FreePairs() != cfg.Pairs() {
 		t.Errorf("%d sessions, %d of %d pairs free after all closed", r.Len(), r.FreePairs(), cfg.Pairs())
+	}
+}
+
+// The relay forwards over IPv6, and a relay bound to the IPv6 wildcard
+// also takes IPv4 endpoints (as v4-mapped addresses) and writes back to
+// them.
+func TestRelayIPv6AndDualStack(t *testing.T) {
+	t.Parallel()
+	probe, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback on this host: %v", err)
+	}
+	probe.Close()
+	rtpPacket := func(seq uint16) []byte {
+		p := make([]byte, 12+160)
+		p[0], p[1] = 0x80, 0 // RTP v2, PCMU
+		p[2], p[3] = byte(seq>>8), byte(seq)
+		p[11] = 7 // SSRC
+		return p
+	}
+	for _, tc := range []struct {
+		name            string
+		bind, advertise string
+		endpoint        string
+	}{
+		{"ipv6", "::1", "", "[::1]:0"},
+		{"dual stack, IPv4 endpoints", "::", "127.0.0.1", "127.0.0.1:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := media.FastConfig()
+			cfg.Bind = netip.MustParseAddr(tc.bind)
+			if tc.advertise != "" {
+				cfg.Advertise = netip.MustParseAddr(tc.advertise)
+			}
+			cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 2)
+			r, err := media.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			s, err := r.Open("v6")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ends [2]*net.UDPConn
+			for i := range ends {
+				addr, _ := net.ResolveUDPAddr("udp", tc.endpoint)
+				if ends[i], err = net.ListenUDP("udp", addr); err != nil {
+					t.Fatal(err)
+				}
+				defer ends[i].Close()
+			}
+			s.Leg(media.A).Signal(media.Remote{RTP: ends[0].LocalAddr().(*net.UDPAddr).AddrPort(), Sends: true})
+			s.Leg(media.B).Signal(media.Remote{RTP: ends[1].LocalAddr().(*net.UDPAddr).AddrPort(), Sends: true})
+			toA, _ := s.Leg(media.A).Local()
+			toB, _ := s.Leg(media.B).Local()
+			buf := make([]byte, 2048)
+			for seq := uint16(1); seq <= 5; seq++ {
+				for i, to := range []netip.AddrPort{toA, toB} {
+					if _, err := ends[i].WriteToUDPAddrPort(rtpPacket(seq), to); err != nil {
+						t.Fatal(err)
+					}
+					other := ends[1-i]
+					_ = other.SetReadDeadline(time.Now().Add(5 * time.Second))
+					n, from, err := other.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						t.Fatalf("packet %d from side %d not relayed: %v", seq, i, err)
+					}
+					// It comes from the relay port the receiver sends to.
+					want := toB
+					if i == 1 {
+						want = toA
+					}
+					if from.Addr().Unmap() != want.Addr().Unmap() || from.Port() != want.Port() || n != 172 {
+						t.Fatalf("packet %d: %d bytes from %s, want 172 from %s", seq, n, from, want)
+					}
+				}
+			}
+			for _, leg := range s.Summary().Legs {
+				if leg.PacketsIn != 5 || leg.PacketsOut != 5 {
+					t.Errorf("leg %s: in %d out %d, want 5 each", leg.Side, leg.PacketsIn, leg.PacketsOut)
+				}
+			}
+		})
 	}
 }
