@@ -30,8 +30,9 @@ func WithLogger(l *slog.Logger) Option { return func(r *Relay) { r.log = l } }
 // WithDeadFunc sets who is told about dead streams.
 func WithDeadFunc(f DeadFunc) Option { return func(r *Relay) { r.onDead = f } }
 
-// Relay anchors RTP and RTCP for many sessions. It owns one reader
-// goroutine per socket and a sweeper goroutine; Close stops them all.
+// Relay anchors RTP and RTCP for many sessions. It owns the goroutines
+// that read its sockets (on Linux Config.Workers epoll workers, elsewhere
+// one per socket) and a sweeper goroutine; Close stops them all.
 type Relay struct {
 	cfg    Config
 	log    *slog.Logger
