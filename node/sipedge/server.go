@@ -232,6 +232,10 @@ func (s *Server) listen() error {
 			if uc, ok := udp.(*net.UDPConn); ok {
 				_ = uc.SetReadBuffer(udpBuffer)
 				_ = uc.SetWriteBuffer(udpBuffer)
+				if got := receiveBuffer(uc); got > 0 && got < udpBuffer {
+					s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
+						"asked", udpBuffer, "granted", got)
+				}
 			}
 			s.udp, s.tcp = udp, tcp
 			return nil
