@@ -49,3 +49,23 @@ func BenchmarkRelayForward(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRelayOpenClose measures a session's set-up and tear-down: two
+// port pairs bound and watched, then closed and returned to the pool.
+func BenchmarkRelayOpenClose(b *testing.B) {
+	cfg := media.DefaultConfig()
+	cfg.PortMin, cfg.PortMax = mediatest.PortRange(b, portBase+2100, 64)
+	r, err := media.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s, err := r.Open("bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
