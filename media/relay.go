@@ -171,19 +171,18 @@ func (r *Relay) Open(id string) (*Session, error) {
 		s.legs[side] = l
 	}
 	for _, l := range s.legs {
-		for _, w := range []struct {
-			k    *sock
-			rtcp bool
-		}{{l.rtpConn, false}, {l.rtcpConn, true}} {
-			if err := r.watch(l, w.k, w.rtcp); err != nil {
-				r.log.Warn("media: cannot watch socket", "session", id, "err", err)
-				r.mu.Lock()
-				r.sessions[id] = s
-				r.mu.Unlock()
-				s.Close()
-				r.Counters.Refused.Add(1)
-				return nil, err
-			}
+		err := r.watch(l, l.rtpConn, false)
+		if err == nil {
+			err = r.watch(l, l.rtcpConn, true)
+		}
+		if err != nil {
+			r.log.Warn("media: cannot watch socket", "session", id, "err", err)
+			r.mu.Lock()
+			r.sessions[id] = s
+			r.mu.Unlock()
+			s.Close()
+			r.Counters.Refused.Add(1)
+			return nil, err
 		}
 	}
 	r.mu.Lock()

@@ -14,8 +14,9 @@ import (
 )
 
 // On Linux the relay's sockets are plain non-blocking descriptors, not
-// net.UDPConns, and a few pollers serve them all (Config.Workers). Each poller owns an epoll
-// set (level-triggered) of the sockets of its sessions and one goroutine.
+// net.UDPConns, and a few pollers serve them all (Config.Workers). Each
+// poller owns an epoll set (level-triggered) of the sockets of its sessions
+// and one goroutine.
 // That goroutine waits in the Go runtime's own poller on the epoll
 // descriptor (an epoll set is itself pollable), and when woken takes every
 // ready socket from the set at once: per datagram one recvfrom(2) and one
@@ -25,9 +26,8 @@ import (
 
 // sock is one bound UDP socket of a leg.
 type sock struct {
-	fd   int
-	v6   bool // AF_INET6: IPv4 destinations are written as v4-mapped
-	port int
+	fd int
+	v6 bool // AF_INET6: IPv4 destinations are written as v4-mapped
 
 	mu     sync.RWMutex // held for reading around each write, for writing by close
 	closed bool
@@ -65,7 +65,7 @@ func (r *Relay) listen(port int) (*sock, error) {
 		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
 		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, n)
 	}
-	return &sock{fd: fd, v6: v6, port: port}, nil
+	return &sock{fd: fd, v6: v6}, nil
 }
 
 var errSockClosed = errors.New("media: socket closed")

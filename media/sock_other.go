@@ -14,7 +14,6 @@ import (
 // sock is one bound UDP socket of a leg.
 type sock struct {
 	conn *net.UDPConn
-	port int
 }
 
 // listen binds a UDP socket to the relay's bind address and port.
@@ -27,7 +26,7 @@ func (r *Relay) listen(port int) (*sock, error) {
 		_ = c.SetReadBuffer(n) // best effort: the kernel caps it
 		_ = c.SetWriteBuffer(n)
 	}
-	return &sock{conn: c, port: port}, nil
+	return &sock{conn: c}, nil
 }
 
 // writeTo sends one datagram.
