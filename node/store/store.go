@@ -50,6 +50,7 @@ type Store struct {
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup // operations that passed the closed check
+	closing  atomic.Bool    // closed, readable without mu (Closed)
 
 	stopGC   chan struct{}
 	gcDone   sync.WaitGroup
@@ -107,6 +108,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		s.closing.Store(true)
 		s.mu.Unlock()
 		s.inflight.Wait()
 
@@ -134,12 +136,9 @@ func (s *Store) Sync() error {
 }
 
 // Closed reports whether Close has begun: a cache in front of the store
-// answers as the store would.
-func (s *Store) Closed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
+// answers as the store would. It takes no lock, so a cache hit stays free
+// of the store's own serialisation.
+func (s *Store) Closed() bool { return s.closing.Load() }
 
 // acquire registers an operation so that Close waits for it, or fails with
 // ErrClosed. The caller must call release when done.
