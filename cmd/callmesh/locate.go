@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"time"
@@ -26,9 +25,7 @@ func newLocateCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(loc)
+				return printJSON(out, loc)
 			}
 			fmt.Fprintf(out, "%s is registered at node %s (%s), SIP %s, until %s\n",
 				loc.AOR, loc.Name, loc.Node, loc.SIP, loc.Expires.Local().Format(time.RFC3339))

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -23,17 +21,6 @@ func newSLACmd() *cobra.Command {
 	}
 	cmd.AddCommand(newSLAOfferCmd(), newSLAWithdrawCmd(), newSLAListCmd())
 	return cmd
-}
-
-// send makes one admin API call with a body.
-func (a *apiFlags) send(cmd *cobra.Command, method, path string, body, out any) error {
-	base, err := a.url()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-	defer cancel()
-	return callAPI(ctx, base, method, path, body, out)
 }
 
 func newSLAOfferCmd() *cobra.Command {
@@ -100,9 +87,7 @@ func newSLAListCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res.SLAs)
+				return printJSON(out, res.SLAs)
 			}
 			if len(res.SLAs) == 0 {
 				fmt.Fprintln(out, "no SLAs")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,13 +44,18 @@ func (a *apiFlags) url() (string, error) {
 
 // get reads one resource of the admin API into out.
 func (a *apiFlags) get(cmd *cobra.Command, path string, out any) error {
+	return a.send(cmd, http.MethodGet, path, nil, out)
+}
+
+// send makes one admin API call, with a body unless it is nil.
+func (a *apiFlags) send(cmd *cobra.Command, method, path string, body, out any) error {
 	base, err := a.url()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 	defer cancel()
-	return callAPI(ctx, base, http.MethodGet, path, nil, out)
+	return callAPI(ctx, base, method, path, body, out)
 }
 
 // Status is the JSON `callmesh status --json` prints.
@@ -90,9 +94,7 @@ func newStatusCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(out, st)
 			}
 			printStatus(out, st)
 			return nil
