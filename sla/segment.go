@@ -113,15 +113,7 @@ func (p *Provider) HasMode(m Mode) bool {
 }
 
 // ValidAt reports whether t lies in the SLA's validity window [From, Until).
-func (s *SLA) ValidAt(t time.Time) bool {
-	if !s.Valid.From.IsZero() && t.Before(s.Valid.From) {
-		return false
-	}
-	if !s.Valid.Until.IsZero() && !t.Before(s.Valid.Until) {
-		return false
-	}
-	return true
-}
+func (s *SLA) ValidAt(t time.Time) bool { return s.Valid.Contains(t) }
 
 // SegmentsMatch reports whether the SLA's own segments, if it has any,
 // carry the call (any one of them); an SLA without segments carries all.
