@@ -302,11 +302,10 @@ type progress struct {
 	w     io.Writer
 	tty   bool
 	shown bool // the status line is on screen
-	start time.Time
 }
 
 func newProgress(w io.Writer) *progress {
-	return &progress{w: w, tty: isTerminal(w), start: time.Now()}
+	return &progress{w: w, tty: isTerminal(w)}
 }
 
 // line prints a line of its own.

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/callmesh/callmesh/node"
 )
 
 // The demo: a local federation of three nodes and four emulated providers
@@ -196,9 +194,6 @@ type Demo struct {
 // Directory lists the nodes, users and providers of a started demo.
 func (d *Demo) Directory() DemoDirectory { return d.dir }
 
-// Federation is the demo's federation of nodes.
-func (d *Demo) Federation() *Federation { return d.fed }
-
 // Close stops the user agents, the nodes and the providers.
 func (d *Demo) Close() error {
 	d.mu.Lock()
@@ -251,14 +246,4 @@ func (d *Demo) emit(ev DemoEvent) {
 	d.evMu.Lock()
 	defer d.evMu.Unlock()
 	d.cfg.OnEvent(ev)
-}
-
-// nodeByName returns a running node of the demo.
-func (d *Demo) nodeByName(name string) *node.Node {
-	for _, n := range d.fed.Running() {
-		if n.Name() == name {
-			return n
-		}
-	}
-	return nil
 }

@@ -19,13 +19,10 @@ import (
 // UACall is one call of a user agent, placed or answered, from its answer
 // to its BYE. Its methods are safe for concurrent use.
 type UACall struct {
-	ua       *UA
-	callID   string
-	peer     string // the other party: the target dialled, or the caller's From
-	incoming bool
-	local    []byte // the SDP the user agent sent (re-offers get it again)
-	media    *uaRTP
-	answered time.Time
+	ua     *UA
+	callID string
+	local  []byte // the SDP the user agent sent (re-offers get it again)
+	media  *uaRTP
 
 	out *sipgo.DialogClientSession // placed calls
 	in  *sipgo.DialogServerSession // answered calls
@@ -53,18 +50,6 @@ func (e *CallError) Error() string {
 
 func (e *CallError) Unwrap() error { return e.Err }
 
-// CallID is the call's SIP Call-ID.
-func (c *UACall) CallID() string { return c.callID }
-
-// Peer is the other party: the target dialled, or the caller's address.
-func (c *UACall) Peer() string { return c.peer }
-
-// Incoming reports a call the user agent answered.
-func (c *UACall) Incoming() bool { return c.incoming }
-
-// Answered is when the call was answered.
-func (c *UACall) Answered() time.Time { return c.answered }
-
 // Done is closed when the call has ended, by either side.
 func (c *UACall) Done() <-chan struct{} { return c.ended }
 
@@ -78,9 +63,6 @@ func (c *UACall) EndedByRemote() bool {
 // Received is what arrived of the far end's RTP so far (RFC 3550
 // statistics).
 func (c *UACall) Received() rtpstats.Stats { return c.media.stats() }
-
-// Sent counts the RTP packets the user agent sent.
-func (c *UACall) Sent() uint32 { return c.media.sentPackets() }
 
 // Dial calls target (a user name of the federation or a number "+…")
 // through the user agent's node and returns once the call is answered and
@@ -102,7 +84,7 @@ func (u *UA) Dial(ctx context.Context, target string) (*UACall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: RTP socket: %w", target, err)
 	}
-	c := &UACall{ua: u, peer: target, media: m, ended: make(chan struct{})}
+	c := &UACall{ua: u, media: m, ended: make(chan struct{})}
 	c.local = uaSDP(u.cfg.User, m.Addr(), true, true)
 	// The Request-URI names the node's address (an alias of the domain),
 	// so that the CANCEL sipgo builds from it reaches the node too.
@@ -141,7 +123,6 @@ func (u *UA) Dial(ctx context.Context, target string) (*UACall, error) {
 		_ = d.Close()
 		return nil, &CallError{Err: fmt.Errorf("ACK: %w", err)}
 	}
-	c.answered = time.Now()
 	u.mu.Lock()
 	u.counters.Answered++
 	u.calls[c.callID] = c
@@ -233,16 +214,12 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = d.Respond(sip.StatusServiceUnavailable, "Service Unavailable (no RTP socket)", nil)
 		return
 	}
-	peer := ""
-	if f := req.From(); f != nil {
-		peer = f.Address.User + "@" + f.Address.Host
-	}
 	offer, _ := sdpedit.Parse(req.Body()) // parsed by peerMedia
 	mux := false
 	if i := pcmuIndex(offer); i >= 0 {
 		mux = offer.Media[i].RTCPMux
 	}
-	c := &UACall{ua: u, callID: req.CallID().Value(), peer: peer, incoming: true, media: m, in: d,
+	c := &UACall{ua: u, callID: req.CallID().Value(), media: m, in: d,
 		local: uaSDP(u.cfg.User, m.Addr(), false, mux), ended: make(chan struct{})}
 	_ = d.Respond(sip.StatusRinging, "Ringing", nil)
 	if u.cfg.RingFor > 0 {
@@ -271,7 +248,6 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.end(false)
 		return
 	}
-	c.answered = time.Now()
 	u.mu.Lock()
 	u.counters.Received++
 	u.mu.Unlock()

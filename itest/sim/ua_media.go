@@ -107,13 +107,6 @@ func (e *uaRTP) stats() rtpstats.Stats {
 	return e.recv.Stats()
 }
 
-// sentPackets counts the RTP packets sent.
-func (e *uaRTP) sentPackets() uint32 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.sent
-}
-
 func (e *uaRTP) send() {
 	defer e.wg.Done()
 	t := time.NewTicker(packetEvery)
