@@ -74,32 +74,47 @@ func (t *SessionToken) Sign(key crypto.PrivKey) (string, error) {
 	return enc.EncodeToString(body) + "." + enc.EncodeToString(sig), nil
 }
 
+// tokenEncoding is the strict form of base64url: non-zero unused trailing
+// bits are refused, so one token's bytes have one text.
+var tokenEncoding = base64.RawURLEncoding.Strict()
+
 // ParseToken decodes a token and checks its signature against the master it
 // names (an Ed25519 peer ID embeds its public key). It does not check
 // expiry, membership or use: see tokenBook.Admit.
 func ParseToken(s string) (*SessionToken, error) {
+	t, _, err := parseToken(s)
+	return t, err
+}
+
+// parseToken is ParseToken that also returns the digest of the signed body,
+// which identifies the token whatever its text.
+func parseToken(s string) (*SessionToken, [32]byte, error) {
+	var none [32]byte
 	if len(s) > maxTokenLen {
-		return nil, fmt.Errorf("%w: %d bytes", ErrTokenMalformed, len(s))
+		return nil, none, fmt.Errorf("%w: %d bytes", ErrTokenMalformed, len(s))
 	}
 	b64, sig64, ok := strings.Cut(s, ".")
-	enc := base64.RawURLEncoding
-	body, err1 := enc.DecodeString(b64)
-	sig, err2 := enc.DecodeString(sig64)
-	if !ok || err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("%w: not two base64url parts", ErrTokenMalformed)
+	// The decoder skips CR and LF even when strict: refuse them here.
+	if !ok || strings.ContainsAny(s, "\r\n") {
+		return nil, none, fmt.Errorf("%w: not two base64url parts", ErrTokenMalformed)
+	}
+	body, err1 := tokenEncoding.DecodeString(b64)
+	sig, err2 := tokenEncoding.DecodeString(sig64)
+	if err1 != nil || err2 != nil {
+		return nil, none, fmt.Errorf("%w: not two base64url parts", ErrTokenMalformed)
 	}
 	var t SessionToken
 	if err := json.Unmarshal(body, &t); err != nil || t.V != 1 || t.Session == "" || t.Callee == "" || t.Egress == "" {
-		return nil, fmt.Errorf("%w: body", ErrTokenMalformed)
+		return nil, none, fmt.Errorf("%w: body", ErrTokenMalformed)
 	}
 	pub, err := t.Master.ExtractPublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("%w: master %q", ErrTokenMalformed, t.Master)
+		return nil, none, fmt.Errorf("%w: master %q", ErrTokenMalformed, t.Master)
 	}
 	if ok, err := pub.Verify(tokenSigningBytes(body), sig); err != nil || !ok {
-		return nil, ErrTokenSignature
+		return nil, none, ErrTokenSignature
 	}
-	return &t, nil
+	return &t, sha256.Sum256(body), nil
 }
 
 // tokenBook admits tokens at the egress node: each once, before it expires,
@@ -109,7 +124,8 @@ type tokenBook struct {
 	self   string
 	member func(peer.ID) bool
 	mu     sync.Mutex
-	used   map[[32]byte]time.Time // token digest → its expiry
+	used   map[[32]byte]time.Time // signed body's sha256 → the token's expiry
+	swept  time.Time              // when used was last cleared of expired tokens
 }
 
 func newTokenBook(self string, member func(peer.ID) bool) *tokenBook {
@@ -118,7 +134,7 @@ func newTokenBook(self string, member func(peer.ID) bool) *tokenBook {
 
 // Admit verifies a token for an initial INVITE to callee and marks it used.
 func (b *tokenBook) Admit(s, callee string, now time.Time) (*SessionToken, error) {
-	t, err := ParseToken(s)
+	t, key, err := parseToken(s)
 	if err != nil {
 		return nil, err
 	}
@@ -133,18 +149,22 @@ func (b *tokenBook) Admit(s, callee string, now time.Time) (*SessionToken, error
 	case t.Callee != callee:
 		return nil, fmt.Errorf("%w: for callee %q", ErrTokenMismatch, t.Callee)
 	}
-	d := sha256.Sum256([]byte(s))
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for k, x := range b.used {
-		if !now.Before(x) {
-			delete(b.used, k)
+	// An expired token is refused above, before its entry is looked up, so
+	// entries may outlive their expiry a little: sweep at most once a second.
+	if since := now.Sub(b.swept); since >= time.Second || since < 0 {
+		for k, x := range b.used {
+			if !now.Before(x) {
+				delete(b.used, k)
+			}
 		}
+		b.swept = now
 	}
-	if _, dup := b.used[d]; dup {
+	if _, dup := b.used[key]; dup {
 		return nil, ErrTokenUsed
 	}
-	b.used[d] = exp
+	b.used[key] = exp
 	return t, nil
 }
 
