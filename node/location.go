@@ -260,33 +260,45 @@ func (n *Node) locateRemote(ctx context.Context, aor string) (Location, error) {
 		l.mu.Unlock()
 		return c.loc, c.err
 	}
-	if f := l.inflight[aor]; f != nil {
-		l.mu.Unlock()
-		select {
-		case <-f.done:
-			return f.loc, f.err
-		case <-ctx.Done():
-			return Location{}, fmt.Errorf("location of %s: %w", aor, ctx.Err())
+	f := l.inflight[aor]
+	if f == nil {
+		f = &lookup{done: make(chan struct{})}
+		if l.inflight == nil {
+			l.inflight = map[string]*lookup{}
 		}
+		l.inflight[aor] = f
+		// The lookup is shared, so it runs under the node's context, not
+		// the first asker's: one caller giving up must not fail the others.
+		go n.sharedLookup(l, f, aor, now)
 	}
-	f := &lookup{done: make(chan struct{})}
-	if l.inflight == nil {
-		l.inflight = map[string]*lookup{}
-	}
-	l.inflight[aor] = f
 	l.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.loc, f.err
+	case <-ctx.Done():
+		return Location{}, fmt.Errorf("location of %s: %w", aor, ctx.Err())
+	}
+}
+
+// sharedLookupTimeout bounds a DHT lookup that concurrent askers share.
+const sharedLookupTimeout = 5 * time.Second
+
+// sharedLookup runs one DHT lookup for every asker of aor, caches a
+// definite answer and wakes the askers.
+func (n *Node) sharedLookup(l *locations, f *lookup, aor string, started time.Time) {
+	ctx, cancel := context.WithTimeout(n.ctx, sharedLookupTimeout)
+	defer cancel()
 	f.loc, f.err = n.lookupLocation(ctx, aor)
 	l.mu.Lock()
 	delete(l.inflight, aor)
 	if f.err == nil || errors.Is(f.err, ErrNotRegistered) {
-		l.cache[aor] = cachedLoc{loc: f.loc, err: f.err, at: now}
+		l.cache[aor] = cachedLoc{loc: f.loc, err: f.err, at: started}
 		if len(l.cache) > 100000 {
 			clear(l.cache)
 		}
 	}
 	l.mu.Unlock()
 	close(f.done)
-	return f.loc, f.err
 }
 
 func (n *Node) lookupLocation(ctx context.Context, aor string) (Location, error) {

@@ -322,12 +322,15 @@ func (m *measurer) deliver(env *gossip.Envelope, _ peer.ID) {
 func (m *measurer) apply(env *gossip.Envelope, r *PathReport, now time.Time) {
 	k := reportKey{env.Issuer, env.Key}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if cur := m.reports[k]; cur != nil {
+		m.mu.Unlock()
 		return // the same interval again (anti-entropy after gossip)
 	}
 	m.reports[k] = &reportEntry{env: env, report: r}
 	m.version++
+	m.mu.Unlock()
+	// Outside m.mu: the catalogue may be rebuilt here, and the tracker has
+	// a lock of its own; calls ending meanwhile record without waiting.
 	m.comp.AddPath(r.Path, r.sample(), m.n.slas.Catalogue())
 }
 
