@@ -193,7 +193,9 @@ func TestCallsOverProviderPaths(t *testing.T) {
 	alice, bob := f.users(t)
 
 	// 20 calls: each takes the master's best path, node0 → alpha → node2;
-	// alpha forwards every one of them and the others none.
+	// alpha forwards every one of them and the others none. Each session
+	// elects its own master, so the calls are planned by more than one
+	// node, and every master plans the same path.
 	const n = 20
 	masters := map[string]int{}
 	for i := range n {
@@ -213,6 +215,16 @@ func TestCallsOverProviderPaths(t *testing.T) {
 		t.Fatalf("beta %+v, gamma %+v: calls went where the master did not send them", b, g)
 	}
 	t.Logf("masters of %d sessions: %v", n, masters)
+	// With 3 nodes, one master for all 20 sessions has a chance of about
+	// 3^-19: a single master means the election is not spreading them.
+	if len(masters) < 2 {
+		t.Errorf("masters of %d sessions: %v, want at least 2 nodes planning the same path", n, masters)
+	}
+	for m := range masters {
+		if !slices.ContainsFunc(f.c.Running(), func(rn *node.Node) bool { return rn.Name() == m }) {
+			t.Errorf("master %q of %d sessions is none of the cluster's nodes", m, masters[m])
+		}
+	}
 
 	// Both ends published the path's measurements (the calls with media).
 	Eventually(t, 10*time.Second, func() bool {

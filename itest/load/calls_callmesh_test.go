@@ -110,8 +110,8 @@ func (c *callsCallmeshProc) logTail() string {
 // startCallsCallmesh starts the callmesh node of target callmesh-s1 or,
 // with s2, callmesh-s2 (startCallsNode), with accounts for the callee and
 // every caller: a trusted INVITE is taken for its From user, who must exist
-// too. It returns an error, for the caller to skip, when the node does not
-// come up.
+// too. It returns an error, for the caller to report and fail, when the
+// node does not come up.
 func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, callers []user, callee user) (callsTarget, error) {
 	t.Helper()
 	anchor := "never"

@@ -124,10 +124,11 @@ func callsDropsSum(before, after map[int]uint64, ports []int) uint64 {
 	return sum
 }
 
-// callsOtherCPUGroups is callsOtherCPU for a server of several process
-// groups: the CPU time every process outside groups and pids used between
-// two snapshots.
-func callsOtherCPUGroups(before, after map[int]proc, groups []int, pids ...int) time.Duration {
+// callsOtherCPU returns the CPU time that every process outside the
+// process groups groups (the server's, one or several) and other than the
+// processes pids used between two snapshots (processes that started in
+// between count from 0; those that exited are missed).
+func callsOtherCPU(before, after map[int]proc, groups []int, pids ...int) time.Duration {
 	var other time.Duration
 	for pid, a := range after {
 		if slices.Contains(pids, pid) || slices.Contains(groups, a.pgid) {
@@ -352,8 +353,8 @@ func callsFedSLAs(n *callsFedNode, want ...string) error {
 // and waits until the two nodes see each other live and both catalogues
 // list both SLAs. Its ready, called once the callee has registered at node
 // B, waits until node A locates the callee at node B and plans the call
-// over A → prov → B. It returns an error, for the caller to skip, when a
-// process does not come up.
+// over A → prov → B. It returns an error, for the caller to report and
+// fail, when a process does not come up.
 func startCallsFed(t *testing.T, build *callsCallmeshBuild, callers []user, callee user) (callsTarget, error) {
 	t.Helper()
 	bin, err := build.path()

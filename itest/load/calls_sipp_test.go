@@ -469,22 +469,3 @@ func callsUDPDrops(ports ...int) map[int]uint64 {
 	}
 	return drops
 }
-
-// callsOtherCPU returns the CPU time that processes other than those of
-// process group pgid and the processes pids used between two snapshots
-// (processes that started in between count from 0; those that exited are
-// missed).
-func callsOtherCPU(before, after map[int]proc, pgid int, pids ...int) time.Duration {
-	ours := make(map[int]bool, len(pids))
-	for _, p := range pids {
-		ours[p] = true
-	}
-	var other time.Duration
-	for pid, a := range after {
-		if ours[pid] || (pgid > 0 && a.pgid == pgid) {
-			continue
-		}
-		other += a.cpu - before[pid].cpu
-	}
-	return other
-}
