@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callmesh/callmesh/election"
 	"github.com/callmesh/callmesh/sla"
 )
 
@@ -111,11 +112,48 @@ func TestSessionShareIsProportional(t *testing.T) {
 	if got := float64(kept) / n; math.Abs(got-0.3) > 5*math.Sqrt(0.3*0.7/n) {
 		t.Fatalf("demoted provider with share 0.3 kept %.4f of sessions", got)
 	}
-	// The same session gets the same answer every time, on every node.
-	a, b := map[string]bool{}, map[string]bool{}
-	f.avoid("s-42", a)
-	f.avoid("s-42", b)
-	if a["cheap"] != b["cheap"] {
-		t.Fatal("a session's plan is not deterministic")
+}
+
+// A session keeps a provider with share s exactly when the session's unit
+// hash with the provider's id falls below s, so every node that agrees on
+// the shares agrees on the plans. The expectation is computed here from
+// election.Unit, each provider with its own id.
+func TestSessionShareDecision(t *testing.T) {
+	f := newFeedback(defaultSLAConfig(), nil)
+	shares := map[string]float64{"cheap": 0.3, "clean": 0.3, "ok": 1, "out": 0}
+	for id, share := range shares {
+		f.st[id] = &ProviderStatus{ID: id, State: ProviderDemoted, Share: share}
+	}
+	differ := 0 // sessions where cheap and clean, with one share, part ways
+	for i := range 200 {
+		session := "s-" + strconv.Itoa(i)
+		avoid := map[string]bool{}
+		f.avoid(session, avoid)
+		for id, share := range shares {
+			if want := election.Unit(session, id) >= share; avoid[id] != want {
+				t.Errorf("%s: provider %s (share %g, unit %g) avoided %v, want %v",
+					session, id, share, election.Unit(session, id), avoid[id], want)
+			}
+		}
+		if avoid["cheap"] != avoid["clean"] {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Error("providers with the same share are kept by the same sessions: the hash ignores the provider's id")
+	}
+
+	// At the boundary: a session whose unit equals the share is left out;
+	// the next share up keeps it.
+	for _, session := range []string{"s-42", "s-7", "call-1@example"} {
+		u := election.Unit(session, "cheap")
+		for share, avoided := range map[float64]bool{u: true, math.Nextafter(u, 2): false} {
+			f.st["cheap"].Share = share
+			avoid := map[string]bool{}
+			f.avoid(session, avoid)
+			if avoid["cheap"] != avoided {
+				t.Errorf("%s: unit %v, share %v: avoided %v, want %v", session, u, share, avoid["cheap"], avoided)
+			}
+		}
 	}
 }

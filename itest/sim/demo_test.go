@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -55,13 +56,15 @@ func TestDemoRounds(t *testing.T) {
 	}
 }
 
-// The catalogue every node gets parses, and names every SLA the demo
-// waits for.
+// The catalogue every node gets parses, and between them the nodes
+// publish exactly the SLAs the demo waits for: none it waits for in vain,
+// none it does not know of.
 func TestDemoCatalogue(t *testing.T) {
 	d := &Demo{providers: demoProviders()}
 	for _, p := range d.providers {
 		p.p = &Provider{host: "127.0.0.1", port: 5060, role: RoleProxy}
 	}
+	published := map[string]bool{}
 	for i := range 3 {
 		cfg, err := NodeConfig("node"+string(rune('0'+i)), t.TempDir())
 		if err != nil {
@@ -75,12 +78,27 @@ func TestDemoCatalogue(t *testing.T) {
 			t.Fatalf("node%d: %v\n%s", i, err, d.catalogue(i, "trunk.password"))
 		}
 		for _, s := range cat.SLAs {
-			if !slices.Contains(d.slaIDs(), s.ID) {
-				t.Errorf("node%d publishes %s, which the demo does not wait for", i, s.ID)
-			}
+			published[s.ID] = true
 		}
 		if len(cat.Providers) != len(d.providers) {
 			t.Errorf("node%d knows %d providers", i, len(cat.Providers))
 		}
+	}
+	waited := map[string]bool{}
+	for _, id := range d.slaIDs() {
+		waited[id] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(published)) {
+		if !waited[id] {
+			t.Errorf("a node publishes %s, which the demo does not wait for", id)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(waited)) {
+		if !published[id] {
+			t.Errorf("the demo waits for %s, which no node publishes", id)
+		}
+	}
+	if len(waited) == 0 {
+		t.Error("the demo waits for no SLA")
 	}
 }

@@ -5,18 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
 
 	"github.com/callmesh/callmesh/media/impair"
+	"github.com/callmesh/callmesh/media/mediatest"
 )
 
 // checkCounters compares the counters that matter to a test.
@@ -193,9 +198,77 @@ func TestProviderCancel(t *testing.T) {
 	}
 }
 
+// rtpCapture is an RTP socket on 127.0.0.1 that keeps the header and
+// payload length of every RTP packet it receives, so a test can check what
+// the sender put in them. RTCP (packet types 192–223) is skipped.
+type rtpCapture struct {
+	conn *net.UDPConn
+	wg   sync.WaitGroup
+
+	mu   sync.Mutex
+	pkts []capturedRTP
+}
+
+type capturedRTP struct {
+	rtp.Header
+	payload int // bytes
+}
+
+// newRTPCapture binds the socket; the test's cleanup closes it.
+func newRTPCapture(t *testing.T) *rtpCapture {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &rtpCapture{conn: conn}
+	c.wg.Add(1)
+	go c.read()
+	t.Cleanup(func() {
+		conn.Close()
+		c.wg.Wait()
+	})
+	return c
+}
+
+func (c *rtpCapture) read() {
+	defer c.wg.Done()
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := c.conn.ReadFromUDPAddrPort(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil || n < 2 || (buf[1] >= 192 && buf[1] <= 223) {
+			continue
+		}
+		var h rtp.Header
+		hl, err := h.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		c.pkts = append(c.pkts, capturedRTP{Header: h, payload: n - hl})
+		c.mu.Unlock()
+	}
+}
+
+// packets are the RTP packets received so far, in order of arrival.
+func (c *rtpCapture) packets() []capturedRTP {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.pkts)
+}
+
+func (c *rtpCapture) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pkts)
+}
+
 // TestProviderTrunk: a trunk challenges with 407, takes the retry with
 // credentials and answers a number it terminates as the far end: 200 with
-// SDP, a tone at 50 packets a second, RTP received, BYE answered. It
+// SDP, a tone of 20 ms PCMU packets, RTP received, BYE answered. It
 // refuses wrong credentials and forwards other numbers to the
 // Request-URI.
 func TestProviderTrunk(t *testing.T) {
@@ -210,6 +283,11 @@ func TestProviderTrunk(t *testing.T) {
 	cfg.RingMs = 100
 	trunk := startProvider(t, cfg)
 	caller := newUA(t, "alice")
+	// The caller's RTP socket (the one its SDP offers) is a capture that
+	// keeps every header, so the tone's pacing is read from the packets
+	// themselves; the endpoint only sends, from that socket.
+	capture := newRTPCapture(t)
+	caller.rtp = &mediatest.Endpoint{RTP: capture.conn}
 	host, port := trunk.self.hosts[0], trunk.port
 	number := sip.Uri{Scheme: "sip", User: "+4930123456", Host: host, Port: port}
 
@@ -248,15 +326,25 @@ func TestProviderTrunk(t *testing.T) {
 		t.Errorf("answer names %s, want the trunk's relay", remote)
 	}
 
-	// The tone: 50 packets a second, measured over one second with a
-	// generous margin (scheduling on a loaded machine).
-	eventually(t, "tone at the caller", func() bool { return caller.rtp.Stats().Packets > 5 })
-	n0, t0 := caller.rtp.Stats().Packets, time.Now()
-	time.Sleep(time.Second)
-	n1, t1 := caller.rtp.Stats().Packets, time.Now()
-	rate := float64(n1-n0) / t1.Sub(t0).Seconds()
-	if rate < 35 || rate > 65 {
-		t.Errorf("tone at %.1f packets/s, want about 50", rate)
+	// The tone, as its packets say: one stream of PCMU, 160 bytes of
+	// payload, and the RTP timestamp 160 on (20 ms at 8 kHz) for every
+	// sequence number on, so 50 packets carry a second of sound.
+	const tonePackets = 10
+	eventually(t, "tone at the caller", func() bool { return capture.len() >= tonePackets })
+	pkts := capture.packets()
+	first := pkts[0]
+	seqs := map[uint16]bool{}
+	for _, p := range pkts {
+		dseq := int16(p.SequenceNumber - first.SequenceNumber)
+		if p.Version != 2 || p.PayloadType != 0 || p.SSRC != first.SSRC || p.payload != 160 ||
+			p.Timestamp-first.Timestamp != uint32(int32(dseq)*160) || seqs[p.SequenceNumber] {
+			t.Errorf("tone packet seq %d ts %d pt %d ssrc %#x, %d bytes of payload; "+
+				"want PCMU of ssrc %#x, 160 bytes, ts %d + 160 per seq after %d, each seq once",
+				p.SequenceNumber, p.Timestamp, p.PayloadType, p.SSRC, p.payload,
+				first.SSRC, first.Timestamp, first.SequenceNumber)
+			break
+		}
+		seqs[p.SequenceNumber] = true
 	}
 	// The far end receives what the caller sends, through the relay.
 	caller.rtp.SetPeer(remote, remote)
@@ -267,6 +355,7 @@ func TestProviderTrunk(t *testing.T) {
 	checkCounters(t, trunk, Counters{Invites: 4, Answered: 1, Active: 1, Terminated: 1,
 		Failed: map[int]uint64{407: 2, 403: 1}})
 
+	n1 := uint64(capture.len()) // at least tonePackets, all of the tone
 	if err := d.Bye(ctx); err != nil {
 		t.Fatalf("BYE: %v", err)
 	}
@@ -378,26 +467,55 @@ func TestProviderFailureModes(t *testing.T) {
 	})
 
 	t.Run("slow", func(t *testing.T) {
+		const delay = 1500 * time.Millisecond
 		postMode(t, ap, `{"error_rate": 0, "slow": true, "slow_delay_ms": 1500}`)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		trying := make(chan int, 1)
-		before := -1
+		// When the 100 Trying reached the caller and the INVITE the callee.
+		var mu sync.Mutex
+		var tryingAt, inviteAt time.Time
+		before := -1 // INVITEs at the callee when the 100 came
+		callee.setAnswer(func(d *sipgo.DialogServerSession) {
+			mu.Lock()
+			if inviteAt.IsZero() {
+				inviteAt = time.Now()
+			}
+			mu.Unlock()
+			callee.pickUp(d)
+		})
+		defer callee.setAnswer(callee.pickUp)
+		sent := time.Now() // before the INVITE leaves, so before the hold starts
 		d, res, err := caller.dial(ctx, bob, routes, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
-			if r.StatusCode == 100 && before < 0 {
-				// 100 came at once; the INVITE is still held.
+			mu.Lock()
+			defer mu.Unlock()
+			if r.StatusCode == 100 && tryingAt.IsZero() {
+				tryingAt = time.Now()
 				before = len(callee.received(sip.INVITE))
-				trying <- before
 			}
 			return nil
 		}})
 		if err != nil {
 			t.Fatalf("slow call: %v (%v)", err, res)
 		}
-		if len(trying) != 1 || <-trying != 0 {
-			t.Errorf("the INVITE reached the callee before 100 Trying came (%d)", before)
+		defer func() { _ = d.Bye(ctx) }()
+		mu.Lock()
+		defer mu.Unlock()
+		if tryingAt.IsZero() || inviteAt.IsZero() {
+			t.Fatalf("100 Trying at %v, INVITE at the callee at %v: want both", tryingAt, inviteAt)
 		}
-		_ = d.Bye(ctx)
+		// 100 comes at once; the INVITE is held.
+		if before != 0 || !tryingAt.Before(inviteAt) {
+			t.Errorf("the INVITE reached the callee (%d before) at %v, not after 100 Trying at %v",
+				before, inviteAt, tryingAt)
+		}
+		// The hold starts after the 100 is sent and its timer cannot fire
+		// early: the INVITE reaches the callee no sooner than the delay
+		// after the caller sent it. (Counted from the 100's arrival, the
+		// bound would be short by the 100's own transit.)
+		if held := inviteAt.Sub(sent); held < delay {
+			t.Errorf("the INVITE reached the callee %v after it was sent (%v after 100 Trying), want at least %v",
+				held, inviteAt.Sub(tryingAt), delay)
+		}
 	})
 
 	t.Run("slow_never", func(t *testing.T) {
