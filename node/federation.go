@@ -37,9 +37,6 @@ const MasterProtocol protocol.ID = "/callmesh/master/1.0.0"
 const (
 	masterVersion    = 1
 	maxMasterMessage = 64 << 10
-	// sessionKeep is how long a master remembers a session's answer, so
-	// that a repeated request (an ingress retrying) gets the same one.
-	sessionKeep = 2 * time.Minute
 )
 
 // masterRequest asks for a session's failover list.
@@ -75,7 +72,6 @@ type federation struct {
 	tokens *tokenBook
 
 	mu       sync.Mutex
-	sessions map[string]sessionEntry    // master side: answers by session id
 	skip     map[string]time.Time       // provider → skipped until (its 503 Retry-After)
 	graph    *routing.Graph             // built from graphCat
 	graphCat *sla.Catalogue             // the catalogue graph was built from
@@ -83,14 +79,9 @@ type federation struct {
 	secrets  map[string]string          // password by access point URI
 }
 
-type sessionEntry struct {
-	res masterResponse
-	at  time.Time
-}
-
 func newFederation(n *Node) (*federation, error) {
 	f := &federation{
-		n: n, sessions: map[string]sessionEntry{}, skip: map[string]time.Time{},
+		n: n, skip: map[string]time.Time{},
 		creds: map[string]sla.AccessPoint{}, secrets: map[string]string{},
 	}
 	f.tokens = newTokenBook(n.cfg.Name, func(id peer.ID) bool {
@@ -130,17 +121,25 @@ func (f *federation) Admit(token, callee string) (string, []string, []string, er
 }
 
 // Unavailable skips a provider for d (its first hop's 503 Retry-After).
+// Skips that have run out are dropped here, on the real clock.
 func (f *federation) Unavailable(provider string, d time.Duration) {
 	if provider == "" {
 		return
 	}
+	now := time.Now()
 	f.mu.Lock()
-	f.skip[provider] = time.Now().Add(d)
+	for p, until := range f.skip {
+		if !now.Before(until) {
+			delete(f.skip, p)
+		}
+	}
+	f.skip[provider] = now.Add(d)
 	f.mu.Unlock()
 	f.n.log.Info("provider skipped", "provider", provider, "for", d)
 }
 
-// skipped lists the providers skipped now.
+// skipped lists the providers skipped at now. It only reads: now may be a
+// time an admin query asks about, so it must not drop live skips.
 func (f *federation) skipped(now time.Time) map[string]bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -148,8 +147,6 @@ func (f *federation) skipped(now time.Time) map[string]bool {
 	for p, until := range f.skip {
 		if now.Before(until) {
 			out[p] = true
-		} else {
-			delete(f.skip, p)
 		}
 	}
 	return out
@@ -346,23 +343,14 @@ func (f *federation) serve(s network.Stream) {
 }
 
 // master computes a session's paths and signs a token for each: the
-// master's part of a call. Setup is idempotent per session id.
+// master's part of a call. Answers are not remembered: the ingress makes a
+// fresh session id for every Plan and asks each node in the ranking at most
+// once, so no master sees a session twice.
 func (f *federation) master(req masterRequest) (masterResponse, error) {
 	if req.Session == "" || req.Ingress == "" || req.Callee == "" || (req.Egress == "") == (req.Number == "") {
 		return masterResponse{}, errors.New("bad request: session, ingress, callee and one of egress or number required")
 	}
 	now := time.Now()
-	f.mu.Lock()
-	for id, e := range f.sessions {
-		if now.Sub(e.at) > sessionKeep {
-			delete(f.sessions, id)
-		}
-	}
-	if e, ok := f.sessions[req.Session]; ok {
-		f.mu.Unlock()
-		return e.res, nil
-	}
-	f.mu.Unlock()
 	g, err := f.graphFor(f.n.Catalogue())
 	if err != nil {
 		return masterResponse{}, err
@@ -391,9 +379,6 @@ func (f *federation) master(req masterRequest) (masterResponse, error) {
 		}
 		res.Tokens = append(res.Tokens, token)
 	}
-	f.mu.Lock()
-	f.sessions[req.Session] = sessionEntry{res: res, at: now}
-	f.mu.Unlock()
 	return res, nil
 }
 
@@ -471,12 +456,9 @@ func (f *federation) attempt(cat *sla.Catalogue, p routing.Path, q b2bua.PlanQue
 		att.Target.UriParams.Add("transport", "tcp")
 	case q.Number:
 		att.Target = sip.Uri{Scheme: "sip", User: q.Callee, Host: f.n.cfg.Domain}
-	case trunkLast:
-		att.Target = egress
-		att.Target.User = q.Callee
-		att.Target.UriParams.Remove("lr")
-	case len(providers) == 0:
-		// A direct node-node link: straight to the egress node.
+	case trunkLast, len(providers) == 0:
+		// Behind a trunk (which routes on the Request-URI), or over a
+		// direct node-node link: the egress node itself.
 		att.Target = egress
 		att.Target.User = q.Callee
 		att.Target.UriParams.Remove("lr")

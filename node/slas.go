@@ -58,6 +58,13 @@ type slaBook struct {
 
 	offersKS, ownKS, withdrawnKS *store.Keyspace
 
+	// pubMu serialises "read what is mine, sign, publish" (publishAll,
+	// Offer, Withdraw), so that sequence numbers follow the order in which
+	// mine changed: a republish cannot put an offer withdrawn or replaced
+	// meanwhile out again under a newer sequence. Taken before mu; mine is
+	// changed only while holding both once the book is running.
+	pubMu sync.Mutex
+
 	mu       sync.Mutex
 	envs     map[offerKey]*gossip.Envelope // current state per (issuer, id): offer or withdrawal
 	offers   map[offerKey]*sla.Offer       // decoded bodies of envs
@@ -330,17 +337,19 @@ func (b *slaBook) loop() {
 // publishAll publishes every offer of this node with a fresh sequence and
 // expiry.
 func (b *slaBook) publishAll() {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
 	b.mu.Lock()
 	ids := make([]string, 0, len(b.mine))
-	for id := range b.mine {
+	mine := make(map[string]*sla.Offer, len(b.mine))
+	for id, o := range b.mine {
 		ids = append(ids, id)
+		mine[id] = o
 	}
 	b.mu.Unlock()
 	slices.Sort(ids)
 	for _, id := range ids {
-		b.mu.Lock()
-		o := b.mine[id]
-		b.mu.Unlock()
+		o := mine[id]
 		if o == nil {
 			continue
 		}
@@ -391,6 +400,8 @@ func (b *slaBook) Offer(cat *sla.Catalogue) ([]string, error) {
 	if err := b.checkCurrency(offers); err != nil {
 		return nil, err
 	}
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
 	ids := make([]string, 0, len(offers))
 	for _, o := range offers {
 		id := o.SLA.ID
@@ -429,6 +440,8 @@ func (b *slaBook) checkCurrency(offers []*sla.Offer) error {
 
 // Withdraw stops publishing an SLA of this node and tells the federation.
 func (b *slaBook) Withdraw(id string) error {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
 	b.mu.Lock()
 	_, ok := b.mine[id]
 	delete(b.mine, id)
