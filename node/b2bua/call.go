@@ -182,9 +182,13 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 
-	fsm := call.New(max(len(contacts), 1))
+	// A plan's paths are tried one at a time; contacts (at least one
+	// here) are forked to at once.
+	var fsm *call.Call
 	if plan != nil {
 		fsm = call.NewSerial(len(plan.Attempts))
+	} else {
+		fsm = call.New(len(contacts))
 	}
 	c := &Call{id: newID(), svc: s, caller: caller.User, trusted: caller.Trusted, callee: aor, class: class,
 		fsm: fsm, invite: req, tx: tx, started: time.Now(), plan: plan, egress: egress,
@@ -240,7 +244,13 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 	s.Counters.Started.Add(1)
-	tx.OnCancel(func(*sip.Request) { c.post(event{ev: call.Event{Kind: call.Cancel}}) })
+	// A CANCEL that came while the call was planned (or its callee looked
+	// up) found no listener: the transaction layer answered it 487 itself,
+	// and the callee must not be rung.
+	if !tx.OnCancel(func(*sip.Request) { c.post(event{ev: call.Event{Kind: call.Cancel}}) }) {
+		c.abandon()
+		return
+	}
 	res(sip.StatusTrying, "Trying")
 
 	// The call is listed (Service.Calls) from here on: its branches change
@@ -248,11 +258,12 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	if plan != nil {
 		c.mu.Lock()
 		c.offer = body
-		c.branches = make([]*branch, len(plan.Attempts))
 		c.mu.Unlock()
+		// Branch 0 exists before the loop takes any event: a CANCEL or a
+		// shutdown cancels it like any later one.
+		c.startBranch(0)
 		s.wg.Add(1)
 		go c.run()
-		c.startBranch(0)
 	} else {
 		for i, b := range contacts {
 			br := c.newBranch(i, b, body)
@@ -276,6 +287,24 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	case <-tx.Done():
 	case <-c.done:
 	}
+}
+
+// abandon ends a call whose caller's transaction ended before anything
+// was sent toward the callee (a CANCEL the transaction layer answered 487):
+// it is counted and forgotten like a call the caller cancelled.
+func (c *Call) abandon() {
+	s := c.svc
+	c.mu.Lock()
+	c.ended = time.Now()
+	c.mu.Unlock()
+	c.report()
+	if errors.Is(c.tx.Err(), sip.ErrTransactionCanceled) {
+		s.Counters.Cancelled.Add(1)
+	} else {
+		s.Counters.Failed.Add(1)
+	}
+	s.log.Debug("call ended before it was sent", "call", c.id, "err", c.tx.Err())
+	c.finish()
 }
 
 // newBranch builds the INVITE toward one contact: a new dialog with its own

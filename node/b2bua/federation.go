@@ -137,12 +137,15 @@ func (c *Call) calleeUser() string {
 	return u
 }
 
-// startBranch sends the failover list's next path.
+// startBranch sends the failover list's next path. Paths start in order
+// (the state machine starts the first idle one), so path i is appended as
+// c.branches[i]: a branch exists from the moment the loop can name it.
+// It only sends: the loop need not run yet.
 func (c *Call) startBranch(i int) {
 	c.mu.Lock()
 	att := &c.plan.Attempts[i]
 	br := c.newAttemptBranch(i, att, c.offer)
-	c.branches[i] = br
+	c.branches = append(c.branches, br)
 	c.attempts = append(c.attempts, AttemptRecord{Hops: att.Hops, SLAs: att.SLAs, At: time.Now()})
 	c.mu.Unlock()
 	c.svc.addBranch(c, br)

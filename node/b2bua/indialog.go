@@ -231,7 +231,7 @@ func (c *Call) peerBranch() *branch {
 	}
 	var last *branch
 	for _, br := range c.branches {
-		if br != nil && br.remoteTag != "" {
+		if br.remoteTag != "" {
 			last = br
 		}
 	}

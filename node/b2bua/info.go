@@ -57,6 +57,7 @@ func (c *Call) Info() Info {
 	switch {
 	case c.plan != nil:
 		in.Session, in.Master, in.Role = c.session, c.plan.Master, "ingress"
+		in.Branches = len(c.plan.Attempts) // the failover list, started one by one
 		in.Attempts = append(in.Attempts, c.attempts...)
 		if n := len(c.attempts); n > 0 {
 			in.Path, in.SLAs = c.attempts[n-1].Hops, c.attempts[n-1].SLAs

@@ -219,9 +219,7 @@ func (s *Service) unregister(c *Call) {
 	delete(s.calls, c.id)
 	delete(s.dialogs, c.a.callID+";"+c.a.remoteTag)
 	for _, b := range c.branches {
-		if b != nil {
-			delete(s.dialogs, b.callID)
-		}
+		delete(s.dialogs, b.callID)
 	}
 	if s.active[c.caller]--; s.active[c.caller] <= 0 {
 		delete(s.active, c.caller)
