@@ -66,11 +66,6 @@ func TestSyntheticCatalogue(t *testing.T) {
 	}
 }
 
-// enumerated is one complete path found by exhaustive enumeration.
-type enumerated struct {
-	verts, edges []int32
-}
-
 // enumerate lists every simple path of the request (structurally, over
 // the graph's adjacency) and evaluates each with the planner's feasibility
 // and order, for the scale check below. It returns the number of simple

@@ -1,8 +1,10 @@
 package routing
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callmesh/callmesh/media/quality"
 	"github.com/callmesh/callmesh/sla"
 )
 
@@ -507,10 +510,81 @@ func TestResultJSONShape(t *testing.T) {
 	if res.Currency != "EUR" || len(res.Paths) != 1 {
 		t.Fatalf("%+v", res)
 	}
+	// The figures from the catalogue, not from the result: both contracts
+	// promise 10 ms and 0.1 %; no access legs, so the mouth-to-ear delay
+	// adds the 40 ms jitter buffer and G.711's 20 ms packet time (no
+	// look-ahead) to the network's 20 ms (package documentation, "Figures").
+	loss := (1 - (1-0.001)*(1-0.001)) * 100
+	codec, ok := quality.LookupCodec("G.711", true)
+	if !ok {
+		t.Fatal("no G.711")
+	}
+	r, mos := quality.Estimate(codec, 20+40+20, loss, 1)
+	got := res.Paths[0]
+	for _, f := range []struct {
+		name      string
+		got, want float64
+	}{{"loss", got.LossPct, loss}, {"R", got.R, r}, {"MOS", got.MOS, mos}} {
+		if math.Abs(f.got-f.want) > 1e-9 {
+			t.Errorf("%s %v, want %v", f.name, f.got, f.want)
+		}
+	}
 	want := Path{Hops: []string{"A", "P", "B"}, SLAs: []string{"A-P", "P-B"}, PricePerMinute: money("0.005"),
-		DelayMs: 20, LossPct: res.Paths[0].LossPct, R: res.Paths[0].R, MOS: res.Paths[0].MOS}
-	if !reflect.DeepEqual(res.Paths[0], want) {
-		t.Errorf("%+v", res.Paths[0])
+		DelayMs: 20, LossPct: got.LossPct, R: got.R, MOS: got.MOS}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%+v", got)
+	}
+
+	// The wire shape node/admin_slas.go serves.
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"currency", "paths"}) {
+		t.Errorf("result keys %v in %s", keys, b)
+	}
+	var paths []map[string]json.RawMessage
+	if err := json.Unmarshal(top["paths"], &paths); err != nil || len(paths) != 1 {
+		t.Fatalf("paths %s: %v", top["paths"], err)
+	}
+	wantKeys := []string{"delay_ms", "hops", "loss_pct", "mos", "price_per_minute", "r", "slas"}
+	if keys := slices.Sorted(maps.Keys(paths[0])); !slices.Equal(keys, wantKeys) {
+		t.Errorf("path keys %v, want %v", keys, wantKeys)
+	}
+	// Money is an exact decimal string, not a binary float.
+	if p := string(paths[0]["price_per_minute"]); p != `"0.0050"` {
+		t.Errorf("price_per_minute %s, want \"0.0050\"", p)
+	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, res) {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+	// A capped, measured path names both.
+	capped := got
+	capped.MaxDuration, capped.Measured = time.Minute, true
+	if b, _ := json.Marshal(capped); !strings.Contains(string(b), `"max_duration":60000000000,"measured":true`) {
+		t.Errorf("path %s", b)
+	}
+	// An empty result still has "paths", as a list, then the rejections
+	// and the reason.
+	cat.SLAs[1].Valid.Until = at
+	b, err = json.Marshal(plan(t, cat, Request{From: "A", To: "B"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(top)
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	if keys := slices.Sorted(maps.Keys(top)); !slices.Equal(keys, []string{"currency", "paths", "reason", "rejected"}) || string(top["paths"]) != "[]" {
+		t.Errorf("empty result %s", b)
+	}
+	if r := string(top["rejected"]); r != `[{"id":"P-B","reason":"expired"}]` {
+		t.Errorf("rejected %s", r)
 	}
 }
 
@@ -560,5 +634,46 @@ func TestMeasurementWithUnknownDelay(t *testing.T) {
 	// 1 − 0.999·0.97 = 3.097 %; the whole path's 4 % is not used.
 	if p.DelayMs != 20 || p.Measured || p.LossPct < 3.09 || p.LossPct > 3.11 {
 		t.Errorf("path %+v: want delay 20 ms (promised), loss 3.097 %%, not the whole-path figures", p)
+	}
+}
+
+// TestPriceRejectionOnlyForTarget: a provider's over-price contract to
+// another node is no reason the call to B failed, and is not listed.
+func TestPriceRejectionOnlyForTarget(t *testing.T) {
+	cat := catalogue([]sla.Provider{provider("P", sla.Proxy)},
+		contract("A-P", "A", "P", "0.001", 10),
+		contract("P-B", "P", "B", "0.001", 10),
+		contract("P-C", "P", "C", "0.010", 10),
+	)
+	cat.Policy.Classes["gold"] = sla.ClassPolicy{MaxPricePerMinute: money("0.005")}
+	res := plan(t, cat, Request{From: "A", To: "B"})
+	wantRoutes(t, res, "A>P>B[A-P,P-B] 0.0020")
+	for _, r := range res.Rejected {
+		if r.ID == "P-C" {
+			t.Errorf("rejected %v: P-C does not lead to B", res.Rejected)
+		}
+	}
+	// With P-B expired, the expiry, not the price, leaves B unreachable.
+	cat.SLAs[1].Valid.Until = at.Add(-time.Hour)
+	res = plan(t, cat, Request{From: "A", To: "B"})
+	wantRoutes(t, res)
+	if !hasRejection(res, "P-B", ReasonExpired) || len(res.Rejected) != 1 {
+		t.Errorf("rejected %v, want only P-B expired", res.Rejected)
+	}
+	if strings.Contains(res.Reason, "max_price_per_minute") || !strings.Contains(res.Reason, "no feasible path from A to B") {
+		t.Errorf("reason %q", res.Reason)
+	}
+	// A contract to B over the limit is still named, when the search gets
+	// to it: here P is reached on the strength of a cheaper way on through
+	// Q, which is quarantined.
+	cat.SLAs[1].Valid.Until = time.Time{}
+	cat.SLAs[1].Price.PerMinute = money("0.006")
+	cat.Providers = append(cat.Providers, provider("Q", sla.Proxy))
+	cat.SLAs = append(cat.SLAs, interconnect("P-Q", "P", "Q", "0", 10), contract("Q-B", "Q", "B", "0.001", 10))
+	res = plan(t, cat, Request{From: "A", To: "B", Quarantined: map[string]bool{"Q": true}})
+	wantRoutes(t, res)
+	want := []Rejection{{"P-B", ReasonOverPolicy + ": max_price_per_minute"}, {"Q", ReasonQuarantined}}
+	if !slices.Equal(res.Rejected, want) || !strings.Contains(res.Reason, "max_price_per_minute") {
+		t.Errorf("rejected %v, want %v; reason %q", res.Rejected, want, res.Reason)
 	}
 }

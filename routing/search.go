@@ -184,9 +184,13 @@ func (p *planner) search() {
 	sp := g.span[p.from]
 	if p.to >= 0 {
 		for ei := sp[catDirect]; ei < sp[catDirect+1]; ei++ {
-			if g.edges[ei].to == p.to {
-				p.completeEdge(0, ei)
+			if g.edges[ei].to != p.to {
+				continue
 			}
+			if p.tooDear(0, ei) {
+				break
+			}
+			p.completeEdge(0, ei)
 		}
 	}
 	for ei := sp[catNodeProv]; ei < sp[catNodeProv+1] && !p.tooDear(0, ei); ei++ {
@@ -212,10 +216,17 @@ func (p *planner) expand(li int32) {
 	v, hops := p.labels[li].v, int(p.labels[li].hops)
 	sp := g.span[v]
 	if p.to >= 0 {
-		for ei := sp[catProvNode]; ei < sp[catProvNode+1] && !p.tooDear(li, ei); ei++ {
-			if g.edges[ei].to == p.to {
-				p.completeEdge(li, ei)
+		// Only the edges to the target are met: another node's contract
+		// too dear is no reason to record. Those to the target are still
+		// in price order, so the first too dear ends the scan.
+		for ei := sp[catProvNode]; ei < sp[catProvNode+1]; ei++ {
+			if g.edges[ei].to != p.to {
+				continue
 			}
+			if p.tooDear(li, ei) {
+				break
+			}
+			p.completeEdge(li, ei)
 		}
 	}
 	if hops >= p.maxHops || !g.proxy[v] {
@@ -241,17 +252,14 @@ func (p *planner) tooDear(li, ei int32) bool {
 
 // extend takes the label li over edge ei to a provider and, if the new
 // prefix may lead somewhere and is not dominated k times, queues it. For a
-// number, reaching a terminating provider completes a path.
+// number, reaching a terminating provider completes a path. The caller has
+// checked the edge with tooDear and that the label has a hop to spare.
 func (p *planner) extend(li, ei int32) {
 	g := p.g
 	e := &g.edges[ei]
 	w := e.to
 	l := p.labels[li]
-	price := l.price + e.price
-	if p.checkPrice && price > p.pol.MaxPricePerMinute {
-		p.overPolicy(limPrice, e, e.peer < 0 && e.price > p.pol.MaxPricePerMinute)
-		return
-	}
+	price := l.price + e.price // within the limit: the caller checked tooDear
 	hw := p.h[w]
 	if hw == unreachable {
 		return
@@ -264,10 +272,7 @@ func (p *planner) extend(li, ei int32) {
 	if p.beyondKth(bound) || p.onPath(li, w) {
 		return
 	}
-	hops := int(l.hops) + 1
-	if hops > p.maxHops {
-		return
-	}
+	hops := int(l.hops) + 1 // ≤ maxHops: expand extends only below it
 	if !p.slaOK(e.sla) || (e.peer >= 0 && !p.slaOK(e.peer)) {
 		return
 	}
@@ -414,19 +419,13 @@ func (g *Graph) edgeCmp(a, b int32) int {
 }
 
 // completeEdge completes the path of label li over edge ei to the egress
-// node (or over a direct link from the root).
+// node (or over a direct link from the root). The caller has checked the
+// edge with tooDear.
 func (p *planner) completeEdge(li, ei int32) {
 	g := p.g
 	e := &g.edges[ei]
 	l := &p.labels[li]
 	price := l.price + e.price
-	if p.checkPrice && price > p.pol.MaxPricePerMinute {
-		p.overPolicy(limPrice, e, e.peer < 0 && e.price > p.pol.MaxPricePerMinute)
-		return
-	}
-	if p.beyondKth(price) {
-		return
-	}
 	if !p.slaOK(e.sla) || (e.peer >= 0 && !p.slaOK(e.peer)) {
 		return
 	}
@@ -634,12 +633,7 @@ func (p *planner) result() Result {
 // segment and the terminating provider's termination segment.
 func (p *planner) maxDuration(c *cand) time.Duration {
 	g := p.g
-	var d time.Duration
-	tighten := func(x time.Duration) {
-		if x > 0 && (d == 0 || x < d) {
-			d = x
-		}
-	}
+	segs := p.segs[:0]
 	for i, v := range c.verts {
 		if g.prov[v] == nil {
 			continue
@@ -650,18 +644,19 @@ func (p *planner) maxDuration(c *cand) time.Duration {
 			call.Service = sla.Termination
 		}
 		seg, _, _ := g.prov[v].Offers(call)
-		tighten(seg.MaxDuration)
+		segs = append(segs, seg)
 	}
 	for _, ei := range c.edges {
 		e := &g.edges[ei]
 		seg, _ := slaSegment(g.slas[e.sla], p.call)
-		tighten(seg.MaxDuration)
+		segs = append(segs, seg)
 		if e.peer >= 0 {
 			seg, _ := slaSegment(g.slas[e.peer], p.call)
-			tighten(seg.MaxDuration)
+			segs = append(segs, seg)
 		}
 	}
-	return d
+	p.segs = segs
+	return sla.MaxDuration(segs...)
 }
 
 func (p *planner) reason() string {
