@@ -412,7 +412,7 @@ func (f *federation) attempt(cat *sla.Catalogue, p routing.Path, q b2bua.PlanQue
 		}
 		providers = hops[1 : len(hops)-1]
 	}
-	att := b2bua.Attempt{Hops: p.Hops, SLAs: p.SLAs, Transport: "TCP", PricePerMinute: p.PricePerMinute.String()}
+	att := b2bua.Attempt{Hops: p.Hops, SLAs: p.SLAs, Transport: "TCP"}
 	var routes []sip.Uri
 	trunkLast := false
 	for i, id := range providers {

@@ -151,7 +151,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	}
 	if len(contacts) == 0 && (number || (!egress && s.fed != nil)) {
 		var err error
-		plan, err = s.fed.Plan(ctx, PlanQuery{Caller: caller.User, Class: class, Callee: calleeUser, Number: number})
+		plan, err = s.fed.Plan(ctx, PlanQuery{Class: class, Callee: calleeUser, Number: number})
 		switch {
 		case errors.Is(err, ErrUnknown):
 			res(sip.StatusNotFound, "Not Found")

@@ -38,9 +38,9 @@ var (
 
 // PlanQuery is a call to plan.
 type PlanQuery struct {
-	Caller, Class string
-	Callee        string // user name, or a number "+…"
-	Number        bool
+	Class  string
+	Callee string // user name, or a number "+…"
+	Number bool
 }
 
 // Plan is a session's failover list, best path first.
@@ -60,19 +60,14 @@ type Attempt struct {
 	// Username and Password answer a 407 of the path's last provider (a
 	// trunk); empty: a challenge fails the attempt.
 	Username, Password string
-	// PriceMilli is informational, for records.
-	PricePerMinute string
 }
 
-// Record is what a federation call leaves for measurements and CDRs.
+// Record is what a federation call leaves for the path's measurements.
 type Record struct {
 	Session  string
-	Ingress  bool     // this node was the ingress (else the egress)
 	SLAs     []string // of the path that carried the call, or of the last attempt
-	Attempts []AttemptRecord
 	Answered bool
 	PDD      time.Duration // post-dial delay: INVITE to first ringing or answer
-	Duration time.Duration // answer to end
 	Quality  *media.LegQuality
 }
 
@@ -216,8 +211,7 @@ func (c *Call) report() {
 		return
 	}
 	c.mu.Lock()
-	r := Record{Session: c.session, Ingress: c.plan != nil, Attempts: append([]AttemptRecord(nil), c.attempts...),
-		Answered: !c.answered.IsZero()}
+	r := Record{Session: c.session, Answered: !c.answered.IsZero()}
 	switch {
 	case c.egress:
 		r.SLAs = c.path
@@ -232,9 +226,6 @@ func (c *Call) report() {
 	}
 	if !first.IsZero() {
 		r.PDD = first.Sub(c.started)
-	}
-	if r.Answered {
-		r.Duration = c.ended.Sub(c.answered)
 	}
 	m := c.media
 	c.mu.Unlock()
