@@ -1,7 +1,6 @@
 package itest
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net/netip"
@@ -257,10 +256,7 @@ func TestBaresipCallsAcrossFederation(t *testing.T) {
 			t.Fatalf("baresip (%s) exited early: %v", at.p.user, at.p.err)
 		}
 	}
-	Eventually(t, 20*time.Second, func() bool {
-		l, err := n0.Locate(context.Background(), "bob@"+domain)
-		return err == nil && l.Name == "node1"
-	}, "node0 cannot locate bob at node1")
+	locatedAt(t, []*node.Node{n0}, "bob@"+domain, n1)
 
 	const talk = 7 * time.Second
 	clean := f.call(t, alice, bob, talk)

@@ -40,11 +40,7 @@ func federationUsers(t *testing.T, c *Cluster) (alice, bob *phone) {
 	alice, bob = newPhone(t, c.Node(0), "alice", "a-secret"), newPhone(t, c.Node(1), "bob", "b-secret")
 	alice.register()
 	bob.register()
-	ctx := context.Background()
-	Eventually(t, 20*time.Second, func() bool {
-		l, err := c.Node(0).Locate(ctx, "bob@"+c.Node(0).Config().Domain)
-		return err == nil && l.Name == "node1"
-	}, "node0 cannot locate bob at node1")
+	locatedAt(t, []*node.Node{c.Node(0)}, "bob@"+c.Node(0).Config().Domain, c.Node(1))
 	return alice, bob
 }
 

@@ -134,10 +134,7 @@ func (f *pathFederation) users(t *testing.T) (alice, bob *phone) {
 	alice, bob = newPhone(t, c.Node(0), "alice", "a-secret"), newPhone(t, c.Node(2), "bob", "b-secret")
 	alice.register()
 	bob.register()
-	Eventually(t, 20*time.Second, func() bool {
-		l, err := c.Node(0).Locate(context.Background(), "bob@"+c.Node(0).Config().Domain)
-		return err == nil && l.Name == "node2"
-	}, "node0 cannot locate bob at node2")
+	locatedAt(t, []*node.Node{c.Node(0)}, "bob@"+c.Node(0).Config().Domain, c.Node(2))
 	return alice, bob
 }
 
@@ -383,9 +380,6 @@ func (f *pathFederation) sippCallee(t *testing.T, class accounts.Class) {
 		t.Fatal(err)
 	}
 	port := registerAt(t, n2, "bob", "u1")
-	Eventually(t, 20*time.Second, func() bool {
-		l, err := n0.Locate(context.Background(), "bob@"+domain)
-		return err == nil && l.Name == "node2"
-	}, "node0 cannot locate bob at node2")
+	locatedAt(t, []*node.Node{n0}, "bob@"+domain, n2)
 	sippUAS(t, port, "uas_answer_rtp.xml", "u1")
 }
