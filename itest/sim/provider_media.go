@@ -128,16 +128,7 @@ var errNotAcceptable = errors.New("no PCMU audio stream offered")
 // It returns the body, the index of the accepted stream and whether the far
 // end sends on it.
 func farEndAnswer(offer *sdpedit.Session, addr netip.AddrPort, sessID uint64) ([]byte, int, bool, error) {
-	idx := -1
-	for i, m := range offer.Media {
-		if m.Kind != "audio" || m.Port == 0 || m.Secure || !strings.HasPrefix(m.Proto, "RTP/AVP") {
-			continue
-		}
-		if _, ok := m.FormatByPT(0); ok {
-			idx = i
-			break
-		}
-	}
+	idx := pcmuIndex(offer)
 	if idx < 0 {
 		return nil, -1, false, errNotAcceptable
 	}

@@ -127,7 +127,7 @@ func (u *UA) Dial(ctx context.Context, target string) (*UACall, error) {
 	u.counters.Answered++
 	u.calls[c.callID] = c
 	u.mu.Unlock()
-	if rtpDst, rtcpDst, ok := peerMedia(d.InviteResponse.Body()); ok {
+	if rtpDst, rtcpDst, _, ok := peerMedia(d.InviteResponse.Body()); ok {
 		m.play(rtpDst, rtcpDst)
 	} else {
 		u.log.Warn("answer without usable audio: no media sent", "call", c.callID)
@@ -199,7 +199,7 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	respond := func(code int, reason string) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
 	}
-	rtpDst, rtcpDst, ok := peerMedia(req.Body())
+	rtpDst, rtcpDst, mux, ok := peerMedia(req.Body())
 	if !ok {
 		respond(sip.StatusNotAcceptableHere, "Not Acceptable Here (PCMU audio offer required)")
 		return
@@ -213,11 +213,6 @@ func (u *UA) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if err != nil {
 		_ = d.Respond(sip.StatusServiceUnavailable, "Service Unavailable (no RTP socket)", nil)
 		return
-	}
-	offer, _ := sdpedit.Parse(req.Body()) // parsed by peerMedia
-	mux := false
-	if i := pcmuIndex(offer); i >= 0 {
-		mux = offer.Media[i].RTCPMux
 	}
 	c := &UACall{ua: u, callID: req.CallID().Value(), media: m, in: d,
 		local: uaSDP(u.cfg.User, m.Addr(), false, mux), ended: make(chan struct{})}
@@ -261,7 +256,7 @@ func (u *UA) reInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
-	if rtpDst, rtcpDst, ok := peerMedia(req.Body()); ok {
+	if rtpDst, rtcpDst, _, ok := peerMedia(req.Body()); ok {
 		c.media.play(rtpDst, rtcpDst)
 	}
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", c.local)
@@ -331,19 +326,20 @@ func pcmuIndex(s *sdpedit.Session) int {
 	return -1
 }
 
-// peerMedia reads where to send RTP and RTCP from the other side's SDP.
-func peerMedia(body []byte) (rtpDst, rtcpDst netip.AddrPort, ok bool) {
+// peerMedia reads where to send RTP and RTCP from the other side's SDP,
+// and whether it multiplexes RTCP on the RTP port (RFC 5761).
+func peerMedia(body []byte) (rtpDst, rtcpDst netip.AddrPort, mux, ok bool) {
 	s, err := sdpedit.Parse(body)
 	if err != nil {
-		return rtpDst, rtcpDst, false
+		return rtpDst, rtcpDst, false, false
 	}
 	i := pcmuIndex(s)
 	if i < 0 {
-		return rtpDst, rtcpDst, false
+		return rtpDst, rtcpDst, false, false
 	}
 	m := s.Media[i]
 	if !m.Addr.IsValid() || m.Addr.IsUnspecified() {
-		return rtpDst, rtcpDst, false
+		return rtpDst, rtcpDst, false, false
 	}
 	rtpDst = netip.AddrPortFrom(m.Addr, uint16(m.Port))
 	rtcpDst = rtpDst
@@ -354,5 +350,5 @@ func peerMedia(body []byte) (rtpDst, rtcpDst netip.AddrPort, ok bool) {
 		}
 		rtcpDst = netip.AddrPortFrom(addr, uint16(m.RTCPPort))
 	}
-	return rtpDst, rtcpDst, true
+	return rtpDst, rtcpDst, m.RTCPMux, true
 }
