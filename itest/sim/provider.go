@@ -225,16 +225,24 @@ func (p *Provider) startSIP() error {
 	p.serve.Add(2)
 	go func() { defer p.serve.Done(); _ = p.srv.ServeUDP(p.udp) }()
 	go func() { defer p.serve.Done(); _ = p.srv.ServeTCP(p.tcp) }()
-	// sipgo registers the UDP listener as it starts serving; until then
-	// nothing can be sent from it.
+	if !udpServing(p.ua, p.laddr.String()) {
+		return fmt.Errorf("provider %s: UDP listener not serving", p.cfg.ID)
+	}
+	return nil
+}
+
+// udpServing waits, up to 5 s, until sipgo serves the UDP listener at
+// addr: it registers the listener as it starts serving, and until then
+// nothing can be sent from it.
+func udpServing(ua *sipgo.UserAgent, addr string) bool {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if c, err := p.ua.TransportLayer().GetConnection("udp", p.laddr.String()); err == nil && c != nil {
+		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
 			_, _ = c.TryClose() // a listener: only the reference is released
-			return nil
+			return true
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("provider %s: UDP listener not serving", p.cfg.ID)
+			return false
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -153,18 +153,8 @@ func StartUA(cfg UAConfig, log *slog.Logger) (_ *UA, err error) {
 	}))
 	u.wg.Add(1)
 	go func() { defer u.wg.Done(); _ = u.srv.ServeUDP(u.conn) }()
-	// sipgo registers the listener with its transport layer as it starts
-	// serving; until then nothing can be sent from it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if c, err := u.ua.TransportLayer().GetConnection("udp", u.addr.String()); err == nil && c != nil {
-			_, _ = c.TryClose() // a listener: only the reference is released
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("user agent %s: UDP listener not serving", cfg.User)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !udpServing(u.ua, u.addr.String()) {
+		return nil, fmt.Errorf("user agent %s: UDP listener not serving", cfg.User)
 	}
 	return u, nil
 }
