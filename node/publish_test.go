@@ -21,10 +21,11 @@ func TestPublisherRounds(t *testing.T) {
 	p = newPublisherWith(n, "test", func(k string) error {
 		mu.Lock()
 		puts[k]++
+		first := puts[k] == 1
 		mu.Unlock()
 		switch k {
 		case "again":
-			if puts[k] == 1 {
+			if first {
 				p.mark("again") // changed while its put was in flight
 			}
 		case "broken":
