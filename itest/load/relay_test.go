@@ -204,6 +204,7 @@ type relayReport struct {
 //	CALLMESH_LOAD_NICE     niceness of the generator's threads (default 19)
 //	CALLMESH_LOAD_OUT      file to write the results to as Markdown
 //	CALLMESH_LOAD_PROFILE  directory for a CPU profile of the callmesh relay process, whole run
+//	CALLMESH_LOAD_WORKERS  media.workers of the callmesh relay (default: its own default)
 func TestLoadRelay(t *testing.T) {
 	if os.Getenv("CALLMESH_LOAD") != "1" {
 		t.Skip("load benchmark: set CALLMESH_LOAD=1 (make load-media)")
@@ -616,6 +617,11 @@ func serveRelay(spec string, in io.Reader, out io.Writer) error {
 	cfg.PortMin, cfg.PortMax = portMin, portMax
 	if every > 0 {
 		cfg.Sweep = every
+	}
+	if v := os.Getenv("CALLMESH_LOAD_WORKERS"); v != "" {
+		if cfg.Workers, err1 = strconv.Atoi(v); err1 != nil {
+			return fmt.Errorf("CALLMESH_LOAD_WORKERS=%q: %w", v, err1)
+		}
 	}
 	r, err := media.New(cfg)
 	if err != nil {
