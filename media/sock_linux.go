@@ -38,6 +38,7 @@ import (
 //     replaces one wake-up per few datagrams. It goes back to parking as
 //     soon as a drain finds fewer. The sleep adds at most pollQuantum
 //     (plus the kernel's timer slack) to a datagram's time in the relay.
+
 // sock is one bound UDP socket of a leg.
 type sock struct {
 	fd int
