@@ -433,6 +433,7 @@ type relayHelper struct {
 	exited           chan struct{}
 	logFile          string
 	portMin, portMax int
+	procs, workers   string // its GOMAXPROCS and media.workers, as it reported them
 	forwarded        uint64
 	dropped          uint64
 	sendErrors       uint64
@@ -472,9 +473,11 @@ func startRelayHelper(t *testing.T, portMin, portMax int) (*relayHelper, error) 
 	go func() { _ = cmd.Wait(); close(h.exited) }()
 	t.Cleanup(h.stop)
 	line, err := h.out.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ready") {
+	f := strings.Fields(line)
+	if err != nil || len(f) != 4 || f[0] != "ready" {
 		return nil, fmt.Errorf("no ready line (%q, %v):\n%s", line, err, h.logTail())
 	}
+	h.procs, h.workers = f[2], f[3]
 	return h, nil
 }
 
@@ -566,8 +569,8 @@ func sweepNote() string {
 func (h *relayHelper) target() relayTarget {
 	return relayTarget{
 		name: "callmesh",
-		title: fmt.Sprintf("callmesh media.Relay in a process of its own (media.DefaultConfig: %d KiB socket buffers; GOMAXPROCS %d)",
-			media.DefaultConfig().SocketBuffer>>10, runtime.GOMAXPROCS(0)),
+		title: fmt.Sprintf("callmesh media.Relay in a process of its own (media.DefaultConfig: %d KiB socket buffers; GOMAXPROCS %s; media.workers %s)",
+			media.DefaultConfig().SocketBuffer>>10, h.procs, h.workers),
 		notes: []string{"the test binary re-executed (TestRelayHelperProcess), driven over its standard input: per call one " +
 			"session, both legs signalled (RTP address of the endpoint, sendrecv); sessions closed after each step",
 			sweepNote()},
@@ -640,7 +643,11 @@ func serveRelay(spec string, in io.Reader, out io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	w := bufio.NewWriter(out)
-	fmt.Fprintf(w, "ready %d\n", os.Getpid())
+	workers := "default"
+	if cfg.Workers > 0 {
+		workers = strconv.Itoa(cfg.Workers)
+	}
+	fmt.Fprintf(w, "ready %d %d %s\n", os.Getpid(), runtime.GOMAXPROCS(0), workers)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -748,7 +755,7 @@ func relayMarkdown(p relayPlan, reports []*relayReport, missing []string, loadBe
 		time.Now().UTC().Format("2006-01-02"), genPacket, relayWarmup, p.measure, joinInts(p.calls),
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), loadBefore, loadAfter)
 	b.WriteString("Command: `CALLMESH_LOAD=1 ")
-	for _, v := range []string{"CALLMESH_LOAD_CALLS", "CALLMESH_LOAD_SECONDS", "CALLMESH_LOAD_RELAYS", "CALLMESH_LOAD_NICE"} {
+	for _, v := range []string{"CALLMESH_LOAD_CALLS", "CALLMESH_LOAD_SECONDS", "CALLMESH_LOAD_RELAYS", "CALLMESH_LOAD_NICE", "CALLMESH_LOAD_WORKERS"} {
 		if s := os.Getenv(v); s != "" {
 			fmt.Fprintf(&b, "%s=%s ", v, s)
 		}
