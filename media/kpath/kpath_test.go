@@ -1,0 +1,157 @@
+//go:build linux
+
+package kpath_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/callmesh/callmesh/media/kpath"
+)
+
+// open loads the program on the loopback interface, or skips when this
+// kernel or this process cannot (no CAP_BPF/CAP_NET_ADMIN, no TCX).
+func open(t *testing.T) *kpath.Path {
+	t.Helper()
+	ifs, err := kpath.Interfaces(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := kpath.Open(ifs)
+	if err != nil {
+		t.Skipf("kernel path unavailable here: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+func udp(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func addr(c *net.UDPConn) netip.AddrPort {
+	a := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+func rtp(seq uint16, ts uint32, size int) []byte {
+	b := make([]byte, size)
+	b[0] = 0x80
+	binary.BigEndian.PutUint16(b[2:], seq)
+	binary.BigEndian.PutUint32(b[4:], ts)
+	binary.BigEndian.PutUint32(b[8:], 0x11223344)
+	return b
+}
+
+// A rule moves A's RTP for the relay's port RA to B, from the relay's port
+// RB, with a record of each datagram; what it does not match (RTCP, junk,
+// another source) still reaches the relay's socket.
+func TestForwardOnLoopback(t *testing.T) {
+	p := open(t)
+	a, b, ra, rb, stranger := udp(t), udp(t), udp(t), udp(t), udp(t)
+	rule := kpath.Rule{
+		In:  kpath.Flow{Src: addr(a), Dst: addr(ra)},
+		Out: kpath.Flow{Src: addr(rb), Dst: addr(b)},
+		ID:  42,
+	}
+	if err := p.Put(rule); err != nil {
+		t.Fatal(err)
+	}
+	before := kpath.Monotonic()
+	const n = 20
+	for i := 0; i < n; i++ {
+		if _, err := a.WriteToUDPAddrPort(rtp(uint16(100+i), uint32(i*160), 172), addr(ra)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 2048)
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := 0; i < n; i++ {
+		m, src, err := b.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("B got %d of %d: %v", i, n, err)
+		}
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		if src != addr(rb) || m != 172 || binary.BigEndian.Uint16(buf[2:]) != uint16(100+i) {
+			t.Fatalf("B got %d bytes, seq %d, from %s; want 172, %d, from %s", m, binary.BigEndian.Uint16(buf[2:]), src, 100+i, addr(rb))
+		}
+	}
+	var recs []kpath.Record
+	got, err := p.Drain(func(r *kpath.Record) { recs = append(recs, *r) })
+	if err != nil || got != n || len(recs) != n {
+		t.Fatalf("Drain = %d, %v (%d records); want %d", got, err, len(recs), n)
+	}
+	after := kpath.Monotonic()
+	for i, r := range recs {
+		if r.ID != 42 || r.Payload() != 172 || binary.BigEndian.Uint16(r.RTP[2:]) != uint16(100+i) ||
+			binary.BigEndian.Uint32(r.RTP[8:]) != 0x11223344 || r.At < before || r.At > after {
+			t.Fatalf("record %d = %+v", i, r)
+		}
+	}
+
+	// Not for the rule: RTCP on the RTP port, not RTP, a stranger's RTP,
+	// less than an RTP header. The relay's socket gets them, B nothing.
+	rtcp := rtp(0, 0, 28)
+	rtcp[1] = 200 // SR
+	send := []struct {
+		from *net.UDPConn
+		b    []byte
+	}{{a, rtcp}, {a, []byte("version 1, not RTP")}, {stranger, rtp(1, 1, 172)}, {a, rtp(7, 7, 172)[:8]}}
+	for _, s := range send {
+		if _, err := s.from.WriteToUDPAddrPort(s.b, addr(ra)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = ra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range send {
+		m, _, err := ra.ReadFromUDPAddrPort(buf)
+		if err != nil || m != len(send[i].b) {
+			t.Fatalf("relay socket: datagram %d: %d bytes, %v; want %d", i, m, err, len(send[i].b))
+		}
+	}
+	_ = b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, _, err := b.ReadFromUDPAddrPort(buf); err == nil {
+		t.Fatal("B got a datagram no rule forwards")
+	}
+
+	// Deleted, the rule forwards nothing more.
+	if err := p.Delete(rule.In); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WriteToUDPAddrPort(rtp(200, 0, 172), addr(ra)); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, err := ra.ReadFromUDPAddrPort(buf); err != nil || m != 172 {
+		t.Fatalf("after Delete the relay socket got %d bytes, %v", m, err)
+	}
+	if got, _ := p.Drain(func(*kpath.Record) {}); got != 0 {
+		t.Fatalf("%d records after Delete", got)
+	}
+	if st, err := p.Stats(); err != nil || st.Unrecorded != 0 {
+		t.Fatalf("Stats = %+v, %v", st, err)
+	}
+}
+
+func TestRulesAreIPv4(t *testing.T) {
+	p := open(t)
+	v6 := netip.MustParseAddrPort("[::1]:5000")
+	v4 := netip.MustParseAddrPort("127.0.0.1:5000")
+	err := p.Put(kpath.Rule{In: kpath.Flow{Src: v6, Dst: v4}, Out: kpath.Flow{Src: v4, Dst: v4}})
+	if err == nil || errors.Is(err, kpath.ErrUnsupported) {
+		t.Fatalf("Put of an IPv6 flow = %v", err)
+	}
+}

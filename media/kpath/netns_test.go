@@ -1,0 +1,152 @@
+//go:build linux
+
+package kpath_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/callmesh/callmesh/media/kpath"
+)
+
+// A routed rule: the endpoints live in a network namespace of their own
+// behind a veth pair, the relay's sockets on the host side, as a relay
+// faces a network card. The program on the host end's ingress sends A's
+// RTP back out of that end toward B with the neighbour's MAC address
+// (bpf_redirect_neigh); nothing reaches the relay's socket.
+func TestForwardThroughAnInterface(t *testing.T) {
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip(8) (iproute2) to build a veth pair")
+	}
+	ns, hostIP, nsIP := vethPair(t)
+	ifs, err := kpath.Interfaces(hostIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := kpath.Open(ifs)
+	if err != nil {
+		t.Skipf("kernel path unavailable here: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+
+	listen := func(ip netip.Addr) *net.UDPConn {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ra, rb := listen(hostIP), listen(hostIP)
+	var a, b *net.UDPConn
+	inNamespace(t, ns, func() { a, b = listen(nsIP), listen(nsIP) })
+
+	rule := kpath.Rule{In: kpath.Flow{Src: addr(a), Dst: addr(ra)}, Out: kpath.Flow{Src: addr(rb), Dst: addr(b)}, ID: 9}
+	if err := p.Put(rule); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := 0; i < n; i++ {
+		if _, err := a.WriteToUDPAddrPort(rtp(uint16(i), uint32(i*160), 172), addr(ra)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 2048)
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := 0; i < n; i++ {
+		m, src, err := b.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("B got %d of %d: %v", i, n, err)
+		}
+		if netip.AddrPortFrom(src.Addr().Unmap(), src.Port()) != addr(rb) || m != 172 || binary.BigEndian.Uint16(buf[2:]) != uint16(i) {
+			t.Fatalf("B got %d bytes, seq %d, from %s; want 172, %d, from %s", m, binary.BigEndian.Uint16(buf[2:]), src, i, addr(rb))
+		}
+	}
+	if got, err := p.Drain(func(r *kpath.Record) {
+		if r.ID != 9 {
+			t.Errorf("record of rule %d", r.ID)
+		}
+	}); err != nil || got != n {
+		t.Fatalf("Drain = %d, %v; want %d", got, err, n)
+	}
+	_ = ra.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, _, err := ra.ReadFromUDPAddrPort(buf); err == nil {
+		t.Fatal("the relay's socket got a datagram the rule forwards")
+	}
+}
+
+// vethPair makes a network namespace joined to this one by a veth pair
+// with a /30 between them, removed at cleanup.
+func vethPair(t *testing.T) (ns string, host, peer netip.Addr) {
+	t.Helper()
+	id := os.Getpid() % 10000
+	ns = fmt.Sprintf("cmkp%d", id)
+	h, q := fmt.Sprintf("cmh%d", id), fmt.Sprintf("cmq%d", id)
+	sub := 4 * (id % 64)
+	host = netip.AddrFrom4([4]byte{10, 213, byte(id / 64 % 250), byte(sub + 1)})
+	peer = netip.AddrFrom4([4]byte{10, 213, byte(id / 64 % 250), byte(sub + 2)})
+	run := func(args ...string) error {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := run("netns", "add", ns); err != nil {
+		t.Skipf("cannot make a network namespace here: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = run("link", "del", h)
+		_ = run("netns", "del", ns)
+	})
+	for _, c := range [][]string{
+		{"link", "add", h, "type", "veth", "peer", "name", q},
+		{"link", "set", q, "netns", ns},
+		{"addr", "add", host.String() + "/30", "dev", h},
+		{"link", "set", h, "up"},
+		{"-n", ns, "addr", "add", peer.String() + "/30", "dev", q},
+		{"-n", ns, "link", "set", q, "up"},
+		{"-n", ns, "link", "set", "lo", "up"},
+	} {
+		if err := run(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns, host, peer
+}
+
+// inNamespace runs f on a thread switched into the named network
+// namespace; sockets it opens stay there.
+func inNamespace(t *testing.T, ns string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("open namespace %s: %v", ns, err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			t.Errorf("setns %s: %v", ns, err)
+			return
+		}
+		f()
+	}()
+	<-done
+	if t.Failed() {
+		t.FailNow()
+	}
+}
