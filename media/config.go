@@ -43,6 +43,11 @@ type Config struct {
 	// signalling. On two processors one worker forwarded 60,000 packets/s
 	// with a shorter latency tail than two (BENCHMARKS.md).
 	Workers int
+	// Kernel is the kernel fast path (package kpath, Linux): KernelOff
+	// (""), KernelAuto or KernelOn. With it, the RTP of a latched stream is
+	// forwarded by an eBPF program at the interfaces' ingress and measured
+	// from its records, without crossing the relay's sockets.
+	Kernel string
 }
 
 // workers resolves Workers.
@@ -121,6 +126,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("media: socket_buffer: must not be negative")
 	case c.Workers < 0:
 		return fmt.Errorf("media: workers: must not be negative")
+	case c.Kernel != "" && c.Kernel != KernelOff && c.Kernel != KernelAuto && c.Kernel != KernelOn:
+		return fmt.Errorf("media: kernel: %q is not off, auto or on", c.Kernel)
 	}
 	return nil
 }

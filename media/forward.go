@@ -42,6 +42,9 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 	}
 	l.active = now
 	l.deadSent = false
+	if k == kindRTP && r.kernel != nil {
+		s.syncKernel() // a new latch, or the other side's: the kernel takes over
+	}
 	o := s.legs[l.side.other()]
 	var dst netip.AddrPort
 	var out *sock

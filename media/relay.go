@@ -44,9 +44,10 @@ type Relay struct {
 	sessions map[string]*Session
 	closed   bool
 
-	stop chan struct{}
-	done chan struct{}
-	io   ioState
+	stop   chan struct{}
+	done   chan struct{}
+	io     ioState
+	kernel *kernelState // nil: no kernel fast path
 
 	Counters Counters
 }
@@ -59,6 +60,7 @@ type Counters struct {
 	SendErrors                atomic.Uint64
 	RelayReports              atomic.Uint64 // RTCP the relay itself sent
 	DeadStreams               atomic.Uint64
+	KernelForwarded           atomic.Uint64 // of Forwarded, by the kernel fast path
 }
 
 // New starts a relay: validates cfg and starts the sweeper.
@@ -79,6 +81,10 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 		o(r)
 	}
 	if err := r.startIO(); err != nil {
+		return nil, err
+	}
+	if err := r.startKernel(); err != nil {
+		r.stopIO()
 		return nil, err
 	}
 	go r.sweep()
@@ -239,12 +245,14 @@ func (s *Session) Close() {
 		return
 	}
 	s.closing = true
+	s.syncKernel() // removes the rules: closing
 	s.mu.Unlock()
 	for _, l := range s.legs {
 		l.rtpConn.close()
 		l.rtcpConn.close()
 	}
 	s.wg.Wait()
+	s.forgetKernel()
 	for _, l := range s.legs {
 		s.relay.pool.put(l.port)
 	}
@@ -271,6 +279,7 @@ func (r *Relay) Close() error {
 		s.Close()
 	}
 	r.stopIO()
+	r.stopKernel()
 	return nil
 }
 
@@ -285,6 +294,7 @@ func (r *Relay) sweep() {
 			return
 		case <-t.C:
 		}
+		r.drainKernel()
 		now := r.now()
 		for _, s := range r.Sessions() {
 			s.tick(now)

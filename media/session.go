@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/media/impair"
+	"github.com/callmesh/callmesh/media/kpath"
 	"github.com/callmesh/callmesh/media/rtpstats"
 	"github.com/callmesh/callmesh/media/sdpedit"
 )
@@ -132,6 +133,9 @@ type Leg struct {
 	strangers, junk        uint64
 	malformed, noRoute     uint64
 
+	kRule *kpath.Rule // the kernel's rule forwarding this side's RTP; nil: none
+	kIDs  []uint32    // every rule ID the leg had, for the last records
+
 	egress      *impair.Model // impairment of what is sent toward this side
 	egressDelay time.Duration // its base delay, which RTCP takes too
 	egressDrop  uint64
@@ -210,6 +214,7 @@ func (l *Leg) Signal(r Remote) {
 			l.clocks[f.PT] = f.Clock
 		}
 	}
+	s.syncKernel()
 }
 
 // Impair sets a reproducible impairment (delay, jitter, bursty loss) on
@@ -230,6 +235,7 @@ func (l *Leg) Impair(cfg impair.Config) error {
 	if m != nil {
 		l.egressDelay = cfg.Delay
 	}
+	l.s.syncKernel() // impaired RTP stays in user space
 	l.s.mu.Unlock()
 	return nil
 }
@@ -285,6 +291,7 @@ func (l *Leg) rtcpDest() (netip.AddrPort, *sock) {
 // or not yet signalled are never dead; DTX silence keeps RTCP flowing
 // (RFC 3550 §6.2), which keeps the stream alive.
 func (s *Session) Dead(now time.Time) (Side, time.Duration, bool) {
+	s.relay.drainKernel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l, silent := s.deadLeg(s.relay.mono(now), false); l != nil {

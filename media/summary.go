@@ -86,6 +86,7 @@ func (c Config) score(d direction) (ta, r, mos float64) {
 // Summary computes the session's quality now.
 func (s *Session) Summary() Summary {
 	cfg := s.relay.cfg
+	s.relay.drainKernel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sum := Summary{ID: s.id}

@@ -150,6 +150,7 @@ func TestValidateRules(t *testing.T) {
 		{"media.report_interval zero", "media.report_interval", func(c *Config) { c.Media.ReportInterval = 0 }},
 		{"calls.transaction_wait too short", "calls.transaction_wait", func(c *Config) { c.Calls.TransactionWait = 0 }},
 		{"media.workers negative", "media.workers", func(c *Config) { c.Media.Workers = -1 }},
+		{"media.kernel unknown", "media.kernel", func(c *Config) { c.Media.Kernel = "sometimes" }},
 		{"log.level unknown", "log.level", func(c *Config) { c.Log.Level = "verbose" }},
 		{"log.level empty", "log.level", func(c *Config) { c.Log.Level = "" }},
 		{"log.format unknown", "log.format", func(c *Config) { c.Log.Format = "xml" }},

@@ -39,10 +39,13 @@ type MediaConfig struct {
 	// Workers is how many goroutines forward media; 0: half the
 	// processors, at least one.
 	Workers int `yaml:"workers"`
+	// Kernel is the kernel fast path for latched RTP (Linux, eBPF): off,
+	// auto (use it where it loads) or on (refuse to start without it).
+	Kernel string `yaml:"kernel"`
 }
 
 func defaultMediaConfig() MediaConfig {
-	return MediaConfig{Ports: "20000-29999", Timeout: 30 * time.Second, ReportInterval: 5 * time.Second, Anchor: "always"}
+	return MediaConfig{Ports: "20000-29999", Timeout: 30 * time.Second, ReportInterval: 5 * time.Second, Anchor: "always", Kernel: media.KernelOff}
 }
 
 // relayConfig turns the section into the relay's configuration, naming
@@ -78,6 +81,7 @@ func (c *Config) relayConfig() (media.Config, error) {
 	rc.PortMin, rc.PortMax = min, max
 	rc.Timeout, rc.ReportInterval = m.Timeout, m.ReportInterval
 	rc.Workers = m.Workers
+	rc.Kernel = m.Kernel
 	if !rc.Advertise.IsValid() && rc.Bind.IsUnspecified() {
 		// A wildcard bind advertises the host's own address, found at start;
 		// validate the rest with a stand-in.
@@ -108,6 +112,8 @@ func mediaFieldErr(err error, m MediaConfig) error {
 		return fieldErr("media.report_interval", m.ReportInterval, "%s", msg)
 	case "workers":
 		return fieldErr("media.workers", m.Workers, "%s", msg)
+	case "kernel":
+		return fieldErr("media.kernel", m.Kernel, "%s", msg)
 	}
 	return fieldErr("media", nil, "%v", err)
 }
@@ -188,6 +194,7 @@ func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 		"opened": k.Opened.Load(), "refused": k.Refused.Load(), "closed": k.Closed.Load(),
 		"forwarded": k.Forwarded.Load(), "dropped": k.Dropped.Load(), "send_error": k.SendErrors.Load(),
 		"relay_report": k.RelayReports.Load(), "dead_stream": k.DeadStreams.Load(),
+		"kernel_forwarded": k.KernelForwarded.Load(), "kernel_unrecorded": c.r.KernelUnrecorded(),
 	} {
 		ch <- prometheus.MustNewConstMetric(relayEventsDesc, prometheus.CounterValue, float64(v), kind)
 	}

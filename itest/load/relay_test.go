@@ -96,10 +96,10 @@ func loadRelayPlan(t *testing.T) relayPlan {
 		p.relays = nil
 		for _, f := range strings.Split(s, ",") {
 			switch f = strings.TrimSpace(f); f {
-			case "callmesh", "rtpengine", "direct":
+			case "callmesh", "callmesh-kernel", "rtpengine", "direct":
 				p.relays = append(p.relays, f)
 			default:
-				t.Fatalf("CALLMESH_LOAD_RELAYS=%q: unknown relay %q (callmesh, rtpengine, direct)", s, f)
+				t.Fatalf("CALLMESH_LOAD_RELAYS=%q: unknown relay %q (callmesh, callmesh-kernel, rtpengine, direct)", s, f)
 			}
 		}
 	}
@@ -220,10 +220,10 @@ func TestLoadRelay(t *testing.T) {
 	for _, name := range p.relays {
 		var rt relayTarget
 		switch name {
-		case "callmesh":
-			h, err := startRelayHelper(t, next, next+span-1)
+		case "callmesh", "callmesh-kernel":
+			h, err := startRelayHelper(t, next, next+span-1, name == "callmesh-kernel")
 			if err != nil {
-				t.Fatalf("callmesh relay process: %v", err)
+				t.Fatalf("%s relay process: %v", name, err)
 			}
 			rt = h.target()
 			next += span
@@ -434,28 +434,36 @@ type relayHelper struct {
 	logFile          string
 	portMin, portMax int
 	procs, workers   string // its GOMAXPROCS and media.workers, as it reported them
+	kernel           bool   // media.kernel on
 	forwarded        uint64
 	dropped          uint64
 	sendErrors       uint64
+	kernelForwarded  uint64
+	unrecorded       uint64
 }
 
 // startRelayHelper starts the helper process with a relay on 127.0.0.1,
 // production defaults (media.DefaultConfig) and RTP ports in [portMin,
-// portMax]. The test's cleanup stops it.
-func startRelayHelper(t *testing.T, portMin, portMax int) (*relayHelper, error) {
+// portMax], with the kernel fast path (media.kernel on) if kernel. The
+// test's cleanup stops it.
+func startRelayHelper(t *testing.T, portMin, portMax int, kernel bool) (*relayHelper, error) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	h := &relayHelper{exited: make(chan struct{}), logFile: filepath.Join(t.TempDir(), "relay.log"), portMin: portMin, portMax: portMax}
+	h := &relayHelper{exited: make(chan struct{}), logFile: filepath.Join(t.TempDir(), "relay.log"), portMin: portMin, portMax: portMax, kernel: kernel}
 	logf, err := os.Create(h.logFile)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, "-test.run=^TestRelayHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d-%d,%v", relayHelperEnv, portMin, portMax, relayHelperSweep))
+	spec := fmt.Sprintf("%s=%d-%d,%v", relayHelperEnv, portMin, portMax, relayHelperSweep)
+	if kernel {
+		spec += ",kernel"
+	}
+	cmd.Env = append(os.Environ(), spec)
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if h.in, err = cmd.StdinPipe(); err != nil {
@@ -547,15 +555,18 @@ func (h *relayHelper) teardown() error {
 // counters reports the relay's own counts since the last call.
 func (h *relayHelper) counters() string {
 	f, err := h.request("counters")
-	if err != nil || len(f) != 3 {
+	if err != nil || len(f) != 5 {
 		return fmt.Sprintf("(%v)", err)
 	}
-	var v [3]uint64
+	var v [5]uint64
 	for i := range v {
 		v[i], _ = strconv.ParseUint(f[i], 10, 64)
 	}
 	s := fmt.Sprintf("forwarded %d, dropped %d, send errors %d", v[0]-h.forwarded, v[1]-h.dropped, v[2]-h.sendErrors)
-	h.forwarded, h.dropped, h.sendErrors = v[0], v[1], v[2]
+	if h.kernel {
+		s += fmt.Sprintf(" (by the kernel %d, unrecorded %d)", v[3]-h.kernelForwarded, v[4]-h.unrecorded)
+	}
+	h.forwarded, h.dropped, h.sendErrors, h.kernelForwarded, h.unrecorded = v[0], v[1], v[2], v[3], v[4]
 	return s
 }
 
@@ -567,13 +578,21 @@ func sweepNote() string {
 }
 
 func (h *relayHelper) target() relayTarget {
+	name, title := "callmesh", "callmesh media.Relay in a process of its own"
+	notes := []string{"the test binary re-executed (TestRelayHelperProcess), driven over its standard input: per call one " +
+		"session, both legs signalled (RTP address of the endpoint, sendrecv); sessions closed after each step",
+		sweepNote()}
+	if h.kernel {
+		name, title = "callmesh-kernel", "callmesh media.Relay with the kernel fast path (media.kernel on) in a process of its own"
+		notes = append(notes, "the eBPF program at the loopback device's ingress forwards each side's RTP once the side is latched, "+
+			"in the context of the sender's system call: its CPU is counted in the generator's, not the relay's, and the "+
+			"relay process only reads the program's records into its statistics")
+	}
 	return relayTarget{
-		name: "callmesh",
-		title: fmt.Sprintf("callmesh media.Relay in a process of its own (media.DefaultConfig: %d KiB socket buffers; GOMAXPROCS %s; media.workers %s)",
-			media.DefaultConfig().SocketBuffer>>10, h.procs, h.workers),
-		notes: []string{"the test binary re-executed (TestRelayHelperProcess), driven over its standard input: per call one " +
-			"session, both legs signalled (RTP address of the endpoint, sendrecv); sessions closed after each step",
-			sweepNote()},
+		name: name,
+		title: fmt.Sprintf("%s (media.DefaultConfig: %d KiB socket buffers; GOMAXPROCS %s; media.workers %s)",
+			title, media.DefaultConfig().SocketBuffer>>10, h.procs, h.workers),
+		notes:    notes,
 		setup:    h.setup,
 		teardown: h.teardown,
 		cpu:      func() time.Duration { return pidCPU(h.pid) },
@@ -586,13 +605,13 @@ func (h *relayHelper) target() relayTarget {
 
 // TestRelayHelperProcess hosts the callmesh relay for TestLoadRelay when
 // the test binary is re-executed with CALLMESH_RELAY_HELPER=MIN-MAX,SWEEP
-// (its RTP port range, and its sweep interval or 0 for the default);
-// otherwise it is skipped. Commands, one a line:
+// or MIN-MAX,SWEEP,kernel (its RTP port range, its sweep interval or 0 for
+// the default, and the kernel fast path); otherwise it is skipped. Commands, one a line:
 //
 //	open ID A B   open session ID; leg A sends to RTP address A, leg B to B
 //	              → "ok LOCAL-A LOCAL-B": where A and B must send
 //	close         close every session → "ok"
-//	counters      → "ok FORWARDED DROPPED SEND-ERRORS" (running totals)
+//	counters      → "ok FORWARDED DROPPED SEND-ERRORS KERNEL-FORWARDED UNRECORDED" (running totals)
 //	quit          → "ok", and the relay stops
 //
 // An error is answered "err TEXT".
@@ -608,18 +627,22 @@ func TestRelayHelperProcess(t *testing.T) {
 }
 
 func serveRelay(spec string, in io.Reader, out io.Writer) error {
-	ports, sweep, _ := strings.Cut(spec, ",")
+	ports, rest, _ := strings.Cut(spec, ",")
+	sweep, flag, _ := strings.Cut(rest, ",")
 	lo, hi, ok := strings.Cut(ports, "-")
 	portMin, err1 := strconv.Atoi(lo)
 	portMax, err2 := strconv.Atoi(hi)
 	every, err3 := time.ParseDuration(sweep)
-	if !ok || err1 != nil || err2 != nil || err3 != nil {
-		return fmt.Errorf("%s=%q: want MIN-MAX,SWEEP", relayHelperEnv, spec)
+	if !ok || err1 != nil || err2 != nil || err3 != nil || (flag != "" && flag != "kernel") {
+		return fmt.Errorf("%s=%q: want MIN-MAX,SWEEP[,kernel]", relayHelperEnv, spec)
 	}
 	cfg := media.DefaultConfig()
 	cfg.PortMin, cfg.PortMax = portMin, portMax
 	if every > 0 {
 		cfg.Sweep = every
+	}
+	if flag == "kernel" {
+		cfg.Kernel = media.KernelOn
 	}
 	if v := os.Getenv("CALLMESH_LOAD_WORKERS"); v != "" {
 		if cfg.Workers, err1 = strconv.Atoi(v); err1 != nil {
@@ -689,7 +712,8 @@ func serveRelay(spec string, in io.Reader, out io.Writer) error {
 			sessions = nil
 		case "counters":
 			c := &r.Counters
-			reply = fmt.Sprintf("ok %d %d %d", c.Forwarded.Load(), c.Dropped.Load(), c.SendErrors.Load())
+			reply = fmt.Sprintf("ok %d %d %d %d %d", c.Forwarded.Load(), c.Dropped.Load(), c.SendErrors.Load(),
+				c.KernelForwarded.Load(), r.KernelUnrecorded())
 		case "quit":
 			quit = true
 		default:
@@ -887,7 +911,7 @@ func TestRTPGenSmoke(t *testing.T) {
 	}
 	const calls = 4
 	portMin, portMax := mediatest.PortRange(t, 27000, 2*calls)
-	h, err := startRelayHelper(t, portMin, portMax)
+	h, err := startRelayHelper(t, portMin, portMax, false)
 	if err != nil {
 		t.Fatal(err)
 	}

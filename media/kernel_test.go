@@ -1,0 +1,166 @@
+package media_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callmesh/callmesh/media"
+	"github.com/callmesh/callmesh/media/impair"
+	"github.com/callmesh/callmesh/media/mediatest"
+)
+
+// newKernelRelay is newRelay with the kernel fast path on; it skips where
+// the path cannot load (not Linux, no CAP_BPF/CAP_NET_ADMIN, no TCX).
+func newKernelRelay(t *testing.T, pairs int) *media.Relay {
+	t.Helper()
+	cfg := media.FastConfig()
+	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, pairs)
+	cfg.Kernel = media.KernelOn
+	r, err := media.New(cfg)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "media: kernel:") {
+			t.Skipf("kernel fast path unavailable here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if !r.KernelPath() {
+		t.Fatal("Kernel on, yet no kernel path")
+	}
+	return r
+}
+
+// With the kernel path, a call's RTP is forwarded by the kernel once each
+// side is latched, and the statistics are the same as in user space: every
+// packet counted both ways, no loss, PCMU, a clean MOS.
+func TestKernelPathForwardsAndMeasures(t *testing.T) {
+	t.Parallel()
+	r := newKernelRelay(t, 4)
+	s, err := r.Open("kernel-clean")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	const n = 100
+	sendBoth(t, n, a, b)
+	waitFor(t, "both ends to receive every packet", func() bool {
+		return a.Stats().Packets == n && b.Stats().Packets == n
+	})
+	sum := s.Summary()
+	for _, leg := range sum.Legs {
+		if leg.PacketsIn != n || leg.PacketsOut != n || leg.BytesIn != n*172 {
+			t.Errorf("leg %s: in %d (%d bytes) out %d, want %d (%d bytes) each", leg.Side, leg.PacketsIn, leg.BytesIn, leg.PacketsOut, n, n*172)
+		}
+		if leg.LossPct != 0 || leg.Duplicates != 0 || leg.Strangers != 0 || leg.Codec != "PCMU" {
+			t.Errorf("leg %s: loss %.2f%%, duplicates %d, strangers %d, codec %q", leg.Side, leg.LossPct, leg.Duplicates, leg.Strangers, leg.Codec)
+		}
+	}
+	if !sum.Measured || sum.MOS <= 4.0 {
+		t.Errorf("clean call: measured %v, MOS %.2f, want > 4.0 (jitter %.2f ms)", sum.Measured, sum.MOS, sum.JitterMs)
+	}
+	// The first packet of each side latches it in user space; the kernel
+	// needs both latched for the reverse direction's destination only when
+	// a side sends from elsewhere than it signalled, so at most a few
+	// packets each way cross user space.
+	kf, fw := r.Counters.KernelForwarded.Load(), r.Counters.Forwarded.Load()
+	if fw != 2*n || kf < 2*n-10 {
+		t.Errorf("forwarded %d, of which by the kernel %d; want %d, nearly all by the kernel", fw, kf, 2*n)
+	}
+
+	// Closed, the session's rules are gone: nothing more reaches b.
+	s.Close()
+	if err := a.Send(context.Background(), 5, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Counters.KernelForwarded.Load(); got != kf {
+		t.Errorf("the kernel forwarded %d more after Close", got-kf)
+	}
+}
+
+// Strangers still meet the latch (their packets match no rule and reach
+// user space), a re-INVITE moves the latch and the rule with it, and an
+// impaired direction stays in user space, where the impairment is.
+func TestKernelPathLatchingAndImpairment(t *testing.T) {
+	t.Parallel()
+	r := newKernelRelay(t, 2)
+	s, err := r.Open("kernel-latch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, stranger := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	rtp, rtcp := s.Leg(media.A).Local()
+	stranger.SetPeer(rtp, rtcp)
+	ctx := context.Background()
+	// At 20 ms a packet, only the first crosses user space (it latches the
+	// side and installs the rule); a burst would queue more behind it.
+	if err := a.Send(ctx, 20, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to receive a's packets", func() bool { return b.Stats().Packets == 20 })
+	if err := stranger.Send(ctx, 7, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the relay to refuse the stranger", func() bool { return s.Summary().Legs[media.A].Strangers == 7 })
+	if got := b.Stats().Packets; got != 20 {
+		t.Fatalf("b received %d packets, want a's 20: the stranger's leaked through", got)
+	}
+	if got := r.Counters.KernelForwarded.Load(); got < 17 {
+		t.Fatalf("the kernel forwarded %d of a's 20", got)
+	}
+
+	s.Leg(media.A).Signal(remoteOf(stranger))
+	if err := stranger.Send(ctx, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new source to be relayed", func() bool { return b.Stats().Packets >= 30 })
+	if err := a.Send(ctx, 5, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a, moved away, to be refused", func() bool { return s.Summary().Legs[media.A].Strangers == 12 })
+
+	// Impair what goes toward B (a delay): only user space can, so the
+	// rule goes and the kernel forwards none of it.
+	if err := s.Leg(media.B).Impair(impair.Config{Delay: 30 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	before, kf := b.Stats().Packets, r.Counters.KernelForwarded.Load()
+	if err := stranger.Send(ctx, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the delayed packets", func() bool { return b.Stats().Packets == before+10 })
+	if got := r.Counters.KernelForwarded.Load(); got != kf {
+		t.Fatalf("the kernel forwarded %d packets of an impaired direction", got-kf)
+	}
+}
+
+// SRTP is forwarded by the kernel too, and counted only.
+func TestKernelPathSecureStreamsAreCountedOnly(t *testing.T) {
+	t.Parallel()
+	r := newKernelRelay(t, 2)
+	s, err := r.Open("kernel-srtp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	ra := remoteOf(a)
+	ra.Secure = true
+	s.Leg(media.A).Signal(ra)
+	s.Leg(media.B).Signal(remoteOf(b))
+	rtp, rtcp := s.Leg(media.A).Local()
+	a.SetPeer(rtp, rtcp)
+	if err := a.Send(context.Background(), 30, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to receive the stream", func() bool { return b.Stats().Packets == 30 })
+	leg := s.Summary().Legs[media.A]
+	if leg.PacketsIn != 30 || leg.BytesIn != 30*172 || !leg.Secure || leg.JitterMs != 0 {
+		t.Fatalf("secure leg: %+v; want 30 packets counted, no statistics", leg)
+	}
+	if got := r.Counters.KernelForwarded.Load(); got < 27 {
+		t.Fatalf("the kernel forwarded %d of 30", got)
+	}
+}
