@@ -83,6 +83,76 @@ func TestForwardThroughAnInterface(t *testing.T) {
 	if _, _, err := ra.ReadFromUDPAddrPort(buf); err == nil {
 		t.Fatal("the relay's socket got a datagram the rule forwards")
 	}
+
+	// The checksums. A socket's datagrams cross veth with their UDP checksum
+	// left to offload, which the receiver trusts; a datagram written whole
+	// on a raw socket carries a full checksum, which the receiver verifies
+	// in software after the rewrite (and drops if it is wrong). A zero UDP
+	// checksum (none, RFC 768) must stay zero.
+	var raw int
+	inNamespace(t, ns, func() {
+		var err error
+		if raw, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW); err != nil {
+			t.Errorf("raw socket: %v", err)
+		}
+	})
+	defer unix.Close(raw)
+	for i, zero := range []bool{false, true} {
+		seq := uint16(1000 + i)
+		pkt := udpDatagram(addr(a), addr(ra), rtp(seq, 0, 172), zero)
+		if err := unix.Sendto(raw, pkt, 0, &unix.SockaddrInet4{Addr: hostIP.As4()}); err != nil {
+			t.Fatalf("raw send: %v", err)
+		}
+		m, _, err := b.ReadFromUDPAddrPort(buf)
+		if err != nil || m != 172 || binary.BigEndian.Uint16(buf[2:]) != seq {
+			t.Fatalf("datagram with a full checksum (zero %v): B got %d bytes, seq %d, %v", zero, m, binary.BigEndian.Uint16(buf[2:]), err)
+		}
+	}
+}
+
+// udpDatagram is an IPv4 datagram (no options) carrying payload from src to
+// dst, with the UDP checksum computed in full (RFC 768), or zero.
+func udpDatagram(src, dst netip.AddrPort, payload []byte, zeroSum bool) []byte {
+	b := make([]byte, 28+len(payload))
+	b[0], b[8], b[9] = 0x45, 64, unix.IPPROTO_UDP
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	s4, d4 := src.Addr().As4(), dst.Addr().As4()
+	copy(b[12:], s4[:])
+	copy(b[16:], d4[:])
+	binary.BigEndian.PutUint16(b[10:], ^sum16(b[:20], 0))
+	u := b[20:]
+	binary.BigEndian.PutUint16(u[0:], src.Port())
+	binary.BigEndian.PutUint16(u[2:], dst.Port())
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	copy(u[8:], payload)
+	if !zeroSum {
+		var pseudo [12]byte
+		copy(pseudo[0:], s4[:])
+		copy(pseudo[4:], d4[:])
+		pseudo[9] = unix.IPPROTO_UDP
+		binary.BigEndian.PutUint16(pseudo[10:], uint16(len(u)))
+		c := ^sum16(u, sum16(pseudo[:], 0))
+		if c == 0 {
+			c = 0xffff
+		}
+		binary.BigEndian.PutUint16(u[6:], c)
+	}
+	return b
+}
+
+// sum16 adds b as big-endian 16-bit words to acc in ones' complement.
+func sum16(b []byte, acc uint16) uint16 {
+	s := uint32(acc)
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
 }
 
 // vethPair makes a network namespace joined to this one by a veth pair
