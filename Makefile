@@ -57,8 +57,9 @@ load-calls: deps
 	@$(call ensure,kamailio,kamailio)
 	CALLMESH_LOAD=1 $(GO) test -run '^(TestCallScenarios|TestLoadCalls)$$' -count=1 -v -timeout 40m ./itest/load/
 
-## load-media: relayed calls at rising counts through the callmesh relay and
-## rtpengine (userspace), same load, same cores; installs rtpengine when missing.
+## load-media: relayed calls at rising counts through the callmesh relay (in
+## user space, then with its kernel fast path) and rtpengine (userspace), same
+## load, same cores; installs rtpengine when missing.
 load-media: deps
 	@$(call ensure,rtpengine,rtpengine-daemon)
 	CALLMESH_LOAD=1 $(GO) test -run '^TestLoadRelay$$' -count=1 -v -timeout 30m ./itest/load/

@@ -76,7 +76,7 @@ type relayPlan struct {
 
 func loadRelayPlan(t *testing.T) relayPlan {
 	t.Helper()
-	p := relayPlan{calls: defaultRelayCalls, measure: 10 * time.Second, relays: []string{"callmesh", "rtpengine", "direct"}, nice: genNice}
+	p := relayPlan{calls: defaultRelayCalls, measure: 10 * time.Second, relays: []string{"callmesh", "callmesh-kernel", "rtpengine", "direct"}, nice: genNice}
 	p.calls = envCounts(t, "CALLMESH_LOAD_CALLS", p.calls)
 	if s := os.Getenv("CALLMESH_LOAD_SECONDS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -200,7 +200,7 @@ type relayReport struct {
 //
 //	CALLMESH_LOAD_CALLS    the steps, e.g. "250,500,1000"
 //	CALLMESH_LOAD_SECONDS  measured seconds per step (default 10), after 1 s of warm-up
-//	CALLMESH_LOAD_RELAYS   which, in order (default "callmesh,rtpengine,direct")
+//	CALLMESH_LOAD_RELAYS   which, in order (default "callmesh,callmesh-kernel,rtpengine,direct")
 //	CALLMESH_LOAD_NICE     niceness of the generator's threads (default 19)
 //	CALLMESH_LOAD_OUT      file to write the results to as Markdown
 //	CALLMESH_LOAD_PROFILE  directory for a CPU profile of the callmesh relay process, whole run
@@ -222,6 +222,12 @@ func TestLoadRelay(t *testing.T) {
 		switch name {
 		case "callmesh", "callmesh-kernel":
 			h, err := startRelayHelper(t, next, next+span-1, name == "callmesh-kernel")
+			if err != nil && name == "callmesh-kernel" && strings.Contains(err.Error(), "media: kernel:") {
+				msg := "the kernel fast path does not load here (it needs Linux 6.6+, CAP_BPF and CAP_NET_ADMIN): callmesh-kernel is not measured"
+				t.Logf("%s: %v", msg, err)
+				missing = append(missing, msg)
+				continue
+			}
 			if err != nil {
 				t.Fatalf("%s relay process: %v", name, err)
 			}
@@ -832,20 +838,21 @@ func relayMarkdown(p relayPlan, reports []*relayReport, missing []string, loadBe
 		b.WriteString("\n")
 		fmt.Fprintf(&b, "Most calls meeting the criteria: **%s**.\n", r.bestText())
 	}
-	var cm, re *relayReport
+	var re *relayReport
 	for _, r := range reports {
-		switch r.t.name {
-		case "callmesh":
-			cm = r
-		case "rtpengine":
+		if r.t.name == "rtpengine" {
 			re = r
 		}
 	}
-	switch {
-	case cm != nil && re != nil:
-		fmt.Fprintf(&b, "\n**callmesh: %s calls, rtpengine: %s calls, ratio %s**\n", cm.bestText(), re.bestText(), ratioText(cm, re))
-	case cm != nil:
-		fmt.Fprintf(&b, "\n**callmesh: %s calls** (no rtpengine to compare with)\n", cm.bestText())
+	for _, r := range reports {
+		if !strings.HasPrefix(r.t.name, "callmesh") {
+			continue
+		}
+		if re != nil {
+			fmt.Fprintf(&b, "\n**%s: %s calls, rtpengine: %s calls, ratio %s**\n", r.t.name, r.bestText(), re.bestText(), ratioText(r, re))
+		} else {
+			fmt.Fprintf(&b, "\n**%s: %s calls** (no rtpengine to compare with)\n", r.t.name, r.bestText())
+		}
 	}
 	return b.String()
 }
