@@ -2,6 +2,7 @@ package media_test
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,33 @@ func TestKernelPathSecureStreamsAreCountedOnly(t *testing.T) {
 	}
 	if got := r.Counters.KernelForwarded.Load(); got < 27 {
 		t.Fatalf("the kernel forwarded %d of 30", got)
+	}
+}
+
+// The fast path forwards IPv4 only: on a relay bound to ::1, "auto" relays
+// in user space and "on" refuses to start, naming the field.
+func TestKernelModeWithoutThePath(t *testing.T) {
+	cfg := media.FastConfig()
+	cfg.Bind = netip.MustParseAddr("::1")
+	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 2)
+	cfg.Kernel = media.KernelAuto
+	r, err := media.New(cfg)
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	if r.KernelPath() {
+		t.Error("kernel path on for an IPv6 relay")
+	}
+	r.Close()
+	cfg.Kernel = media.KernelOn
+	if r, err := media.New(cfg); err == nil || !strings.HasPrefix(err.Error(), "media: kernel:") {
+		if r != nil {
+			r.Close()
+		}
+		t.Fatalf("media.New with kernel on and an IPv6 bind: %v; want a media: kernel: error", err)
+	}
+	cfg.Kernel = "sometimes"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "kernel") {
+		t.Fatalf("Validate(kernel %q) = %v", cfg.Kernel, err)
 	}
 }
