@@ -43,9 +43,10 @@ type Path struct {
 	links  []link.Link
 	lo     int // the loopback interface's index
 
-	mu     sync.Mutex // serialises Drain
+	mu     sync.Mutex // serialises Drain, and Drain with Close
 	reader *ringbuf.Reader
 	rec    ringbuf.Record
+	closed bool
 }
 
 // Open loads the program and attaches it to the ingress of the given
@@ -98,6 +99,12 @@ func Open(ifaces []int) (*Path, error) {
 // Close detaches the program and frees its maps. Datagrams then reach the
 // relay's sockets again.
 func (p *Path) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
 	var errs []error
 	for _, l := range p.links {
 		errs = append(errs, l.Close())
@@ -213,10 +220,13 @@ func (p *Path) Delete(in Flow) error {
 }
 
 // Drain hands every record in the ring to f, oldest first, and says how
-// many there were. It does not wait for more.
+// many there were. It does not wait for more. After Close it reads nothing.
 func (p *Path) Drain(f func(*Record)) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return 0, nil
+	}
 	p.reader.SetDeadline(time.Now().Add(-time.Second))
 	var r Record
 	n := 0
