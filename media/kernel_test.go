@@ -39,29 +39,8 @@ func newKernelRelay(t *testing.T, pairs int) *media.Relay {
 func TestKernelPathForwardsAndMeasures(t *testing.T) {
 	t.Parallel()
 	r := newKernelRelay(t, 4)
-	s, err := r.Open("kernel-clean")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
 	const n = 100
-	sendBoth(t, n, a, b)
-	waitFor(t, "both ends to receive every packet", func() bool {
-		return a.Stats().Packets == n && b.Stats().Packets == n
-	})
-	sum := s.Summary()
-	for _, leg := range sum.Legs {
-		if leg.PacketsIn != n || leg.PacketsOut != n || leg.BytesIn != n*172 {
-			t.Errorf("leg %s: in %d (%d bytes) out %d, want %d (%d bytes) each", leg.Side, leg.PacketsIn, leg.BytesIn, leg.PacketsOut, n, n*172)
-		}
-		if leg.LossPct != 0 || leg.Duplicates != 0 || leg.Strangers != 0 || leg.Codec != "PCMU" {
-			t.Errorf("leg %s: loss %.2f%%, duplicates %d, strangers %d, codec %q", leg.Side, leg.LossPct, leg.Duplicates, leg.Strangers, leg.Codec)
-		}
-	}
-	if !sum.Measured || sum.MOS <= 4.0 {
-		t.Errorf("clean call: measured %v, MOS %.2f, want > 4.0 (jitter %.2f ms)", sum.Measured, sum.MOS, sum.JitterMs)
-	}
+	s, a, b := cleanCall(t, r, "kernel-clean", n)
 	// The first packet of each side latches it in user space; the kernel
 	// needs both latched for the reverse direction's destination only when
 	// a side sends from elsewhere than it signalled, so at most a few
@@ -71,13 +50,16 @@ func TestKernelPathForwardsAndMeasures(t *testing.T) {
 		t.Errorf("forwarded %d, of which by the kernel %d; want %d, nearly all by the kernel", fw, kf, 2*n)
 	}
 
-	// Closed, the session's rules are gone: nothing more reaches b.
+	// Closed, the session's rules are gone: what side A still sends to its
+	// old port reaches no one (the sockets are closed too). Loopback
+	// delivers in well under the 200 ms allowed.
 	s.Close()
 	if err := a.Send(context.Background(), 5, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Counters.KernelForwarded.Load(); got != kf {
-		t.Errorf("the kernel forwarded %d more after Close", got-kf)
+	time.Sleep(200 * time.Millisecond)
+	if got := b.Stats().Packets; got != n {
+		t.Errorf("b received %d packets after Close", got-n)
 	}
 }
 
@@ -142,17 +124,7 @@ func TestKernelPathLatchingAndImpairment(t *testing.T) {
 func TestKernelPathSecureStreamsAreCountedOnly(t *testing.T) {
 	t.Parallel()
 	r := newKernelRelay(t, 2)
-	s, err := r.Open("kernel-srtp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	ra := remoteOf(a)
-	ra.Secure = true
-	s.Leg(media.A).Signal(ra)
-	s.Leg(media.B).Signal(remoteOf(b))
-	rtp, rtcp := s.Leg(media.A).Local()
-	a.SetPeer(rtp, rtcp)
+	s, a, b := secureCall(t, r, "kernel-srtp")
 	if err := a.Send(context.Background(), 30, 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}

@@ -79,24 +79,36 @@ func sendBoth(t *testing.T, n int, senders ...*mediatest.Endpoint) {
 func TestRelayForwardsAndMeasuresCleanCall(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, 4)
-	s, err := r.Open("clean")
+	s, _, _ := cleanCall(t, r, "clean", 100)
+	s.Close()
+	if r.Len() != 0 || r.FreePairs() != 4 {
+		t.Errorf("after close: %d sessions, %d free pairs; want 0 and 4", r.Len(), r.FreePairs())
+	}
+}
+
+// cleanCall anchors two endpoints that send each other n packets of 20 ms
+// PCMU through a new session, and checks what the relay measured: every
+// packet in and out on each leg, no loss, the codec, a clean MOS. It
+// returns the session and the endpoints of sides A and B.
+func cleanCall(t *testing.T, r *media.Relay, id string, n int) (s *media.Session, a, b *mediatest.Endpoint) {
+	t.Helper()
+	s, err := r.Open(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	a, b = mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
 	connect(s, a, b)
-	const n = 100
 	sendBoth(t, n, a, b)
 	waitFor(t, "both ends to receive every packet", func() bool {
-		return a.Stats().Packets == n && b.Stats().Packets == n
+		return a.Stats().Packets == uint64(n) && b.Stats().Packets == uint64(n)
 	})
 	sum := s.Summary()
 	for _, leg := range sum.Legs {
-		if leg.PacketsIn != n || leg.PacketsOut != n {
-			t.Errorf("leg %s: in %d out %d, want %d each", leg.Side, leg.PacketsIn, leg.PacketsOut, n)
+		if leg.PacketsIn != uint64(n) || leg.PacketsOut != uint64(n) || leg.BytesIn != uint64(n)*172 {
+			t.Errorf("leg %s: in %d (%d bytes) out %d, want %d (%d bytes) each", leg.Side, leg.PacketsIn, leg.BytesIn, leg.PacketsOut, n, n*172)
 		}
-		if leg.LossPct != 0 || leg.Strangers != 0 || leg.Junk != 0 {
-			t.Errorf("leg %s: loss %.2f%% strangers %d junk %d on clean loopback", leg.Side, leg.LossPct, leg.Strangers, leg.Junk)
+		if leg.LossPct != 0 || leg.Duplicates != 0 || leg.Strangers != 0 || leg.Junk != 0 {
+			t.Errorf("leg %s: loss %.2f%% duplicates %d strangers %d junk %d on clean loopback", leg.Side, leg.LossPct, leg.Duplicates, leg.Strangers, leg.Junk)
 		}
 		if leg.Codec != "PCMU" {
 			t.Errorf("leg %s: codec %q, want PCMU", leg.Side, leg.Codec)
@@ -106,10 +118,7 @@ func TestRelayForwardsAndMeasuresCleanCall(t *testing.T) {
 	if !sum.Measured || sum.MOS <= 4.0 {
 		t.Errorf("clean call: measured %v, MOS %.2f, want > 4.0 (R %.1f, jitter %.1f ms)", sum.Measured, sum.MOS, sum.R, sum.JitterMs)
 	}
-	s.Close()
-	if r.Len() != 0 || r.FreePairs() != 4 {
-		t.Errorf("after close: %d sessions, %d free pairs; want 0 and 4", r.Len(), r.FreePairs())
-	}
+	return s, a, b
 }
 
 func TestRelayLatchingRefusesStrangers(t *testing.T) {
@@ -343,18 +352,7 @@ func TestPeerRelaysMeasureTheirPath(t *testing.T) {
 
 func TestRelaySecureStreamsAreCountedOnly(t *testing.T) {
 	t.Parallel()
-	r := newRelay(t, 2)
-	s, err := r.Open("srtp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	ra := remoteOf(a)
-	ra.Secure = true
-	s.Leg(media.A).Signal(ra)
-	s.Leg(media.B).Signal(remoteOf(b))
-	rtp, rtcp := s.Leg(media.A).Local()
-	a.SetPeer(rtp, rtcp)
+	s, a, b := secureCall(t, newRelay(t, 2), "srtp")
 	if err := a.Send(context.Background(), 10, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -366,6 +364,24 @@ func TestRelaySecureStreamsAreCountedOnly(t *testing.T) {
 	if leg.PacketsIn != 10 || !leg.Secure || leg.JitterMs != 0 {
 		t.Fatalf("secure leg: %+v; want 10 packets counted, no statistics", leg)
 	}
+}
+
+// secureCall opens a session whose side A signalled SRTP (RTP/SAVP) and
+// points A's endpoint at its leg; B is signalled plain.
+func secureCall(t *testing.T, r *media.Relay, id string) (s *media.Session, a, b *mediatest.Endpoint) {
+	t.Helper()
+	s, err := r.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b = mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	ra := remoteOf(a)
+	ra.Secure = true
+	s.Leg(media.A).Signal(ra)
+	s.Leg(media.B).Signal(remoteOf(b))
+	rtp, rtcp := s.Leg(media.A).Local()
+	a.SetPeer(rtp, rtcp)
+	return s, a, b
 }
 
 func TestConfigValidateNamesField(t *testing.T) {

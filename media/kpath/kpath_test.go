@@ -73,23 +73,9 @@ func TestForwardOnLoopback(t *testing.T) {
 	}
 	before := kpath.Monotonic()
 	const n = 20
-	for i := 0; i < n; i++ {
-		if _, err := a.WriteToUDPAddrPort(rtp(uint16(100+i), uint32(i*160), 172), addr(ra)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendRTP(t, a, addr(ra), 100, n)
 	buf := make([]byte, 2048)
-	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for i := 0; i < n; i++ {
-		m, src, err := b.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			t.Fatalf("B got %d of %d: %v", i, n, err)
-		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		if src != addr(rb) || m != 172 || binary.BigEndian.Uint16(buf[2:]) != uint16(100+i) {
-			t.Fatalf("B got %d bytes, seq %d, from %s; want 172, %d, from %s", m, binary.BigEndian.Uint16(buf[2:]), src, 100+i, addr(rb))
-		}
-	}
+	expectRTP(t, b, addr(rb), 100, n)
 	var recs []kpath.Record
 	got, err := p.Drain(func(r *kpath.Record) { recs = append(recs, *r) })
 	if err != nil || got != n || len(recs) != n {
@@ -143,6 +129,33 @@ func TestForwardOnLoopback(t *testing.T) {
 	}
 	if st, err := p.Stats(); err != nil || st.Unrecorded != 0 {
 		t.Fatalf("Stats = %+v, %v", st, err)
+	}
+}
+
+// sendRTP writes n 172-byte RTP packets, sequence numbers from seq, to dst.
+func sendRTP(t *testing.T, from *net.UDPConn, dst netip.AddrPort, seq uint16, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := from.WriteToUDPAddrPort(rtp(seq+uint16(i), uint32(i*160), 172), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// expectRTP reads n packets on c, which must be sendRTP's from src in order.
+func expectRTP(t *testing.T, c *net.UDPConn, src netip.AddrPort, seq uint16, n int) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := 0; i < n; i++ {
+		m, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("got %d of %d: %v", i, n, err)
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if got := binary.BigEndian.Uint16(buf[2:]); from != src || m != 172 || got != seq+uint16(i) {
+			t.Fatalf("got %d bytes, seq %d, from %s; want 172, %d, from %s", m, got, from, seq+uint16(i), src)
+		}
 	}
 }
 
