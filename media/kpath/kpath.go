@@ -22,6 +22,10 @@
 // A.3, A.8), so the measurements do not change with the path. The ring
 // never wakes the reader (BPF_RB_NO_WAKEUP): it is polled.
 //
+// Forwarded datagrams skip the host's netfilter hooks after ingress (no
+// conntrack, no SNAT, no OUTPUT rules): a relay whose traffic the host
+// itself NATs must not use the fast path.
+//
 // Loading the program needs CAP_BPF and CAP_NET_ADMIN (or root), and
 // attaching it needs TCX (Linux 6.6 or later). The program is built here
 // instruction by instruction (cilium/ebpf's asm), so no compiler is needed
