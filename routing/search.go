@@ -45,26 +45,6 @@ func (p *planner) active(si int32) int {
 	return int(p.g.info[si].active)
 }
 
-// slaSegment returns the SLA's own segment that carries the call, chosen
-// as Provider.Offers chooses among a provider's segments: the matching one
-// with the longest location prefix, the first of equals. An SLA without
-// segments carries every call, with no cap.
-func slaSegment(s *sla.SLA, c sla.Call) (sla.Segment, bool) {
-	if len(s.Segments) == 0 {
-		return sla.Segment{}, true
-	}
-	best, found := -1, sla.Segment{}
-	for _, seg := range s.Segments {
-		if !seg.Matches(c) {
-			continue
-		}
-		if n, _ := sla.LocationMatch(seg.Location, c.Number); n > best {
-			best, found = n, seg
-		}
-	}
-	return found, best >= 0
-}
-
 // provState returns provider v's flags for the request, computing them on
 // first use.
 func (p *planner) provState(v int32) uint8 {
@@ -648,10 +628,10 @@ func (p *planner) maxDuration(c *cand) time.Duration {
 	}
 	for _, ei := range c.edges {
 		e := &g.edges[ei]
-		seg, _ := slaSegment(g.slas[e.sla], p.call)
+		seg, _ := g.slas[e.sla].Segment(p.call)
 		segs = append(segs, seg)
 		if e.peer >= 0 {
-			seg, _ := slaSegment(g.slas[e.peer], p.call)
+			seg, _ := g.slas[e.peer].Segment(p.call)
 			segs = append(segs, seg)
 		}
 	}

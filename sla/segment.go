@@ -81,19 +81,27 @@ func (s Segment) Matches(c Call) bool {
 // with the longest location prefix (the first of equals). ok is false when
 // none matches.
 func (p *Provider) Offers(c Call) (seg Segment, prefix int, ok bool) {
-	best := -1
 	for _, sv := range p.Services {
 		if sv.Type != c.Service {
 			continue
 		}
-		for _, s := range sv.Segments {
-			if !s.Matches(c) {
-				continue
-			}
-			n, _ := LocationMatch(s.Location, c.Number)
-			if n > best {
-				best, seg = n, s
-			}
+		if s, n, found := BestSegment(sv.Segments, c); found && (!ok || n > prefix) {
+			seg, prefix, ok = s, n, true
+		}
+	}
+	return seg, prefix, ok
+}
+
+// BestSegment is the segment of segs that carries the call with the
+// longest location prefix (the first of equals), and that prefix's length.
+func BestSegment(segs []Segment, c Call) (seg Segment, prefix int, ok bool) {
+	best := -1
+	for _, s := range segs {
+		if !s.Matches(c) {
+			continue
+		}
+		if n, _ := LocationMatch(s.Location, c.Number); n > best {
+			best, seg = n, s
 		}
 	}
 	if best < 0 {
@@ -127,6 +135,17 @@ func (s *SLA) SegmentsMatch(c Call) bool {
 		}
 	}
 	return false
+}
+
+// Segment is the SLA's own segment that carries the call, chosen as
+// Provider.Offers chooses among a provider's (BestSegment). An SLA without
+// segments carries every call, with no cap: the zero Segment.
+func (s *SLA) Segment(c Call) (Segment, bool) {
+	if len(s.Segments) == 0 {
+		return Segment{}, true
+	}
+	seg, _, ok := BestSegment(s.Segments, c)
+	return seg, ok
 }
 
 // MaxDuration is the tightest cap among segments; 0 means no cap.
