@@ -26,8 +26,9 @@ const kernelDrainEvery = 20 * time.Millisecond
 // kernelState is the relay's side of the kernel fast path (package kpath):
 // once a side's source is latched, the RTP it sends is forwarded by an eBPF
 // program without reaching the relay's sockets, and the program's records
-// feed the same statistics. RTCP, everything before the latch, SRTP's
-// first packets, impaired legs and IPv6 stay in user space.
+// feed the same statistics (SRTP, as in user space, is counted only).
+// RTCP, what arrives before the latch, impaired legs and IPv6 stay in user
+// space.
 type kernelState struct {
 	path   *kpath.Path
 	addr   netip.Addr // the relay's own address in rules: bind, or advertise for a wildcard bind
