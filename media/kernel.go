@@ -23,12 +23,16 @@ const (
 // and summaries read them first).
 const kernelDrainEvery = 20 * time.Millisecond
 
+// openKernelPath loads the kernel path; tests replace it to see the
+// relay's modes where it cannot load.
+var openKernelPath = kpath.Open
+
 // kernelState is the relay's side of the kernel fast path (package kpath):
 // once a side's source is latched, the RTP it sends is forwarded by an eBPF
 // program without reaching the relay's sockets, and the program's records
 // feed the same statistics (SRTP, as in user space, is counted only).
-// RTCP, what arrives before the latch, impaired legs and IPv6 stay in user
-// space.
+// RTCP, what arrives before the latch, impaired legs and endpoints of the
+// other address family than the relay's stay in user space.
 type kernelState struct {
 	path   *kpath.Path
 	addr   netip.Addr // the relay's own address in rules: bind, or advertise for a wildcard bind
@@ -57,14 +61,11 @@ func (r *Relay) startKernel() error {
 		r.log.Warn("media: kernel fast path unavailable; relaying in user space", "err", err)
 		return nil
 	}
-	if !addr.Is4() {
-		return fail(fmt.Errorf("the fast path forwards IPv4 only, and the relay's address is %s", addr))
-	}
 	ifs, err := kpath.Interfaces(r.cfg.Bind)
 	if err != nil {
 		return fail(err)
 	}
-	p, err := kpath.Open(ifs)
+	p, err := openKernelPath(ifs)
 	if err != nil {
 		return fail(err)
 	}
@@ -132,7 +133,7 @@ func (r *Relay) drainKernel() {
 func (l *Leg) kernelRecord(rec *kpath.Record, at int64) {
 	s := l.s
 	r := s.relay
-	size := rec.Payload()
+	size := rec.Size
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -160,13 +161,15 @@ func (l *Leg) kernelRecord(rec *kpath.Record, at int64) {
 }
 
 // kernelRule is the rule that should forward the RTP of l's side, if any:
-// its source latched, the other side's destination known, IPv4 throughout,
-// and no impairment on the way. Called with s.mu held.
+// its source latched, the other side's destination known, both of the
+// relay address's family, and no impairment on the way. Called with s.mu
+// held.
 func (l *Leg) kernelRule() (kpath.Rule, bool) {
 	k := l.s.relay.kernel
 	o := l.s.legs[l.side.other()]
 	src, dst := l.latchRTP, o.rtpDest()
-	if k == nil || !src.IsValid() || !dst.IsValid() || o.egress != nil || !src.Addr().Is4() || !dst.Addr().Is4() {
+	if k == nil || !src.IsValid() || !dst.IsValid() || o.egress != nil ||
+		src.Addr().Is4() != k.addr.Is4() || dst.Addr().Is4() != k.addr.Is4() || src.Addr().Is4In6() || dst.Addr().Is4In6() {
 		return kpath.Rule{}, false
 	}
 	return kpath.Rule{

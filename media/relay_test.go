@@ -521,9 +521,12 @@ func TestRelayIPv6AndDualStack(t *testing.T) {
 		name            string
 		bind, advertise string
 		endpoint        string
+		kernel          bool
 	}{
-		{"ipv6", "::1", "", "[::1]:0"},
-		{"dual stack, IPv4 endpoints", "::", "127.0.0.1", "127.0.0.1:0"},
+		{"ipv6", "::1", "", "[::1]:0", false},
+		{"dual stack, IPv4 endpoints", "::", "127.0.0.1", "127.0.0.1:0", false},
+		{"ipv6, kernel path", "::1", "", "[::1]:0", true},
+		{"dual stack, IPv4 endpoints, kernel path", "::", "127.0.0.1", "127.0.0.1:0", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := media.FastConfig()
@@ -532,7 +535,13 @@ func TestRelayIPv6AndDualStack(t *testing.T) {
 				cfg.Advertise = netip.MustParseAddr(tc.advertise)
 			}
 			cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 2)
+			if tc.kernel {
+				cfg.Kernel = media.KernelOn
+			}
 			r, err := media.New(cfg)
+			if err != nil && tc.kernel && strings.HasPrefix(err.Error(), "media: kernel:") {
+				t.Skipf("kernel fast path unavailable here: %v", err)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -579,6 +588,11 @@ func TestRelayIPv6AndDualStack(t *testing.T) {
 				if leg.PacketsIn != 5 || leg.PacketsOut != 5 {
 					t.Errorf("leg %s: in %d out %d, want 5 each", leg.Side, leg.PacketsIn, leg.PacketsOut)
 				}
+			}
+			// Each side's first packet latches it in user space; the kernel
+			// forwards the rest.
+			if k := r.Counters.KernelForwarded.Load(); tc.kernel && k != 8 {
+				t.Errorf("the kernel forwarded %d of 10 packets, want 8", k)
 			}
 		})
 	}

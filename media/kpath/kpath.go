@@ -6,17 +6,17 @@
 // The relay keeps deciding everything: it latches a side's source from its
 // first packets in user space, as before, and only then installs a rule,
 // "a datagram from A to the relay's port P leaves from the relay's port Q
-// toward B". A matching IPv4/UDP datagram that carries an RTP version 2
-// header (and is not RTCP multiplexed on the RTP port, RFC 5761 §4) has its
-// addresses and ports rewritten, its checksums updated, and is sent out of
-// the interface the kernel's routing table gives for B, with the MAC
-// addresses of the neighbour (bpf_fib_lookup), or through the loopback
-// device when B is a loopback address. Anything else (no rule, IP options,
-// fragments, a VLAN tag, an unresolved neighbour) goes on to the socket as
-// before.
+// toward B". A matching UDP datagram, over IPv4 or IPv6, that carries an
+// RTP version 2 header (and is not RTCP multiplexed on the RTP port, RFC
+// 5761 §4) has its addresses and ports rewritten and its checksums updated
+// incrementally, and is sent out of the interface toward B with the next
+// hop's MAC address from the neighbour table (bpf_redirect_neigh, which
+// resolves it if need be), or through the loopback device when B is this
+// host's own. Anything else (no rule, IPv4 options, IPv6 extension headers,
+// fragments, a VLAN tag, a GSO aggregate) goes on to the socket as before.
 //
 // For each datagram it forwards the program writes a record into a ring
-// buffer: the rule's ID, the datagram's length, its arrival time
+// buffer: the rule's ID, the RTP packet's length, its arrival time
 // (CLOCK_MONOTONIC) and its 12-byte RTP header. The relay reads them in
 // batches and feeds them to the same per-stream statistics (RFC 3550 A.1,
 // A.3, A.8), so the measurements do not change with the path. The ring
@@ -34,6 +34,7 @@ package kpath
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 )
 
@@ -43,7 +44,8 @@ var ErrUnsupported = errors.New("kpath: the kernel fast path needs Linux")
 
 // Rule forwards the RTP that arrives from In.Src at In.Dst (the relay's
 // port facing that side) out of Out.Src (the relay's port facing the other
-// side) to Out.Dst. Every address is IPv4.
+// side) to Out.Dst. Every address is of one family, IPv4 or IPv6 (not
+// IPv4-mapped).
 type Rule struct {
 	In, Out Flow
 	// ID names the rule in the records of what it forwarded.
@@ -57,17 +59,13 @@ type Flow struct {
 
 // Record is one datagram the kernel forwarded.
 type Record struct {
-	ID  uint32 // the rule's
-	Len int    // bytes from the Ethernet header on
+	ID   uint32 // the rule's
+	Size int    // the UDP payload's length: the RTP packet's
 	// At is when the datagram reached the hook, on CLOCK_MONOTONIC.
 	At int64
 	// RTP is the datagram's RTP fixed header (RFC 3550 §5.1).
 	RTP [12]byte
 }
-
-// Payload is the UDP payload's length: Len less the Ethernet, IPv4 (no
-// options) and UDP headers.
-func (r Record) Payload() int { return r.Len - hdrLen }
 
 // Stats are the program's own counts.
 type Stats struct {
@@ -77,15 +75,25 @@ type Stats struct {
 }
 
 const (
-	ethLen = 14
-	ipLen  = 20
-	udpLen = 8
-	hdrLen = ethLen + ipLen + udpLen
+	ethLen  = 14
+	ipLen   = 20
+	ip6Len  = 40
+	udpLen  = 8
+	hdrLen  = ethLen + ipLen + udpLen
+	hdrLen6 = ethLen + ip6Len + udpLen
 )
 
-func checkFlow(f Flow) error {
-	if !f.Src.Addr().Is4() || !f.Dst.Addr().Is4() {
-		return errors.New("kpath: only IPv4 flows")
+// checkRule says whether the kernel can forward r: one family throughout,
+// IPv4 or IPv6 (an IPv4-mapped address is neither on the wire).
+func checkRule(r Rule) error {
+	v4 := r.In.Src.Addr().Is4()
+	for _, a := range []netip.Addr{r.In.Src.Addr(), r.In.Dst.Addr(), r.Out.Src.Addr(), r.Out.Dst.Addr()} {
+		if !a.Is4() && !(a.Is6() && !a.Is4In6()) {
+			return fmt.Errorf("kpath: %s is neither IPv4 nor IPv6", a)
+		}
+		if a.Is4() != v4 {
+			return errors.New("kpath: a rule's addresses must be of one family")
+		}
 	}
 	return nil
 }

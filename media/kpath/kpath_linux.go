@@ -25,8 +25,10 @@ const (
 	ringSize = 8 << 20
 	recLen   = 32
 
-	keyLen   = 12 // saddr, daddr, sport, dport as on the wire
-	valueLen = 24
+	keyLen    = 12 // saddr, daddr, sport, dport as on the wire
+	valueLen  = 24 // the new flow, then ifindex, ID, flags
+	keyLen6   = 36
+	valueLen6 = 48
 
 	flagLocal = 1 // the destination is a loopback address: out through lo
 
@@ -37,7 +39,8 @@ const (
 // Path is the loaded program, its maps and its attachments.
 type Path struct {
 	prog   *ebpf.Program
-	rules  *ebpf.Map
+	rules  *ebpf.Map // IPv4
+	rules6 *ebpf.Map
 	ring   *ebpf.Map
 	counts *ebpf.Map
 	links  []link.Link
@@ -63,7 +66,10 @@ func Open(ifaces []int) (*Path, error) {
 			p.Close()
 		}
 	}()
-	if p.rules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_rules", Type: ebpf.Hash, KeySize: keyLen, ValueSize: valueLen, MaxEntries: maxRules}); err != nil {
+	if p.rules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_rules4", Type: ebpf.Hash, KeySize: keyLen, ValueSize: valueLen, MaxEntries: maxRules}); err != nil {
+		return nil, fmt.Errorf("kpath: rules map: %w", err)
+	}
+	if p.rules6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_rules6", Type: ebpf.Hash, KeySize: keyLen6, ValueSize: valueLen6, MaxEntries: maxRules}); err != nil {
 		return nil, fmt.Errorf("kpath: rules map: %w", err)
 	}
 	if p.ring, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_records", Type: ebpf.RingBuf, MaxEntries: ringSize}); err != nil {
@@ -78,7 +84,7 @@ func Open(ifaces []int) (*Path, error) {
 		// The program calls no GPL-only helper, so it needs no
 		// GPL-compatible licence declaration.
 		License:      "Proprietary",
-		Instructions: program(p.rules.FD(), p.ring.FD(), p.counts.FD()),
+		Instructions: program(p.rules.FD(), p.rules6.FD(), p.ring.FD(), p.counts.FD()),
 	}); err != nil {
 		return nil, fmt.Errorf("kpath: load program: %w", err)
 	}
@@ -113,7 +119,7 @@ func (p *Path) Close() error {
 	if p.reader != nil {
 		errs = append(errs, p.reader.Close())
 	}
-	for _, c := range []interface{ Close() error }{p.prog, p.rules, p.ring, p.counts} {
+	for _, c := range []interface{ Close() error }{p.prog, p.rules, p.rules6, p.ring, p.counts} {
 		if c != nil && !isNilCloser(c) {
 			errs = append(errs, c.Close())
 		}
@@ -133,25 +139,25 @@ func isNilCloser(c interface{ Close() error }) bool {
 
 // Put installs or replaces the rule for r.In.
 func (p *Path) Put(r Rule) error {
-	if err := checkFlow(r.In); err != nil {
+	if err := checkRule(r); err != nil {
 		return err
 	}
-	if err := checkFlow(r.Out); err != nil {
-		return err
-	}
-	k := key(r.In)
-	var v [valueLen]byte
-	copy(v[:keyLen], k2(r.Out))
-	binary.NativeEndian.PutUint32(v[16:], r.ID)
 	ifindex, local, err := p.route(r.Out.Dst.Addr())
 	if err != nil {
 		return err
 	}
-	binary.NativeEndian.PutUint32(v[12:], uint32(ifindex))
-	if local {
-		binary.NativeEndian.PutUint32(v[20:], flagLocal)
+	m, f := p.rules, layout4
+	if r.In.Src.Addr().Is6() {
+		m, f = p.rules6, layout6
 	}
-	if err := p.rules.Put(k[:], v[:]); err != nil {
+	v := make([]byte, f.vFlags+4)
+	copy(v, flowBytes(r.Out))
+	binary.NativeEndian.PutUint32(v[f.vIfindex:], uint32(ifindex))
+	binary.NativeEndian.PutUint32(v[f.vID:], r.ID)
+	if local {
+		binary.NativeEndian.PutUint32(v[f.vFlags:], flagLocal)
+	}
+	if err := m.Put(flowBytes(r.In), v); err != nil {
 		return fmt.Errorf("kpath: put rule: %w", err)
 	}
 	return nil
@@ -172,11 +178,15 @@ func (p *Path) route(dst netip.Addr) (ifindex int, local bool, err error) {
 	if _, ok := own[dst]; ok {
 		return p.lo, true, nil
 	}
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	network := "udp4"
+	if dst.Is6() {
+		network = "udp6"
+	}
+	c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
 	if err != nil {
 		return 0, false, fmt.Errorf("kpath: no route to %s: %w", dst, err)
 	}
-	src := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	src := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().WithZone("")
 	c.Close()
 	if i, ok := own[src]; ok {
 		return i, false, nil
@@ -199,7 +209,7 @@ func hostAddrs() (map[netip.Addr]int, error) {
 		for _, a := range addrs {
 			if n, ok := a.(*net.IPNet); ok {
 				if ip, ok := netip.AddrFromSlice(n.IP); ok {
-					m[ip.Unmap()] = ifc.Index
+					m[ip.Unmap().WithZone("")] = ifc.Index
 				}
 			}
 		}
@@ -209,11 +219,14 @@ func hostAddrs() (map[netip.Addr]int, error) {
 
 // Delete removes the rule for in, if there is one.
 func (p *Path) Delete(in Flow) error {
-	if checkFlow(in) != nil {
+	if checkRule(Rule{In: in, Out: in}) != nil {
 		return nil
 	}
-	k := key(in)
-	if err := p.rules.Delete(k[:]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	m := p.rules
+	if in.Src.Addr().Is6() {
+		m = p.rules6
+	}
+	if err := m.Delete(flowBytes(in)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("kpath: delete rule: %w", err)
 	}
 	return nil
@@ -243,7 +256,7 @@ func (p *Path) Drain(f func(*Record)) (int, error) {
 			continue
 		}
 		r.ID = binary.NativeEndian.Uint32(b[0:])
-		r.Len = int(binary.NativeEndian.Uint32(b[4:]))
+		r.Size = int(binary.NativeEndian.Uint32(b[4:]))
 		r.At = int64(binary.NativeEndian.Uint64(b[8:]))
 		copy(r.RTP[:], b[16:28])
 		n++
@@ -317,48 +330,50 @@ func loopbackIndex() (int, error) {
 	return 0, errors.New("kpath: no loopback interface")
 }
 
-// key is a flow as the program reads it from the IPv4 and UDP headers.
-func key(f Flow) [keyLen]byte {
-	var k [keyLen]byte
-	copy(k[:], k2(f))
-	return k
+// flowBytes is a flow as the program reads it from the IP and UDP headers:
+// source and destination addresses, then ports, in network order.
+func flowBytes(f Flow) []byte {
+	s, d := f.Src.Addr().AsSlice(), f.Dst.Addr().AsSlice()
+	b := make([]byte, 0, 2*len(s)+4)
+	b = append(b, s...)
+	b = append(b, d...)
+	b = binary.BigEndian.AppendUint16(b, f.Src.Port())
+	return binary.BigEndian.AppendUint16(b, f.Dst.Port())
 }
 
-func k2(f Flow) []byte {
-	var k [keyLen]byte
-	s, d := f.Src.Addr().As4(), f.Dst.Addr().As4()
-	copy(k[0:], s[:])
-	copy(k[4:], d[:])
-	binary.BigEndian.PutUint16(k[8:], f.Src.Port())
-	binary.BigEndian.PutUint16(k[10:], f.Dst.Port())
-	return k[:]
+// layout is where one address family's fields lie: in the frame, in the
+// copy of its headers on the program's stack, and in a rule's value.
+type layout struct {
+	name     string // label suffix
+	ethType  uint16
+	hdr      int16 // Ethernet, IP (no options or extension headers) and UDP
+	buf      int16 // stack offset of the headers' copy: buf+hdr, the RTP header, is 4-aligned
+	flowOff  int16 // frame offset of saddr, daddr, sport, dport: the rule's key
+	flowLen  int32
+	addrLen  int32 // saddr and daddr, both
+	ipCheck  int16 // frame offset of the IPv4 header checksum; 0: none (IPv6)
+	udpCheck int16
+	// value offsets (host order) after the new flow
+	vIfindex, vID, vFlags int16
 }
 
-// Stack layout of the program (offsets from the frame pointer R10).
+var (
+	layout4 = layout{name: "4", ethType: 0x0800, hdr: hdrLen, buf: -58, flowOff: ethLen + 12, flowLen: keyLen, addrLen: 8,
+		ipCheck: ethLen + 10, udpCheck: ethLen + ipLen + 6, vIfindex: 12, vID: 16, vFlags: 20}
+	layout6 = layout{name: "6", ethType: 0x86dd, hdr: hdrLen6, buf: -78, flowOff: ethLen + 8, flowLen: keyLen6, addrLen: 32,
+		udpCheck: ethLen + ip6Len + 6, vIfindex: 36, vID: 40, vFlags: 44}
+)
+
 const (
-	// The first 54 bytes of the frame: Ethernet, IPv4 (no options), UDP and
-	// the RTP fixed header. Placed so that the RTP header is 4-aligned.
-	stkBuf     = -58
-	stkEthType = stkBuf + 12
-	stkVerIHL  = stkBuf + ethLen
-	stkFrag    = stkBuf + ethLen + 6
-	stkProto   = stkBuf + ethLen + 9
-	stkFlow    = stkBuf + ethLen + 12 // saddr, daddr, sport, dport: the rule's key
-	stkPorts   = stkFlow + 8
-	stkRTP     = stkBuf + hdrLen
-	bufLen     = hdrLen + 12
+	// The record on the stack: id, payload length, time, RTP header, 4 bytes
+	// of padding (8-aligned for the time).
+	stkRec = -112
 
-	// The record: id, len, time, RTP header, 4 bytes of padding.
-	stkRec = -96
 	// struct __sk_buff offsets.
 	skbLen         = 0
+	skbProtocol    = 16
 	skbVlanPresent = 20
 	skbGSOSize     = 176
-
-	// Packet offsets.
-	offIPCheck  = ethLen + 10
-	offFlow     = ethLen + 12
-	offUDPCheck = ethLen + ipLen + 6
 
 	// Helper flags.
 	bpfFPseudoHdr    = 0x10
@@ -366,71 +381,107 @@ const (
 	bpfRBNoWakeup    = 1
 )
 
-// program is the forwarding program. R6 holds the socket buffer, R7 the
-// rule, R8 and R9 the checksum differences of the addresses and the ports.
-//
-// A rule's value: the new saddr, daddr, sport and dport as on the wire
-// (12 bytes), then in host order the output interface, the rule's ID and
-// its flags.
-func program(rules, ring, counts int) asm.Instructions {
-	be16 := func(v uint16) int32 { // a big-endian 16-bit field as a native load sees it
-		var b [2]byte
-		binary.BigEndian.PutUint16(b[:], v)
-		return int32(binary.NativeEndian.Uint16(b[:]))
-	}
-	return asm.Instructions{
+// be16 is a big-endian 16-bit field as a native load sees it.
+func be16(v uint16) int32 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return int32(binary.NativeEndian.Uint16(b[:]))
+}
+
+// program is the forwarding program: a few checks common to both families,
+// then one body per family. R6 holds the socket buffer throughout.
+func program(rules4, rules6, ring, counts int) asm.Instructions {
+	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		// Plain frames only: no offloaded VLAN tag, no GSO aggregate.
 		asm.LoadMem(asm.R1, asm.R6, skbVlanPresent, asm.Word),
 		asm.JNE.Imm(asm.R1, 0, "next"),
 		asm.LoadMem(asm.R1, asm.R6, skbGSOSize, asm.Word),
 		asm.JNE.Imm(asm.R1, 0, "next"),
-		// Copy the headers to the stack.
-		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.LoadMem(asm.R1, asm.R6, skbProtocol, asm.Word),
+		asm.JEq.Imm(asm.R1, be16(layout4.ethType), "ip4"),
+		asm.JEq.Imm(asm.R1, be16(layout6.ethType), "ip6"),
+		asm.Ja.Label("next"),
+	}
+	ins = append(ins, body(layout4, rules4, ring, counts)...)
+	ins = append(ins, body(layout6, rules6, ring, counts)...)
+	return append(ins,
+		asm.Mov.Imm(asm.R0, tcShot).WithSymbol("drop"), // half rewritten: never deliver it
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
+		asm.Return(),
+	)
+}
+
+// body forwards one family's datagrams. R7 holds the rule, R8 and R9 the
+// checksum differences of the addresses and the ports.
+//
+// A rule's value: the new saddr, daddr, sport and dport as on the wire,
+// then in host order the output interface, the rule's ID and its flags.
+func body(f layout, rules, ring, counts int) asm.Instructions {
+	l := func(s string) string { return s + f.name }
+	rtp := f.buf + f.hdr
+	ins := asm.Instructions{
+		// Copy the headers and the RTP header to the stack.
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol(l("ip")),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, stkBuf),
-		asm.Mov.Imm(asm.R4, bufLen),
+		asm.Add.Imm(asm.R3, int32(f.buf)),
+		asm.Mov.Imm(asm.R4, int32(f.hdr)+12),
 		asm.FnSkbLoadBytes.Call(),
 		asm.JNE.Imm(asm.R0, 0, "next"), // shorter than an RTP datagram
-		// IPv4 without options, UDP, not a fragment.
-		asm.LoadMem(asm.R1, asm.RFP, stkEthType, asm.Half),
-		asm.JNE.Imm(asm.R1, be16(0x0800), "next"),
-		asm.LoadMem(asm.R1, asm.RFP, stkVerIHL, asm.Byte),
-		asm.JNE.Imm(asm.R1, 0x45, "next"),
-		asm.LoadMem(asm.R1, asm.RFP, stkProto, asm.Byte),
-		asm.JNE.Imm(asm.R1, 17, "next"),
-		asm.LoadMem(asm.R1, asm.RFP, stkFrag, asm.Half),
-		asm.And.Imm(asm.R1, be16(0x3fff)), // more fragments, fragment offset
-		asm.JNE.Imm(asm.R1, 0, "next"),
+		asm.LoadMem(asm.R1, asm.RFP, f.buf+12, asm.Half),
+		asm.JNE.Imm(asm.R1, be16(f.ethType), "next"),
+	}
+	if f.ipCheck != 0 {
+		ins = append(ins, // IPv4 without options, UDP, not a fragment
+			asm.LoadMem(asm.R1, asm.RFP, f.buf+ethLen, asm.Byte),
+			asm.JNE.Imm(asm.R1, 0x45, "next"),
+			asm.LoadMem(asm.R1, asm.RFP, f.buf+ethLen+9, asm.Byte),
+			asm.JNE.Imm(asm.R1, unix.IPPROTO_UDP, "next"),
+			asm.LoadMem(asm.R1, asm.RFP, f.buf+ethLen+6, asm.Half),
+			asm.And.Imm(asm.R1, be16(0x3fff)), // more fragments, fragment offset
+			asm.JNE.Imm(asm.R1, 0, "next"),
+		)
+	} else {
+		ins = append(ins, // IPv6 with UDP as the next header: no extension headers
+			asm.LoadMem(asm.R1, asm.RFP, f.buf+ethLen, asm.Byte),
+			asm.RSh.Imm(asm.R1, 4),
+			asm.JNE.Imm(asm.R1, 6, "next"),
+			asm.LoadMem(asm.R1, asm.RFP, f.buf+ethLen+6, asm.Byte),
+			asm.JNE.Imm(asm.R1, unix.IPPROTO_UDP, "next"),
+		)
+	}
+	ins = append(ins,
 		// RTP version 2, and not RTCP on the RTP port (RFC 5761 §4: second
 		// octet 192–223).
-		asm.LoadMem(asm.R1, asm.RFP, stkRTP, asm.Byte),
+		asm.LoadMem(asm.R1, asm.RFP, rtp, asm.Byte),
 		asm.RSh.Imm(asm.R1, 6),
 		asm.JNE.Imm(asm.R1, 2, "next"),
-		asm.LoadMem(asm.R1, asm.RFP, stkRTP+1, asm.Byte),
-		asm.JLT.Imm(asm.R1, 192, "lookup"),
+		asm.LoadMem(asm.R1, asm.RFP, rtp+1, asm.Byte),
+		asm.JLT.Imm(asm.R1, 192, l("lookup")),
 		asm.JLE.Imm(asm.R1, 223, "next"),
 		// The rule for this flow.
-		asm.LoadMapPtr(asm.R1, rules).WithSymbol("lookup"),
+		asm.LoadMapPtr(asm.R1, rules).WithSymbol(l("lookup")),
 		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stkFlow),
+		asm.Add.Imm(asm.R2, int32(f.buf+f.flowOff)),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "next"),
 		asm.Mov.Reg(asm.R7, asm.R0),
 
-		// The record: rule ID, length, arrival time, RTP header.
-		asm.LoadMem(asm.R1, asm.R7, 16, asm.Word),
+		// The record: rule ID, payload length, arrival time, RTP header.
+		asm.LoadMem(asm.R1, asm.R7, f.vID, asm.Word),
 		asm.StoreMem(asm.RFP, stkRec, asm.R1, asm.Word),
 		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+		asm.Sub.Imm(asm.R1, int32(f.hdr)),
 		asm.StoreMem(asm.RFP, stkRec+4, asm.R1, asm.Word),
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.RFP, stkRec+8, asm.R0, asm.DWord),
-		asm.LoadMem(asm.R1, asm.RFP, stkRTP, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, rtp, asm.Word),
 		asm.StoreMem(asm.RFP, stkRec+16, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, stkRTP+4, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, rtp+4, asm.Word),
 		asm.StoreMem(asm.RFP, stkRec+20, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, stkRTP+8, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, rtp+8, asm.Word),
 		asm.StoreMem(asm.RFP, stkRec+24, asm.R1, asm.Word),
 		asm.StoreImm(asm.RFP, stkRec+28, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, ring),
@@ -439,85 +490,80 @@ func program(rules, ring, counts int) asm.Instructions {
 		asm.Mov.Imm(asm.R3, recLen),
 		asm.Mov.Imm(asm.R4, bpfRBNoWakeup),
 		asm.FnRingbufOutput.Call(),
-		asm.JEq.Imm(asm.R0, 0, "rewrite"),
+		asm.JEq.Imm(asm.R0, 0, l("rewrite")),
 		// The ring is full: forward anyway, and count the missing record.
 		asm.StoreImm(asm.RFP, stkRec, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, counts),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, stkRec),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "rewrite"),
+		asm.JEq.Imm(asm.R0, 0, l("rewrite")),
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
 
-		// Checksum differences: addresses (IPv4 header and UDP pseudo
-		// header) and ports (UDP header).
-		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol("rewrite"),
-		asm.Add.Imm(asm.R1, stkFlow),
-		asm.Mov.Imm(asm.R2, 8),
+		// Checksum differences: the addresses (in the IPv4 header, and in
+		// the UDP pseudo header of both families) and the ports.
+		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol(l("rewrite")),
+		asm.Add.Imm(asm.R1, int32(f.buf+f.flowOff)),
+		asm.Mov.Imm(asm.R2, f.addrLen),
 		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Mov.Imm(asm.R4, 8),
+		asm.Mov.Imm(asm.R4, f.addrLen),
 		asm.Mov.Imm(asm.R5, 0),
 		asm.FnCsumDiff.Call(),
 		asm.Mov.Reg(asm.R8, asm.R0),
 		asm.Mov.Reg(asm.R1, asm.RFP),
-		asm.Add.Imm(asm.R1, stkPorts),
+		asm.Add.Imm(asm.R1, int32(f.buf+f.flowOff)+f.addrLen),
 		asm.Mov.Imm(asm.R2, 4),
 		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Add.Imm(asm.R3, 8),
+		asm.Add.Imm(asm.R3, f.addrLen),
 		asm.Mov.Imm(asm.R4, 4),
 		asm.Mov.Imm(asm.R5, 0),
 		asm.FnCsumDiff.Call(),
 		asm.Mov.Reg(asm.R9, asm.R0),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, offIPCheck),
-		asm.Mov.Imm(asm.R3, 0),
-		asm.Mov.Reg(asm.R4, asm.R8),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnL3CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "drop"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, offUDPCheck),
-		asm.Mov.Imm(asm.R3, 0),
-		asm.Mov.Reg(asm.R4, asm.R8),
-		asm.Mov.Imm(asm.R5, bpfFPseudoHdr|bpfFMarkMangled0),
-		asm.FnL4CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "drop"),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, offUDPCheck),
-		asm.Mov.Imm(asm.R3, 0),
-		asm.Mov.Reg(asm.R4, asm.R9),
-		asm.Mov.Imm(asm.R5, bpfFMarkMangled0),
-		asm.FnL4CsumReplace.Call(),
-		asm.JNE.Imm(asm.R0, 0, "drop"),
+	)
+	if f.ipCheck != 0 {
+		ins = append(ins, csumReplace(asm.FnL3CsumReplace, f.ipCheck, asm.R8, 0)...)
+	}
+	ins = append(ins, csumReplace(asm.FnL4CsumReplace, f.udpCheck, asm.R8, bpfFPseudoHdr|bpfFMarkMangled0)...)
+	ins = append(ins, csumReplace(asm.FnL4CsumReplace, f.udpCheck, asm.R9, bpfFMarkMangled0)...)
+	return append(ins,
 		// The new addresses and ports.
 		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, offFlow),
+		asm.Mov.Imm(asm.R2, int32(f.flowOff)),
 		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Mov.Imm(asm.R4, keyLen),
+		asm.Mov.Imm(asm.R4, f.flowLen),
 		asm.Mov.Imm(asm.R5, 0),
 		asm.FnSkbStoreBytes.Call(),
 		asm.JNE.Imm(asm.R0, 0, "drop"),
-		asm.LoadMem(asm.R1, asm.R7, 20, asm.Word),
-		asm.JSet.Imm(asm.R1, flagLocal, "local"),
+		asm.LoadMem(asm.R1, asm.R7, f.vFlags, asm.Word),
+		asm.JSet.Imm(asm.R1, flagLocal, l("local")),
 		// Out of the interface toward the destination, with the MAC
 		// addresses of the next hop from the neighbour table (the kernel
 		// resolves it if need be): bpf_redirect_neigh.
-		asm.LoadMem(asm.R1, asm.R7, 12, asm.Word),
+		asm.LoadMem(asm.R1, asm.R7, f.vIfindex, asm.Word),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.Mov.Imm(asm.R3, 0),
 		asm.Mov.Imm(asm.R4, 0),
 		asm.FnRedirectNeigh.Call(),
 		asm.Return(),
 		// Out through the loopback device.
-		asm.LoadMem(asm.R1, asm.R7, 12, asm.Word).WithSymbol("local"),
+		asm.LoadMem(asm.R1, asm.R7, f.vIfindex, asm.Word).WithSymbol(l("local")),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
+	)
+}
 
-		asm.Mov.Imm(asm.R0, tcShot).WithSymbol("drop"), // half rewritten: never deliver it
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
-		asm.Return(),
+// csumReplace calls a checksum helper with a precomputed difference in
+// diff for the field at off; a failure drops the half-rewritten datagram.
+func csumReplace(fn asm.BuiltinFunc, off int16, diff asm.Register, flags int32) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, int32(off)),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.Mov.Reg(asm.R4, diff),
+		asm.Mov.Imm(asm.R5, flags),
+		fn.Call(),
+		asm.JNE.Imm(asm.R0, 0, "drop"),
 	}
 }

@@ -33,11 +33,15 @@ func open(t *testing.T) *kpath.Path {
 	return p
 }
 
-func udp(t testing.TB) *net.UDPConn {
+func udp(t testing.TB) *net.UDPConn { return udpOn(t, netip.MustParseAddr("127.0.0.1")) }
+
+// udpOn binds a UDP socket to ip; it skips when the host has no such
+// address (an IPv6 loopback, say).
+func udpOn(t testing.TB, ip netip.Addr) *net.UDPConn {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("cannot bind %s here: %v", ip, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -59,10 +63,17 @@ func rtp(seq uint16, ts uint32, size int) []byte {
 
 // A rule moves A's RTP for the relay's port RA to B, from the relay's port
 // RB, with a record of each datagram; what it does not match (RTCP, junk,
-// another source) still reaches the relay's socket.
+// another source) still reaches the relay's socket. Over IPv4 and IPv6.
 func TestForwardOnLoopback(t *testing.T) {
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		t.Run(ip, func(t *testing.T) { forwardOnLoopback(t, netip.MustParseAddr(ip)) })
+	}
+}
+
+func forwardOnLoopback(t *testing.T, ip netip.Addr) {
 	p := open(t)
-	a, b, ra, rb, stranger := udp(t), udp(t), udp(t), udp(t), udp(t)
+	sock := func() *net.UDPConn { return udpOn(t, ip) }
+	a, b, ra, rb, stranger := sock(), sock(), sock(), sock(), sock()
 	rule := kpath.Rule{
 		In:  kpath.Flow{Src: addr(a), Dst: addr(ra)},
 		Out: kpath.Flow{Src: addr(rb), Dst: addr(b)},
@@ -83,7 +94,7 @@ func TestForwardOnLoopback(t *testing.T) {
 	}
 	after := kpath.Monotonic()
 	for i, r := range recs {
-		if r.ID != 42 || r.Payload() != 172 || binary.BigEndian.Uint16(r.RTP[2:]) != uint16(100+i) ||
+		if r.ID != 42 || r.Size != 172 || binary.BigEndian.Uint16(r.RTP[2:]) != uint16(100+i) ||
 			binary.BigEndian.Uint32(r.RTP[8:]) != 0x11223344 || r.At < before || r.At > after {
 			t.Fatalf("record %d = %+v", i, r)
 		}
@@ -159,13 +170,21 @@ func expectRTP(t *testing.T, c *net.UDPConn, src netip.AddrPort, seq uint16, n i
 	}
 }
 
-func TestRulesAreIPv4(t *testing.T) {
+// A rule is of one family: the kernel cannot turn IPv4 into IPv6, and an
+// IPv4-mapped address is on no wire.
+func TestRulesAreOfOneFamily(t *testing.T) {
 	p := open(t)
 	v6 := netip.MustParseAddrPort("[::1]:5000")
 	v4 := netip.MustParseAddrPort("127.0.0.1:5000")
-	err := p.Put(kpath.Rule{In: kpath.Flow{Src: v6, Dst: v4}, Out: kpath.Flow{Src: v4, Dst: v4}})
-	if err == nil || errors.Is(err, kpath.ErrUnsupported) {
-		t.Fatalf("Put of an IPv6 flow = %v", err)
+	mapped := netip.MustParseAddrPort("[::ffff:127.0.0.1]:5000")
+	for _, r := range []kpath.Rule{
+		{In: kpath.Flow{Src: v6, Dst: v4}, Out: kpath.Flow{Src: v4, Dst: v4}},
+		{In: kpath.Flow{Src: v4, Dst: v4}, Out: kpath.Flow{Src: v4, Dst: v6}},
+		{In: kpath.Flow{Src: mapped, Dst: mapped}, Out: kpath.Flow{Src: mapped, Dst: mapped}},
+	} {
+		if err := p.Put(r); err == nil || errors.Is(err, kpath.ErrUnsupported) {
+			t.Errorf("Put(%+v) = %v; want a family error", r, err)
+		}
 	}
 }
 

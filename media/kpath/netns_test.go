@@ -23,13 +23,14 @@ import (
 // behind a veth pair, the relay's sockets on the host side, as a relay
 // faces a network card. The program on the host end's ingress sends A's
 // RTP back out of that end toward B with the neighbour's MAC address
-// (bpf_redirect_neigh); nothing reaches the relay's socket.
+// (bpf_redirect_neigh); nothing reaches the relay's socket. Over IPv4 and
+// IPv6.
 func TestForwardThroughAnInterface(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs ip(8) (iproute2) to build a veth pair")
 	}
-	ns, hostIP, nsIP := vethPair(t)
-	ifs, err := kpath.Interfaces(hostIP)
+	v := vethPair(t)
+	ifs, err := kpath.Interfaces(v.host4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +39,13 @@ func TestForwardThroughAnInterface(t *testing.T) {
 		t.Skipf("kernel path unavailable here: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
+	t.Run("IPv4", func(t *testing.T) { forwardThrough(t, p, v.ns, v.host4, v.peer4) })
+	t.Run("IPv6", func(t *testing.T) { forwardThrough(t, p, v.ns, v.host6, v.peer6) })
+}
 
+func forwardThrough(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Addr) {
 	listen := func(ip netip.Addr) *net.UDPConn {
-		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,8 +65,8 @@ func TestForwardThroughAnInterface(t *testing.T) {
 	expectRTP(t, b, addr(rb), 0, n)
 	buf := make([]byte, 2048)
 	if got, err := p.Drain(func(r *kpath.Record) {
-		if r.ID != 9 {
-			t.Errorf("record of rule %d", r.ID)
+		if r.ID != 9 || r.Size != 172 {
+			t.Errorf("record of rule %d, %d bytes", r.ID, r.Size)
 		}
 	}); err != nil || got != n {
 		t.Fatalf("Drain = %d, %v; want %d", got, err, n)
@@ -72,29 +77,81 @@ func TestForwardThroughAnInterface(t *testing.T) {
 	}
 
 	// The checksums. A socket's datagrams cross veth with their UDP checksum
-	// left to offload, which the receiver trusts; a datagram written whole
-	// on a raw socket carries a full checksum, which the receiver verifies
-	// in software after the rewrite (and drops if it is wrong). A zero UDP
-	// checksum (none, RFC 768) must stay zero.
-	var raw int
-	inNamespace(t, ns, func() {
-		var err error
-		if raw, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW); err != nil {
-			t.Errorf("raw socket: %v", err)
-		}
-	})
-	defer unix.Close(raw)
-	for i, zero := range []bool{false, true} {
+	// left to offload, which the receiver trusts; a datagram written on a
+	// raw socket carries a full checksum, which the receiver verifies in
+	// software after the rewrite (and drops if it is wrong). Over IPv4 a
+	// zero UDP checksum (none, RFC 768) must stay zero; IPv6 has no such
+	// thing (RFC 8200 §8.1).
+	cases := []bool{false}
+	if hostIP.Is4() {
+		cases = append(cases, true)
+	}
+	for i, zero := range cases {
 		seq := uint16(1000 + i)
-		pkt := udpDatagram(addr(a), addr(ra), rtp(seq, 0, 172), zero)
-		if err := unix.Sendto(raw, pkt, 0, &unix.SockaddrInet4{Addr: hostIP.As4()}); err != nil {
-			t.Fatalf("raw send: %v", err)
-		}
+		sendRaw(t, ns, addr(a), addr(ra), rtp(seq, 0, 172), zero)
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
 		m, _, err := b.ReadFromUDPAddrPort(buf)
 		if err != nil || m != 172 || binary.BigEndian.Uint16(buf[2:]) != seq {
 			t.Fatalf("datagram with a full checksum (zero %v): B got %d bytes, seq %d, %v", zero, m, binary.BigEndian.Uint16(buf[2:]), err)
 		}
 	}
+	if got, _ := p.Drain(func(*kpath.Record) {}); got != len(cases) {
+		t.Errorf("%d records of the raw datagrams, want %d", got, len(cases))
+	}
+	if err := p.Delete(rule.In); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendRaw writes, from inside the namespace, a UDP datagram from src to
+// dst with its checksum computed in full (or zero): an IPv4 datagram built
+// whole, or for IPv6 the UDP header and payload (the kernel adds the IPv6
+// header, and computes no checksum on a raw socket).
+func sendRaw(t *testing.T, ns string, src, dst netip.AddrPort, payload []byte, zero bool) {
+	t.Helper()
+	var fd int
+	var err error
+	inNamespace(t, ns, func() {
+		if src.Addr().Is4() {
+			fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+		} else {
+			fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW, unix.IPPROTO_UDP)
+		}
+	})
+	if err != nil {
+		t.Fatalf("raw socket: %v", err)
+	}
+	defer unix.Close(fd)
+	if src.Addr().Is4() {
+		err = unix.Sendto(fd, udpDatagram(src, dst, payload, zero), 0, &unix.SockaddrInet4{Addr: dst.Addr().As4()})
+	} else {
+		err = unix.Sendto(fd, udpSegment(src, dst, payload), 0, &unix.SockaddrInet6{Addr: dst.Addr().As16()})
+	}
+	if err != nil {
+		t.Fatalf("raw send: %v", err)
+	}
+}
+
+// udpSegment is a UDP header and payload from src to dst with the checksum
+// over the IPv6 pseudo header (RFC 8200 §8.1).
+func udpSegment(src, dst netip.AddrPort, payload []byte) []byte {
+	u := make([]byte, 8+len(payload))
+	binary.BigEndian.PutUint16(u[0:], src.Port())
+	binary.BigEndian.PutUint16(u[2:], dst.Port())
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	copy(u[8:], payload)
+	s16, d16 := src.Addr().As16(), dst.Addr().As16()
+	var pseudo [40]byte
+	copy(pseudo[0:], s16[:])
+	copy(pseudo[16:], d16[:])
+	binary.BigEndian.PutUint32(pseudo[32:], uint32(len(u)))
+	pseudo[39] = unix.IPPROTO_UDP
+	c := ^sum16(u, sum16(pseudo[:], 0))
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(u[6:], c)
+	return u
 }
 
 // udpDatagram is an IPv4 datagram (no options) carrying payload from src to
@@ -142,16 +199,25 @@ func sum16(b []byte, acc uint16) uint16 {
 	return uint16(s)
 }
 
-// vethPair makes a network namespace joined to this one by a veth pair
-// with a /30 between them, removed at cleanup.
-func vethPair(t *testing.T) (ns string, host, peer netip.Addr) {
+// veth is a network namespace joined to this one by a veth pair, with a
+// /30 and a /64 between them.
+type veth struct {
+	ns           string
+	host4, peer4 netip.Addr
+	host6, peer6 netip.Addr
+}
+
+// vethPair makes a veth, removed at cleanup.
+func vethPair(t *testing.T) veth {
 	t.Helper()
 	id := os.Getpid() % 10000
-	ns = fmt.Sprintf("cmkp%d", id)
+	v := veth{ns: fmt.Sprintf("cmkp%d", id)}
 	h, q := fmt.Sprintf("cmh%d", id), fmt.Sprintf("cmq%d", id)
 	sub := 4 * (id % 64)
-	host = netip.AddrFrom4([4]byte{10, 213, byte(id / 64 % 250), byte(sub + 1)})
-	peer = netip.AddrFrom4([4]byte{10, 213, byte(id / 64 % 250), byte(sub + 2)})
+	v.host4 = netip.AddrFrom4([4]byte{10, 213, byte(id / 64 % 250), byte(sub + 1)})
+	v.peer4 = netip.AddrFrom4([4]byte{10, 213, byte(id / 64 % 250), byte(sub + 2)})
+	v.host6 = netip.MustParseAddr(fmt.Sprintf("fd6d:6b70:%x::1", id))
+	v.peer6 = netip.MustParseAddr(fmt.Sprintf("fd6d:6b70:%x::2", id))
 	run := func(args ...string) error {
 		out, err := exec.Command("ip", args...).CombinedOutput()
 		if err != nil {
@@ -159,27 +225,29 @@ func vethPair(t *testing.T) (ns string, host, peer netip.Addr) {
 		}
 		return nil
 	}
-	if err := run("netns", "add", ns); err != nil {
+	if err := run("netns", "add", v.ns); err != nil {
 		t.Skipf("cannot make a network namespace here: %v", err)
 	}
 	t.Cleanup(func() {
 		_ = run("link", "del", h)
-		_ = run("netns", "del", ns)
+		_ = run("netns", "del", v.ns)
 	})
 	for _, c := range [][]string{
 		{"link", "add", h, "type", "veth", "peer", "name", q},
-		{"link", "set", q, "netns", ns},
-		{"addr", "add", host.String() + "/30", "dev", h},
+		{"link", "set", q, "netns", v.ns},
+		{"addr", "add", v.host4.String() + "/30", "dev", h},
+		{"-6", "addr", "add", v.host6.String() + "/64", "dev", h, "nodad"},
 		{"link", "set", h, "up"},
-		{"-n", ns, "addr", "add", peer.String() + "/30", "dev", q},
-		{"-n", ns, "link", "set", q, "up"},
-		{"-n", ns, "link", "set", "lo", "up"},
+		{"-n", v.ns, "addr", "add", v.peer4.String() + "/30", "dev", q},
+		{"-n", v.ns, "-6", "addr", "add", v.peer6.String() + "/64", "dev", q, "nodad"},
+		{"-n", v.ns, "link", "set", q, "up"},
+		{"-n", v.ns, "link", "set", "lo", "up"},
 	} {
 		if err := run(c...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return ns, host, peer
+	return v
 }
 
 // inNamespace runs f on a thread switched into the named network

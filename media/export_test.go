@@ -1,0 +1,11 @@
+package media
+
+import "github.com/callmesh/callmesh/media/kpath"
+
+// FailKernelPath makes loading the kernel path fail with err until the
+// returned function restores it. Not for parallel tests.
+func FailKernelPath(err error) (restore func()) {
+	old := openKernelPath
+	openKernelPath = func([]int) (*kpath.Path, error) { return nil, err }
+	return func() { openKernelPath = old }
+}
