@@ -127,17 +127,25 @@ func TestQualityFeedbackMovesCallsAndBringsThemBack(t *testing.T) {
 			t.Logf("node0's measurement of node0-alpha while degraded: %+v", m)
 		}
 	}
+	everywhere := time.Now()
 	if gains(f.alpha, 2*time.Second) {
 		t.Fatalf("alpha still got new calls while quarantined: %+v", f.alpha.Counters())
 	}
-	if !gains(f.beta, 2*time.Second) {
-		t.Fatalf("beta got no calls while alpha was quarantined: %+v", f.beta.Counters())
+	// The nodes' API tells the same: no call node0 placed since took alpha.
+	// Checked now, while node0 still has alpha in quarantine: its probation
+	// (sla.probation, 4 s from node0's own quarantine) hands alpha a share
+	// of new calls again, and under a loaded machine node0 may have
+	// quarantined alpha well before the last node did.
+	if st := state(n0, "alpha"); st != node.ProviderQuarantined {
+		t.Fatalf("node0 let alpha out of quarantine %s after every node had it in: %s", time.Since(everywhere).Round(interval), st)
 	}
-	// The nodes' API tells the same: calls in progress at node0 take beta.
 	for _, in := range n0.Calls().Calls() {
-		if len(in.Path) > 1 && in.Path[1] == "alpha" && in.Started.After(time.Now().Add(-time.Second)) {
+		if len(in.Path) > 1 && in.Path[1] == "alpha" && in.Started.After(everywhere) {
 			t.Fatalf("a new call took alpha while it was quarantined: %+v", in)
 		}
+	}
+	if !gains(f.beta, 2*time.Second) {
+		t.Fatalf("beta got no calls while alpha was quarantined: %+v", f.beta.Counters())
 	}
 
 	// alpha recovers; after its probation time it carries a share of the
