@@ -1,7 +1,10 @@
 package media
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -60,6 +63,11 @@ func (r *Relay) startKernel() error {
 		}
 		r.log.Warn("media: kernel fast path unavailable; relaying in user space", "err", err)
 		return nil
+	}
+	if !kpath.HostHas(addr) {
+		// A wildcard bind advertising an address of a NAT in front: the
+		// datagrams arrive for another address, and no rule would match.
+		return fail(fmt.Errorf("%s, which rules would match, is not an address of this host", addr))
 	}
 	ifs, err := kpath.Interfaces(r.cfg.Bind)
 	if err != nil {
@@ -144,7 +152,10 @@ func (l *Leg) kernelRecord(rec *kpath.Record, at int64) {
 	if l.remote.Secure {
 		l.rawPackets++
 		l.rawBytes += uint64(size)
-	} else if h, ok := parseRTP(rec.RTP[:]); ok {
+	} else {
+		// The program forwards RTP version 2 only; the record holds the
+		// fixed header, without CSRCs or an extension to check.
+		h := fixedHeader(&rec.RTP)
 		l.in.Update(rtpstats.Packet{SSRC: h.ssrc, Seq: h.seq, Timestamp: h.timestamp,
 			PT: h.pt, Marker: h.marker, Size: size, Arrival: at})
 		if l.clocks[h.pt] != 0 {
@@ -186,15 +197,17 @@ func (s *Session) syncKernel() {
 	if k == nil {
 		return
 	}
+	same := func(a *kpath.Rule, b kpath.Rule) bool { return a != nil && a.In == b.In && a.Out == b.Out }
 	for _, l := range s.legs {
 		want, ok := l.kernelRule()
 		if s.closing {
 			ok = false
 		}
 		have := l.kRule
-		if ok && have != nil && have.In == want.In && have.Out == want.Out {
-			continue
+		if ok && (same(have, want) || same(l.kDeclined, want)) {
+			continue // in place, or refused before: not asked again per packet
 		}
+		l.kDeclined = nil
 		if !ok && have == nil {
 			continue
 		}
@@ -202,7 +215,7 @@ func (s *Session) syncKernel() {
 			if err := k.path.Delete(have.In); err != nil {
 				s.relay.log.Warn("media: kernel rule", "session", s.id, "err", err)
 			}
-			l.kRule = nil
+			l.kRule, have = nil, nil
 		}
 		if !ok {
 			continue
@@ -210,20 +223,33 @@ func (s *Session) syncKernel() {
 		k.mu.Lock()
 		k.nextID++
 		want.ID = k.nextID
+		k.mu.Unlock()
+		if err := k.path.Put(want); err != nil {
+			// User space relays this direction. A rule that replaced
+			// another in place must not leave the old one forwarding.
+			if have != nil {
+				_ = k.path.Delete(have.In)
+				l.kRule = nil
+			}
+			l.kDeclined = &want
+			level := slog.LevelWarn
+			if errors.Is(err, kpath.ErrDeclined) {
+				level = slog.LevelDebug
+			}
+			s.relay.log.Log(context.Background(), level, "media: kernel rule", "session", s.id, "err", err)
+			continue
+		}
+		k.mu.Lock()
 		k.legs[want.ID] = l
 		k.mu.Unlock()
 		l.kIDs = append(l.kIDs, want.ID)
-		if err := k.path.Put(want); err != nil {
-			// User space goes on relaying this direction.
-			s.relay.log.Warn("media: kernel rule", "session", s.id, "err", err)
-			continue
-		}
 		l.kRule = &want
 	}
 }
 
-// forgetKernel drops the session's rule IDs once its last records are in.
-// Called after the rules are deleted, with no lock held.
+// forgetKernel drops the session's rule IDs after a last drain (which,
+// the session closing, discards their records). Called after the rules
+// are deleted, with no lock held.
 func (s *Session) forgetKernel() {
 	k := s.relay.kernel
 	if k == nil {

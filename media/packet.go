@@ -47,13 +47,7 @@ func parseRTP(b []byte) (rtpHeader, bool) {
 	if classify(b) != kindRTP {
 		return rtpHeader{}, false
 	}
-	h := rtpHeader{
-		marker:    b[1]&0x80 != 0,
-		pt:        b[1] & 0x7f,
-		seq:       binary.BigEndian.Uint16(b[2:]),
-		timestamp: binary.BigEndian.Uint32(b[4:]),
-		ssrc:      binary.BigEndian.Uint32(b[8:]),
-	}
+	h := fixedHeader((*[12]byte)(b))
 	n := 12 + 4*int(b[0]&0x0f)
 	if n > len(b) {
 		return rtpHeader{}, false
@@ -74,4 +68,17 @@ func parseRTP(b []byte) (rtpHeader, bool) {
 		}
 	}
 	return h, true
+}
+
+// fixedHeader reads the fields of the RTP fixed header (RFC 3550 §5.1):
+// all the statistics need, and all a kernel record carries (the CSRC list,
+// a header extension and padding follow it, and are not in the record).
+func fixedHeader(b *[12]byte) rtpHeader {
+	return rtpHeader{
+		marker:    b[1]&0x80 != 0,
+		pt:        b[1] & 0x7f,
+		seq:       binary.BigEndian.Uint16(b[2:]),
+		timestamp: binary.BigEndian.Uint32(b[4:]),
+		ssrc:      binary.BigEndian.Uint32(b[8:]),
+	}
 }

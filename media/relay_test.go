@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/media"
+	"github.com/callmesh/callmesh/media/kpath"
 	"github.com/callmesh/callmesh/media/mediatest"
 )
 
@@ -539,7 +540,7 @@ func TestRelayIPv6AndDualStack(t *testing.T) {
 				cfg.Kernel = media.KernelOn
 			}
 			r, err := media.New(cfg)
-			if err != nil && tc.kernel && strings.HasPrefix(err.Error(), "media: kernel:") {
+			if err != nil && tc.kernel && kpath.Unavailable(err) {
 				t.Skipf("kernel fast path unavailable here: %v", err)
 			}
 			if err != nil {

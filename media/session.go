@@ -133,8 +133,9 @@ type Leg struct {
 	strangers, junk        uint64
 	malformed, noRoute     uint64
 
-	kRule *kpath.Rule // the kernel's rule forwarding this side's RTP; nil: none
-	kIDs  []uint32    // every rule ID the leg had, for the last records
+	kRule     *kpath.Rule // the kernel's rule forwarding this side's RTP; nil: none
+	kDeclined *kpath.Rule // the last rule the kernel path refused, not asked again
+	kIDs      []uint32    // every rule ID the leg had, for the last records
 
 	egress      *impair.Model // impairment of what is sent toward this side
 	egressDelay time.Duration // its base delay, which RTCP takes too
@@ -191,6 +192,7 @@ func (l *Leg) Anchor() sdpedit.Anchor {
 // restarts.
 func (l *Leg) Signal(r Remote) {
 	s := l.s
+	s.relay.drainKernel() // the records of the rules this may replace come first
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l.signalled && (r.RTP != l.remote.RTP || r.rtcpAddr() != l.remote.rtcpAddr()) {
@@ -230,6 +232,7 @@ func (l *Leg) Impair(cfg impair.Config) error {
 			return err
 		}
 	}
+	l.s.relay.drainKernel() // the records of the rule this may remove come first
 	l.s.mu.Lock()
 	l.egress, l.egressDelay = m, 0
 	if m != nil {

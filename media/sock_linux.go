@@ -353,8 +353,11 @@ func (p *poller) loop() {
 			uintptr(unsafe.Pointer(&note[0])), 1, 0, 0, 0)
 		for {
 			n, ok := drain()
+			if !ok && p.stopping.Load() {
+				return false
+			}
 			if !ok {
-				return false // stopping, or the set is broken
+				break // epoll_pwait failed: arm and wait for the next datagram
 			}
 			if n < pollBusy {
 				break

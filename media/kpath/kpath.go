@@ -42,6 +42,10 @@ import (
 // (not Linux).
 var ErrUnsupported = errors.New("kpath: the kernel fast path needs Linux")
 
+// ErrDeclined is returned by Put for a rule the kernel path does not
+// take on by design (the relay's socket forwards that flow).
+var ErrDeclined = errors.New("kpath: left to the socket")
+
 // Rule forwards the RTP that arrives from In.Src at In.Dst (the relay's
 // port facing that side) out of Out.Src (the relay's port facing the other
 // side) to Out.Dst. Every address is of one family, IPv4 or IPv6 (not

@@ -24,6 +24,9 @@ const (
 	// 32 bytes a record it holds 262,144, over 2 s of 100,000 datagrams/s.
 	ringSize = 8 << 20
 	recLen   = 32
+	// maxDrain bounds one Drain (a ring's worth), so a ring refilled as
+	// fast as it is read does not keep the caller.
+	maxDrain = ringSize / recLen
 
 	keyLen    = 12 // saddr, daddr, sport, dport as on the wire
 	valueLen  = 24 // the new flow, then ifindex, ID, flags
@@ -66,10 +69,10 @@ func Open(ifaces []int) (*Path, error) {
 			p.Close()
 		}
 	}()
-	if p.rules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_rules4", Type: ebpf.Hash, KeySize: keyLen, ValueSize: valueLen, MaxEntries: maxRules}); err != nil {
+	if p.rules, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_rules4", Type: ebpf.Hash, KeySize: keyLen, ValueSize: valueLen, MaxEntries: maxRules, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
 		return nil, fmt.Errorf("kpath: rules map: %w", err)
 	}
-	if p.rules6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_rules6", Type: ebpf.Hash, KeySize: keyLen6, ValueSize: valueLen6, MaxEntries: maxRules}); err != nil {
+	if p.rules6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_rules6", Type: ebpf.Hash, KeySize: keyLen6, ValueSize: valueLen6, MaxEntries: maxRules, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
 		return nil, fmt.Errorf("kpath: rules map: %w", err)
 	}
 	if p.ring, err = ebpf.NewMap(&ebpf.MapSpec{Name: "cm_records", Type: ebpf.RingBuf, MaxEntries: ringSize}); err != nil {
@@ -142,7 +145,7 @@ func (p *Path) Put(r Rule) error {
 	if err := checkRule(r); err != nil {
 		return err
 	}
-	ifindex, local, err := p.route(r.Out.Dst.Addr())
+	ifindex, local, err := p.route(r.In.Src.Addr(), r.Out.Dst.Addr())
 	if err != nil {
 		return err
 	}
@@ -163,19 +166,31 @@ func (p *Path) Put(r Rule) error {
 	return nil
 }
 
-// route is the interface a datagram to dst leaves by, and whether dst is
-// this host's own (then the loopback device carries it, as the stack would).
-// The interface is the one holding the source address the kernel picks for
-// dst (a connected UDP socket reveals it without sending anything).
-func (p *Path) route(dst netip.Addr) (ifindex int, local bool, err error) {
-	if dst.IsLoopback() {
-		return p.lo, true, nil
-	}
+// route is the interface a datagram from src to dst leaves by, and whether
+// dst is this host's own (then the loopback device carries it, as the stack
+// would). The interface is the one holding the source address the kernel
+// picks for dst (a connected UDP socket reveals it without sending
+// anything).
+//
+// A datagram for this host is forwarded only when it also comes from this
+// host: it then arrives through the loopback device still carrying its
+// sender's local route, which delivers it again after the rewrite. One from
+// another host carries no route, and the stack, routing it afresh, would
+// refuse the relay's own address as its source (a martian); the relay's
+// socket forwards those.
+func (p *Path) route(src, dst netip.Addr) (ifindex int, local bool, err error) {
 	own, err := hostAddrs()
 	if err != nil {
 		return 0, false, err
 	}
-	if _, ok := own[dst]; ok {
+	isOwn := func(a netip.Addr) bool {
+		_, ok := own[a.WithZone("")]
+		return ok || a.IsLoopback()
+	}
+	if isOwn(dst) {
+		if !isOwn(src) {
+			return 0, false, fmt.Errorf("%w: %s is this host's and %s is not", ErrDeclined, dst, src)
+		}
 		return p.lo, true, nil
 	}
 	network := "udp4"
@@ -186,12 +201,23 @@ func (p *Path) route(dst netip.Addr) (ifindex int, local bool, err error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("kpath: no route to %s: %w", dst, err)
 	}
-	src := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().WithZone("")
+	via := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().WithZone("")
 	c.Close()
-	if i, ok := own[src]; ok {
+	if i, ok := own[via]; ok {
 		return i, false, nil
 	}
-	return 0, false, fmt.Errorf("kpath: no interface holds %s, the source toward %s", src, dst)
+	return 0, false, fmt.Errorf("kpath: no interface holds %s, the source toward %s", via, dst)
+}
+
+// HostHas says whether addr is one of this host's addresses: a rule's
+// relay address must be, or nothing ever matches it.
+func HostHas(addr netip.Addr) bool {
+	own, err := hostAddrs()
+	if err != nil {
+		return false
+	}
+	_, ok := own[addr.Unmap().WithZone("")]
+	return ok
 }
 
 // hostAddrs maps each address of the host to its interface.
@@ -243,7 +269,7 @@ func (p *Path) Drain(f func(*Record)) (int, error) {
 	p.reader.SetDeadline(time.Now().Add(-time.Second))
 	var r Record
 	n := 0
-	for {
+	for n < maxDrain {
 		err := p.reader.ReadInto(&p.rec)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, nil
@@ -262,6 +288,7 @@ func (p *Path) Drain(f func(*Record)) (int, error) {
 		n++
 		f(&r)
 	}
+	return n, nil
 }
 
 // Stats reads the program's counters.
@@ -271,6 +298,19 @@ func (p *Path) Stats() (Stats, error) {
 		return Stats{}, fmt.Errorf("kpath: counters: %w", err)
 	}
 	return Stats{Unrecorded: v}, nil
+}
+
+// Unavailable says whether err, from Open, means that the kernel path
+// cannot exist here (no CAP_BPF or CAP_NET_ADMIN, no TCX or a helper this
+// kernel lacks), as opposed to a defect such as a program the verifier
+// rejects.
+func Unavailable(err error) bool {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return false // the verifier explains why it refused the program
+	}
+	return errors.Is(err, ErrUnsupported) || errors.Is(err, ebpf.ErrNotSupported) ||
+		errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM)
 }
 
 // Monotonic is CLOCK_MONOTONIC now, the clock of Record.At.
@@ -283,7 +323,10 @@ func Monotonic() int64 {
 // Interfaces are the interfaces whose ingress must carry the program for a
 // relay bound to bind: the one holding the address, or every interface that
 // is up for a wildcard; and always the loopback device, through which the
-// host's own traffic to any of its addresses passes.
+// host's own traffic to any of its addresses passes. Only Ethernet devices
+// (a 6-byte hardware address) and the loopback device qualify: the program
+// reads an Ethernet header, which layer-3 devices (tunnels, WireGuard) do
+// not have.
 func Interfaces(bind netip.Addr) ([]int, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -291,7 +334,7 @@ func Interfaces(bind netip.Addr) ([]int, error) {
 	}
 	var out []int
 	for _, ifc := range ifs {
-		if ifc.Flags&net.FlagUp == 0 {
+		if ifc.Flags&net.FlagUp == 0 || (ifc.Flags&net.FlagLoopback == 0 && len(ifc.HardwareAddr) != 6) {
 			continue
 		}
 		if ifc.Flags&net.FlagLoopback != 0 || bind.IsUnspecified() {
@@ -450,6 +493,10 @@ func body(f layout, rules, ring, counts int) asm.Instructions {
 			asm.JNE.Imm(asm.R1, 6, "next"),
 			asm.LoadMem(asm.R1, asm.RFP, f.buf+ethLen+6, asm.Byte),
 			asm.JNE.Imm(asm.R1, unix.IPPROTO_UDP, "next"),
+			// A zero UDP checksum is invalid over IPv6 (RFC 8200 §8.1): the
+			// stack drops it, and so must the fast path.
+			asm.LoadMem(asm.R1, asm.RFP, f.buf+f.hdr-2, asm.Half),
+			asm.JEq.Imm(asm.R1, 0, "next"),
 		)
 	}
 	ins = append(ins,
@@ -472,8 +519,11 @@ func body(f layout, rules, ring, counts int) asm.Instructions {
 		// The record: rule ID, payload length, arrival time, RTP header.
 		asm.LoadMem(asm.R1, asm.R7, f.vID, asm.Word),
 		asm.StoreMem(asm.RFP, stkRec, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
-		asm.Sub.Imm(asm.R1, int32(f.hdr)),
+		// The UDP length less its header: a short frame's Ethernet padding
+		// is not the packet's.
+		asm.LoadMem(asm.R1, asm.RFP, f.buf+f.hdr-4, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.Sub.Imm(asm.R1, udpLen),
 		asm.StoreMem(asm.RFP, stkRec+4, asm.R1, asm.Word),
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.RFP, stkRec+8, asm.R0, asm.DWord),
@@ -525,7 +575,22 @@ func body(f layout, rules, ring, counts int) asm.Instructions {
 		ins = append(ins, csumReplace(asm.FnL3CsumReplace, f.ipCheck, asm.R8, 0)...)
 	}
 	ins = append(ins, csumReplace(asm.FnL4CsumReplace, f.udpCheck, asm.R8, bpfFPseudoHdr|bpfFMarkMangled0)...)
+	if f.ipCheck == 0 {
+		// For a CHECKSUM_COMPLETE frame the helper above also moves
+		// skb->csum by the pseudo header's difference, which is right for
+		// IPv4 (the header checksum absorbs the address change) and wrong
+		// for IPv6, whose changed addresses cancel the UDP checksum's
+		// change in the frame's sum (Linux 6.16 added BPF_F_IPV6 for it).
+		// Adding the difference back works on every kernel; for other
+		// frames bpf_csum_update does nothing.
+		ins = append(ins,
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Reg(asm.R2, asm.R8),
+			asm.FnCsumUpdate.Call(),
+		)
+	}
 	ins = append(ins, csumReplace(asm.FnL4CsumReplace, f.udpCheck, asm.R9, bpfFMarkMangled0)...)
+	ins = append(ins, ttl(f)...)
 	return append(ins,
 		// The new addresses and ports.
 		asm.Mov.Reg(asm.R1, asm.R6),
@@ -546,12 +611,54 @@ func body(f layout, rules, ring, counts int) asm.Instructions {
 		asm.Mov.Imm(asm.R4, 0),
 		asm.FnRedirectNeigh.Call(),
 		asm.Return(),
-		// Out through the loopback device.
+		// Out through the loopback device (both ends are on this host, see
+		// Path.route).
 		asm.LoadMem(asm.R1, asm.R7, f.vIfindex, asm.Word).WithSymbol(l("local")),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
 	)
+}
+
+// ttl sets the IPv4 TTL (with its header checksum) or the IPv6 hop limit
+// to 64, what the relay's own sockets send with: the datagram leaves the
+// relay as a new one, whatever hops it took to arrive.
+func ttl(f layout) asm.Instructions {
+	if f.ipCheck == 0 {
+		return asm.Instructions{ // the hop limit, at offset 7 of the IPv6 header
+			asm.StoreImm(asm.RFP, stkRec, 64, asm.Byte),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Imm(asm.R2, ethLen+7),
+			asm.Mov.Reg(asm.R3, asm.RFP),
+			asm.Add.Imm(asm.R3, stkRec),
+			asm.Mov.Imm(asm.R4, 1),
+			asm.Mov.Imm(asm.R5, 0),
+			asm.FnSkbStoreBytes.Call(),
+			asm.JNE.Imm(asm.R0, 0, "drop"),
+		}
+	}
+	// TTL and protocol form one 16-bit word of the header checksum
+	// (offset 8): replace it as such.
+	newWord := be16(64<<8 | unix.IPPROTO_UDP)
+	return asm.Instructions{
+		asm.LoadMem(asm.R4, asm.RFP, f.buf+ethLen+8, asm.Half), // the old word
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, int32(f.ipCheck)),
+		asm.Mov.Reg(asm.R3, asm.R4),
+		asm.Mov.Imm(asm.R4, newWord),
+		asm.Mov.Imm(asm.R5, 2),
+		asm.FnL3CsumReplace.Call(),
+		asm.JNE.Imm(asm.R0, 0, "drop"),
+		asm.StoreImm(asm.RFP, stkRec, int64(newWord), asm.Half),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, ethLen+8),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, stkRec),
+		asm.Mov.Imm(asm.R4, 1),
+		asm.Mov.Imm(asm.R5, 0),
+		asm.FnSkbStoreBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "drop"),
+	}
 }
 
 // csumReplace calls a checksum helper with a precomputed difference in

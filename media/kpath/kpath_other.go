@@ -26,6 +26,12 @@ func (p *Path) Drain(func(*Record)) (int, error) { return 0, nil }
 // Stats are zero.
 func (p *Path) Stats() (Stats, error) { return Stats{}, nil }
 
+// HostHas is false.
+func HostHas(netip.Addr) bool { return false }
+
+// Unavailable is true: the kernel path needs Linux.
+func Unavailable(error) bool { return true }
+
 // Monotonic is zero.
 func Monotonic() int64 { return 0 }
 

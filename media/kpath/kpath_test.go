@@ -22,8 +22,11 @@ func open(t *testing.T) *kpath.Path {
 		t.Fatal(err)
 	}
 	p, err := kpath.Open(ifs)
-	if err != nil {
+	if kpath.Unavailable(err) {
 		t.Skipf("kernel path unavailable here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := p.Close(); err != nil {
@@ -198,8 +201,11 @@ func BenchmarkKernelForward(b *testing.B) {
 		b.Fatal(err)
 	}
 	p, err := kpath.Open(ifs)
-	if err != nil {
+	if kpath.Unavailable(err) {
 		b.Skipf("kernel path unavailable here: %v", err)
+	}
+	if err != nil {
+		b.Fatal(err)
 	}
 	defer p.Close()
 	a, dst, ra, rb := udp(b), udp(b), udp(b), udp(b)

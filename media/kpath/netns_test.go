@@ -35,12 +35,34 @@ func TestForwardThroughAnInterface(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := kpath.Open(ifs)
-	if err != nil {
+	if kpath.Unavailable(err) {
 		t.Skipf("kernel path unavailable here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
 	t.Run("IPv4", func(t *testing.T) { forwardThrough(t, p, v.ns, v.host4, v.peer4) })
 	t.Run("IPv6", func(t *testing.T) { forwardThrough(t, p, v.ns, v.host6, v.peer6) })
+	t.Run("IPv4 to this host", func(t *testing.T) { forwardToHost(t, p, v.ns, v.host4, v.peer4) })
+	t.Run("IPv6 to this host", func(t *testing.T) { forwardToHost(t, p, v.ns, v.host6, v.peer6) })
+}
+
+// A side behind the network card, the other on this host: the kernel path
+// declines the rule (the stack would take the relay's own address, as the
+// source of a datagram arriving from outside, for a martian), and the
+// relay's socket forwards those datagrams.
+func forwardToHost(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Addr) {
+	var a *net.UDPConn
+	inNamespace(t, ns, func() { a = udpOn(t, nsIP) })
+	ra, rb, b := udpOn(t, hostIP), udpOn(t, hostIP), udpOn(t, hostIP)
+	rule := kpath.Rule{In: kpath.Flow{Src: addr(a), Dst: addr(ra)}, Out: kpath.Flow{Src: addr(rb), Dst: addr(b)}, ID: 11}
+	if err := p.Put(rule); err == nil {
+		p.Delete(rule.In)
+		t.Fatal("Put of a rule from another host to this one succeeded")
+	}
+	sendRTP(t, a, addr(ra), 500, 5)
+	expectRTP(t, ra, addr(a), 500, 5) // on the relay's socket, untouched
 }
 
 func forwardThrough(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Addr) {
