@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -168,9 +169,7 @@ func (p *Path) Put(r Rule) error {
 
 // route is the interface a datagram from src to dst leaves by, and whether
 // dst is this host's own (then the loopback device carries it, as the stack
-// would). The interface is the one holding the source address the kernel
-// picks for dst (a connected UDP socket reveals it without sending
-// anything).
+// would), as the kernel's routing table says (RTM_GETROUTE).
 //
 // A datagram for this host is forwarded only when it also comes from this
 // host: it then arrives through the loopback device still carrying its
@@ -179,34 +178,80 @@ func (p *Path) Put(r Rule) error {
 // refuse the relay's own address as its source (a martian); the relay's
 // socket forwards those.
 func (p *Path) route(src, dst netip.Addr) (ifindex int, local bool, err error) {
-	own, err := hostAddrs()
+	oif, local, err := routeGet(dst)
 	if err != nil {
 		return 0, false, err
 	}
-	isOwn := func(a netip.Addr) bool {
-		_, ok := own[a.WithZone("")]
-		return ok || a.IsLoopback()
+	if !local {
+		return oif, false, nil
 	}
-	if isOwn(dst) {
-		if !isOwn(src) {
-			return 0, false, fmt.Errorf("%w: %s is this host's and %s is not", ErrDeclined, dst, src)
-		}
-		return p.lo, true, nil
+	if !src.IsLoopback() && !HostHas(src) {
+		return 0, false, fmt.Errorf("%w: %s is this host's and %s is not", ErrDeclined, dst, src)
 	}
-	network := "udp4"
-	if dst.Is6() {
-		network = "udp6"
-	}
-	c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	return p.lo, true, nil
+}
+
+// routeGet asks the kernel for its route to dst: the output interface, and
+// whether the route is a local one (RTN_LOCAL).
+func routeGet(dst netip.Addr) (oif int, local bool, err error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return 0, false, fmt.Errorf("kpath: no route to %s: %w", dst, err)
+		return 0, false, fmt.Errorf("kpath: route to %s: %w", dst, err)
 	}
-	via := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().WithZone("")
-	c.Close()
-	if i, ok := own[via]; ok {
-		return i, false, nil
+	defer unix.Close(fd)
+	family, addr := unix.AF_INET, dst.AsSlice()
+	if dst.Is6() {
+		family = unix.AF_INET6
 	}
-	return 0, false, fmt.Errorf("kpath: no interface holds %s, the source toward %s", via, dst)
+	attrLen := unix.SizeofRtAttr + len(addr)
+	b := make([]byte, unix.SizeofNlMsghdr+unix.SizeofRtMsg+attrLen)
+	ne := binary.NativeEndian
+	ne.PutUint32(b[0:], uint32(len(b)))
+	ne.PutUint16(b[4:], unix.RTM_GETROUTE)
+	ne.PutUint16(b[6:], unix.NLM_F_REQUEST)
+	ne.PutUint32(b[8:], 1) // sequence number
+	rt := b[unix.SizeofNlMsghdr:]
+	rt[0] = byte(family)
+	rt[1] = byte(8 * len(addr)) // destination prefix length: the host
+	at := rt[unix.SizeofRtMsg:]
+	ne.PutUint16(at[0:], uint16(attrLen))
+	ne.PutUint16(at[2:], unix.RTA_DST)
+	copy(at[unix.SizeofRtAttr:], addr)
+	if err := unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, false, fmt.Errorf("kpath: route to %s: %w", dst, err)
+	}
+	reply := make([]byte, 8192)
+	n, _, err := unix.Recvfrom(fd, reply, 0)
+	if err != nil {
+		return 0, false, fmt.Errorf("kpath: route to %s: %w", dst, err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(reply[:n])
+	if err != nil || len(msgs) == 0 {
+		return 0, false, fmt.Errorf("kpath: route to %s: unreadable reply", dst)
+	}
+	m := msgs[0]
+	if m.Header.Type == unix.NLMSG_ERROR {
+		if len(m.Data) >= 4 {
+			if code := int32(ne.Uint32(m.Data)); code < 0 {
+				return 0, false, fmt.Errorf("kpath: no route to %s: %w", dst, syscall.Errno(-code))
+			}
+		}
+		return 0, false, fmt.Errorf("kpath: no route to %s", dst)
+	}
+	if m.Header.Type != unix.RTM_NEWROUTE || len(m.Data) < unix.SizeofRtMsg {
+		return 0, false, fmt.Errorf("kpath: route to %s: unexpected reply %d", dst, m.Header.Type)
+	}
+	local = m.Data[7] == unix.RTN_LOCAL // rtmsg.rtm_type
+	attrs, err := syscall.ParseNetlinkRouteAttr(&m)
+	if err != nil {
+		return 0, false, fmt.Errorf("kpath: route to %s: %w", dst, err)
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.RTA_OIF && len(a.Value) >= 4 {
+			return int(ne.Uint32(a.Value)), local, nil
+		}
+	}
+	return 0, false, fmt.Errorf("kpath: route to %s names no interface", dst)
 }
 
 // HostHas says whether addr is one of this host's addresses: a rule's
