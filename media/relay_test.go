@@ -124,26 +124,35 @@ func cleanCall(t *testing.T, r *media.Relay, id string, n int) (s *media.Session
 
 func TestRelayLatchingRefusesStrangers(t *testing.T) {
 	t.Parallel()
-	r := newRelay(t, 2)
-	s, err := r.Open("latch")
+	latching(t, newRelay(t, 2), "latch", 5, 3, 0)
+}
+
+// latching sends n packets from side A of a new session, then 7 from a
+// stranger, which the latch must refuse; then a re-INVITE moves side A to
+// the stranger's address, whose m packets must be relayed. Packets go out
+// every interval. It returns the session, A's and B's endpoints and the
+// stranger's.
+func latching(t *testing.T, r *media.Relay, id string, n, m int, interval time.Duration) (s *media.Session, a, b, stranger *mediatest.Endpoint) {
+	t.Helper()
+	s, err := r.Open(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b, stranger := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	a, b, stranger = mediatest.NewEndpoint(t), mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
 	connect(s, a, b)
 	rtp, rtcp := s.Leg(media.A).Local()
 	stranger.SetPeer(rtp, rtcp)
 	ctx := context.Background()
-	if err := a.Send(ctx, 5, 0); err != nil {
+	if err := a.Send(ctx, n, interval); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b to receive a's packets", func() bool { return b.Stats().Packets == 5 })
+	waitFor(t, "b to receive a's packets", func() bool { return b.Stats().Packets == uint64(n) })
 	if err := stranger.Send(ctx, 7, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the relay to refuse the stranger", func() bool { return s.Summary().Legs[media.A].Strangers == 7 })
-	if got := b.Stats().Packets; got != 5 {
-		t.Fatalf("b received %d packets, want only a's 5: the stranger's leaked through", got)
+	if got := b.Stats().Packets; got != uint64(n) {
+		t.Fatalf("b received %d packets, want only a's %d: the stranger's leaked through", got, n)
 	}
 	if st := b.Stats(); st.SSRC != a.SSRC {
 		t.Fatalf("b's stream has SSRC %x, want a's %x", st.SSRC, a.SSRC)
@@ -152,10 +161,11 @@ func TestRelayLatchingRefusesStrangers(t *testing.T) {
 	// A re-INVITE moves side A to the former stranger's address: the latch
 	// is learnt again.
 	s.Leg(media.A).Signal(remoteOf(stranger))
-	if err := stranger.Send(ctx, 3, 0); err != nil {
+	if err := stranger.Send(ctx, m, interval); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the new source to be relayed", func() bool { return b.Stats().Packets >= 8 })
+	waitFor(t, "the new source to be relayed", func() bool { return b.Stats().Packets >= uint64(n+m) })
+	return s, a, b, stranger
 }
 
 func TestRelayPortsExhaustedAndReleased(t *testing.T) {
