@@ -636,15 +636,8 @@ func body(f layout, rules, ring, counts int) asm.Instructions {
 	}
 	ins = append(ins, csumReplace(asm.FnL4CsumReplace, f.udpCheck, asm.R9, bpfFMarkMangled0)...)
 	ins = append(ins, ttl(f)...)
+	ins = append(ins, storeBytes(int32(f.flowOff), asm.R7, 0, f.flowLen)...) // the new addresses and ports
 	return append(ins,
-		// The new addresses and ports.
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, int32(f.flowOff)),
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Mov.Imm(asm.R4, f.flowLen),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnSkbStoreBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "drop"),
 		asm.LoadMem(asm.R1, asm.R7, f.vFlags, asm.Word),
 		asm.JSet.Imm(asm.R1, flagLocal, l("local")),
 		// Out of the interface toward the destination, with the MAC
@@ -670,22 +663,14 @@ func body(f layout, rules, ring, counts int) asm.Instructions {
 // relay as a new one, whatever hops it took to arrive.
 func ttl(f layout) asm.Instructions {
 	if f.ipCheck == 0 {
-		return asm.Instructions{ // the hop limit, at offset 7 of the IPv6 header
+		return append(asm.Instructions{ // the hop limit, at offset 7 of the IPv6 header
 			asm.StoreImm(asm.RFP, stkRec, 64, asm.Byte),
-			asm.Mov.Reg(asm.R1, asm.R6),
-			asm.Mov.Imm(asm.R2, ethLen+7),
-			asm.Mov.Reg(asm.R3, asm.RFP),
-			asm.Add.Imm(asm.R3, stkRec),
-			asm.Mov.Imm(asm.R4, 1),
-			asm.Mov.Imm(asm.R5, 0),
-			asm.FnSkbStoreBytes.Call(),
-			asm.JNE.Imm(asm.R0, 0, "drop"),
-		}
+		}, storeBytes(ethLen+7, asm.RFP, stkRec, 1)...)
 	}
 	// TTL and protocol form one 16-bit word of the header checksum
 	// (offset 8): replace it as such.
 	newWord := be16(64<<8 | unix.IPPROTO_UDP)
-	return asm.Instructions{
+	ins := asm.Instructions{
 		asm.LoadMem(asm.R4, asm.RFP, f.buf+ethLen+8, asm.Half), // the old word
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.Mov.Imm(asm.R2, int32(f.ipCheck)),
@@ -695,15 +680,27 @@ func ttl(f layout) asm.Instructions {
 		asm.FnL3CsumReplace.Call(),
 		asm.JNE.Imm(asm.R0, 0, "drop"),
 		asm.StoreImm(asm.RFP, stkRec, int64(newWord), asm.Half),
+	}
+	return append(ins, storeBytes(ethLen+8, asm.RFP, stkRec, 1)...)
+}
+
+// storeBytes writes n bytes from src+off (the stack or a rule) to the
+// frame at frameOff; a failure drops the half-rewritten datagram.
+func storeBytes(frameOff int32, src asm.Register, off, n int32) asm.Instructions {
+	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, ethLen+8),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, stkRec),
-		asm.Mov.Imm(asm.R4, 1),
+		asm.Mov.Imm(asm.R2, frameOff),
+		asm.Mov.Reg(asm.R3, src),
+	}
+	if off != 0 {
+		ins = append(ins, asm.Add.Imm(asm.R3, off))
+	}
+	return append(ins,
+		asm.Mov.Imm(asm.R4, n),
 		asm.Mov.Imm(asm.R5, 0),
 		asm.FnSkbStoreBytes.Call(),
 		asm.JNE.Imm(asm.R0, 0, "drop"),
-	}
+	)
 }
 
 // csumReplace calls a checksum helper with a precomputed difference in

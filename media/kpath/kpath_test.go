@@ -15,9 +15,12 @@ import (
 
 // open loads the program on the loopback interface, or skips when this
 // kernel or this process cannot (no CAP_BPF/CAP_NET_ADMIN, no TCX).
-func open(t *testing.T) *kpath.Path {
+func open(t *testing.T) *kpath.Path { return openFor(t, netip.MustParseAddr("127.0.0.1")) }
+
+// openFor loads the program on the interfaces of a relay bound to bind.
+func openFor(t *testing.T, bind netip.Addr) *kpath.Path {
 	t.Helper()
-	ifs, err := kpath.Interfaces(netip.MustParseAddr("127.0.0.1"))
+	ifs, err := kpath.Interfaces(bind)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,18 +30,7 @@ func TestForwardThroughAnInterface(t *testing.T) {
 		t.Skip("needs ip(8) (iproute2) to build a veth pair")
 	}
 	v := vethPair(t)
-	ifs, err := kpath.Interfaces(v.host4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := kpath.Open(ifs)
-	if kpath.Unavailable(err) {
-		t.Skipf("kernel path unavailable here: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := openFor(t, v.host4)
 	t.Run("IPv4", func(t *testing.T) { forwardThrough(t, p, v.ns, v.host4, v.peer4) })
 	t.Run("IPv6", func(t *testing.T) { forwardThrough(t, p, v.ns, v.host6, v.peer6) })
 	t.Run("IPv4 to this host", func(t *testing.T) { forwardToHost(t, p, v.ns, v.host4, v.peer4) })
@@ -54,8 +43,11 @@ func TestForwardThroughAnInterface(t *testing.T) {
 // relay's socket forwards those datagrams.
 func forwardToHost(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Addr) {
 	var a *net.UDPConn
-	inNamespace(t, ns, func() { a = udpOn(t, nsIP) })
-	ra, rb, b := udpOn(t, hostIP), udpOn(t, hostIP), udpOn(t, hostIP)
+	inNamespace(t, ns, func() { a = listen(t, nsIP) })
+	ra, rb, b := listen(t, hostIP), listen(t, hostIP), listen(t, hostIP)
+	if t.Failed() {
+		t.FailNow()
+	}
 	rule := kpath.Rule{In: kpath.Flow{Src: addr(a), Dst: addr(ra)}, Out: kpath.Flow{Src: addr(rb), Dst: addr(b)}, ID: 11}
 	if err := p.Put(rule); err == nil {
 		p.Delete(rule.In)
@@ -65,18 +57,22 @@ func forwardToHost(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Ad
 	expectRTP(t, ra, addr(a), 500, 5) // on the relay's socket, untouched
 }
 
-func forwardThrough(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Addr) {
-	listen := func(ip netip.Addr) *net.UDPConn {
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
+// listen binds a UDP socket to ip. It reports a failure with Errorf, which
+// inNamespace's goroutine may call; callers stop on t.Failed.
+func listen(t *testing.T, ip netip.Addr) *net.UDPConn {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		t.Errorf("bind %s: %v", ip, err)
+		return nil
 	}
-	ra, rb := listen(hostIP), listen(hostIP)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func forwardThrough(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Addr) {
+	ra, rb := listen(t, hostIP), listen(t, hostIP)
 	var a, b *net.UDPConn
-	inNamespace(t, ns, func() { a, b = listen(nsIP), listen(nsIP) })
+	inNamespace(t, ns, func() { a, b = listen(t, nsIP), listen(t, nsIP) })
 
 	rule := kpath.Rule{In: kpath.Flow{Src: addr(a), Dst: addr(ra)}, Out: kpath.Flow{Src: addr(rb), Dst: addr(b)}, ID: 9}
 	if err := p.Put(rule); err != nil {
