@@ -29,7 +29,8 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 	if rtcpPort {
 		latch, signalled = &l.latchRTCP, l.remote.rtcpAddr()
 	}
-	if !l.accept(latch, src, signalled) {
+	ok, moved := l.accept(latch, src, signalled)
+	if !ok {
 		s.mu.Unlock()
 		r.Counters.Dropped.Add(1)
 		return
@@ -42,30 +43,24 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 	}
 	l.active = now
 	l.deadSent = false
-	if k == kindRTP && r.kernel != nil {
-		s.syncKernel() // a new latch, or the other side's: the kernel takes over
+	if moved && !rtcpPort {
+		s.syncKernel() // a new RTP latch: the kernel may take over, both ways
 	}
 	o := s.legs[l.side.other()]
 	var dst netip.AddrPort
 	var out *sock
 	if k == kindRTP {
+		var h rtpHeader
 		if !l.remote.Secure {
-			h, ok := parseRTP(b)
-			if !ok {
+			var ok bool
+			if h, ok = parseRTP(b); !ok {
 				l.junk++
 				s.mu.Unlock()
 				r.Counters.Dropped.Add(1)
 				return
 			}
-			l.in.Update(rtpstats.Packet{SSRC: h.ssrc, Seq: h.seq, Timestamp: h.timestamp,
-				PT: h.pt, Marker: h.marker, Size: len(b), Arrival: now})
-			if l.clocks[h.pt] != 0 {
-				l.lastPT = int(h.pt)
-			}
-		} else {
-			l.rawPackets++
-			l.rawBytes += uint64(len(b))
 		}
+		l.countIn(h, len(b), now)
 		dst, out = o.rtpDest(), o.rtpConn
 	} else {
 		l.rtcpIn++
@@ -117,6 +112,22 @@ func (l *Leg) handle(b []byte, src netip.AddrPort, rtcpPort bool) {
 		return
 	}
 	r.send(out, b, dst)
+}
+
+// countIn counts and measures an RTP packet of size bytes from the leg's
+// side, arrived at relay time at, however it was forwarded: SRTP is counted
+// only (its header h is not read). Called with s.mu held.
+func (l *Leg) countIn(h rtpHeader, size int, at int64) {
+	if l.remote.Secure {
+		l.rawPackets++
+		l.rawBytes += uint64(size)
+		return
+	}
+	l.in.Update(rtpstats.Packet{SSRC: h.ssrc, Seq: h.seq, Timestamp: h.timestamp,
+		PT: h.pt, Marker: h.marker, Size: size, Arrival: at})
+	if l.clocks[h.pt] != 0 {
+		l.lastPT = int(h.pt)
+	}
 }
 
 // send writes one datagram and counts it.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/media/kpath"
-	"github.com/callmesh/callmesh/media/rtpstats"
 )
 
 // Kernel modes (Config.Kernel).
@@ -149,19 +148,9 @@ func (l *Leg) kernelRecord(rec *kpath.Record, at int64) {
 	}
 	l.active = max(l.active, at)
 	l.deadSent = false
-	if l.remote.Secure {
-		l.rawPackets++
-		l.rawBytes += uint64(size)
-	} else {
-		// The program forwards RTP version 2 only; the record holds the
-		// fixed header, without CSRCs or an extension to check.
-		h := fixedHeader(&rec.RTP)
-		l.in.Update(rtpstats.Packet{SSRC: h.ssrc, Seq: h.seq, Timestamp: h.timestamp,
-			PT: h.pt, Marker: h.marker, Size: size, Arrival: at})
-		if l.clocks[h.pt] != 0 {
-			l.lastPT = int(h.pt)
-		}
-	}
+	// The program forwards RTP version 2 only; the record holds the fixed
+	// header, without CSRCs or an extension to check.
+	l.countIn(fixedHeader(&rec.RTP), size, at)
 	o := s.legs[l.side.other()]
 	o.sentPackets++
 	o.sentBytes += uint64(size)
@@ -178,36 +167,35 @@ func (l *Leg) kernelRecord(rec *kpath.Record, at int64) {
 func (l *Leg) kernelRule() (kpath.Rule, bool) {
 	k := l.s.relay.kernel
 	o := l.s.legs[l.side.other()]
-	src, dst := l.latchRTP, o.rtpDest()
-	if k == nil || !src.IsValid() || !dst.IsValid() || o.egress != nil ||
-		src.Addr().Is4() != k.addr.Is4() || dst.Addr().Is4() != k.addr.Is4() || src.Addr().Is4In6() || dst.Addr().Is4In6() {
+	if k == nil || o.egress != nil {
 		return kpath.Rule{}, false
 	}
-	return kpath.Rule{
-		In:  kpath.Flow{Src: src, Dst: netip.AddrPortFrom(k.addr, uint16(l.port))},
-		Out: kpath.Flow{Src: netip.AddrPortFrom(k.addr, uint16(o.port)), Dst: dst},
-	}, true
+	r := kpath.Rule{
+		In:  kpath.Flow{Src: l.latchRTP, Dst: netip.AddrPortFrom(k.addr, uint16(l.port))},
+		Out: kpath.Flow{Src: netip.AddrPortFrom(k.addr, uint16(o.port)), Dst: o.rtpDest()},
+	}
+	return r, kpath.CheckRule(r) == nil // latched, a destination, one family
 }
 
 // syncKernel brings the session's rules in line with its legs: installs,
 // replaces or removes each direction's. Called with s.mu held, after
-// anything that moves a latch, a destination or an impairment.
+// anything that moves a latch, a destination or an impairment (a latch
+// moves on a datagram, so a rule the path refuses is asked again only
+// then, not per packet).
 func (s *Session) syncKernel() {
 	k := s.relay.kernel
 	if k == nil {
 		return
 	}
-	same := func(a *kpath.Rule, b kpath.Rule) bool { return a != nil && a.In == b.In && a.Out == b.Out }
 	for _, l := range s.legs {
 		want, ok := l.kernelRule()
 		if s.closing {
 			ok = false
 		}
 		have := l.kRule
-		if ok && (same(have, want) || same(l.kDeclined, want)) {
-			continue // in place, or refused before: not asked again per packet
+		if ok && have != nil && have.In == want.In && have.Out == want.Out {
+			continue
 		}
-		l.kDeclined = nil
 		if !ok && have == nil {
 			continue
 		}
@@ -231,7 +219,6 @@ func (s *Session) syncKernel() {
 				_ = k.path.Delete(have.In)
 				l.kRule = nil
 			}
-			l.kDeclined = &want
 			level := slog.LevelWarn
 			if errors.Is(err, kpath.ErrDeclined) {
 				level = slog.LevelDebug

@@ -133,9 +133,8 @@ type Leg struct {
 	strangers, junk        uint64
 	malformed, noRoute     uint64
 
-	kRule     *kpath.Rule // the kernel's rule forwarding this side's RTP; nil: none
-	kDeclined *kpath.Rule // the last rule the kernel path refused, not asked again
-	kIDs      []uint32    // every rule ID the leg had, for the last records
+	kRule *kpath.Rule // the kernel's rule forwarding this side's RTP; nil: none
+	kIDs  []uint32    // every rule ID the leg had, for the last records
 
 	egress      *impair.Model // impairment of what is sent toward this side
 	egressDelay time.Duration // its base delay, which RTCP takes too
@@ -256,16 +255,17 @@ func (l *Leg) SetPeerRelay(on bool) {
 // is *latch: the first source is learnt; later, only it is accepted, except
 // that the signalled address itself may take over from a source learnt
 // before it (a stranger that raced the real side). Called with s.mu held.
-func (l *Leg) accept(latch *netip.AddrPort, src, signalled netip.AddrPort) bool {
+// moved says the datagram set the latch (it was unset or taken over).
+func (l *Leg) accept(latch *netip.AddrPort, src, signalled netip.AddrPort) (ok, moved bool) {
 	switch {
 	case *latch == src:
-		return true
+		return true, false
 	case !latch.IsValid(), src == signalled && signalled.IsValid():
 		*latch = src
-		return true
+		return true, true
 	}
 	l.strangers++
-	return false
+	return false, false
 }
 
 // rtpDest is where RTP toward this leg's side goes, and the socket to send

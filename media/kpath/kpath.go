@@ -87,16 +87,19 @@ const (
 	hdrLen6 = ethLen + ip6Len + udpLen
 )
 
-// checkRule says whether the kernel can forward r: one family throughout,
-// IPv4 or IPv6 (an IPv4-mapped address is neither on the wire).
-func checkRule(r Rule) error {
+// ErrFamily is returned by Put for a rule whose addresses are not all
+// IPv4 or all IPv6: the kernel does not translate between them.
+var ErrFamily = errors.New("kpath: a rule's addresses must be all IPv4 or all IPv6")
+
+// CheckRule says whether the kernel can forward r: one family throughout,
+// IPv4 or IPv6 (an IPv4-mapped address is neither on the wire), and every
+// address and port set.
+func CheckRule(r Rule) error {
 	v4 := r.In.Src.Addr().Is4()
-	for _, a := range []netip.Addr{r.In.Src.Addr(), r.In.Dst.Addr(), r.Out.Src.Addr(), r.Out.Dst.Addr()} {
-		if !a.Is4() && !(a.Is6() && !a.Is4In6()) {
-			return fmt.Errorf("kpath: %s is neither IPv4 nor IPv6", a)
-		}
-		if a.Is4() != v4 {
-			return errors.New("kpath: a rule's addresses must be of one family")
+	for _, ap := range []netip.AddrPort{r.In.Src, r.In.Dst, r.Out.Src, r.Out.Dst} {
+		a := ap.Addr()
+		if !ap.IsValid() || (!a.Is4() && !(a.Is6() && !a.Is4In6())) || a.Is4() != v4 {
+			return fmt.Errorf("%w: %s", ErrFamily, ap)
 		}
 	}
 	return nil

@@ -123,27 +123,16 @@ func (p *Path) Close() error {
 	if p.reader != nil {
 		errs = append(errs, p.reader.Close())
 	}
+	// A nil *ebpf.Program or *ebpf.Map closes without error.
 	for _, c := range []interface{ Close() error }{p.prog, p.rules, p.rules6, p.ring, p.counts} {
-		if c != nil && !isNilCloser(c) {
-			errs = append(errs, c.Close())
-		}
+		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
 }
 
-func isNilCloser(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case *ebpf.Program:
-		return v == nil
-	case *ebpf.Map:
-		return v == nil
-	}
-	return false
-}
-
 // Put installs or replaces the rule for r.In.
 func (p *Path) Put(r Rule) error {
-	if err := checkRule(r); err != nil {
+	if err := CheckRule(r); err != nil {
 		return err
 	}
 	ifindex, local, err := p.route(r.In.Src.Addr(), r.Out.Dst.Addr())
@@ -290,7 +279,7 @@ func hostAddrs() (map[netip.Addr]int, error) {
 
 // Delete removes the rule for in, if there is one.
 func (p *Path) Delete(in Flow) error {
-	if checkRule(Rule{In: in, Out: in}) != nil {
+	if CheckRule(Rule{In: in, Out: in}) != nil {
 		return nil
 	}
 	m := p.rules

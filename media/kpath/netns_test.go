@@ -4,6 +4,7 @@ package kpath_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -49,9 +50,9 @@ func forwardToHost(t *testing.T, p *kpath.Path, ns string, hostIP, nsIP netip.Ad
 		t.FailNow()
 	}
 	rule := kpath.Rule{In: kpath.Flow{Src: addr(a), Dst: addr(ra)}, Out: kpath.Flow{Src: addr(rb), Dst: addr(b)}, ID: 11}
-	if err := p.Put(rule); err == nil {
+	if err := p.Put(rule); !errors.Is(err, kpath.ErrDeclined) {
 		p.Delete(rule.In)
-		t.Fatal("Put of a rule from another host to this one succeeded")
+		t.Fatalf("Put of a rule from another host to this one: %v; want kpath.ErrDeclined", err)
 	}
 	sendRTP(t, a, addr(ra), 500, 5)
 	expectRTP(t, ra, addr(a), 500, 5) // on the relay's socket, untouched
