@@ -43,6 +43,7 @@ type Relay struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	closed   bool
+	opening  sync.WaitGroup // Opens binding ports: Close waits for them before it stops the pollers
 
 	stop   chan struct{}
 	done   chan struct{}
@@ -158,7 +159,9 @@ func (r *Relay) Open(id string) (*Session, error) {
 	s := &Session{id: id, relay: r, closed: make(chan struct{})}
 	r.assignIO(s)
 	r.sessions[id] = nil // reserve the id while binding; nil is never handed out
+	r.opening.Add(1)
 	r.mu.Unlock()
+	defer r.opening.Done()
 
 	for side := A; side <= B; side++ {
 		l, err := r.bindLeg(s, side)
@@ -275,6 +278,9 @@ func (r *Relay) Close() error {
 	r.mu.Unlock()
 	close(r.stop)
 	<-r.done
+	// An Open still binding ports will see closed and close its session;
+	// the pollers must outlive its sockets.
+	r.opening.Wait()
 	for _, s := range r.Sessions() {
 		s.Close()
 	}

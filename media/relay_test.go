@@ -442,6 +442,42 @@ func TestRelaySweeperNeverSeesHalfOpenSessions(t *testing.T) {
 	}
 }
 
+// Close while sessions are being opened: each Open either gets its session
+// (closed with the relay) or ErrClosed, never a failure of a poller that
+// Close stopped under it.
+func TestRelayCloseWhileOpening(t *testing.T) {
+	t.Parallel()
+	for round := 0; round < 20; round++ {
+		r := newRelay(t, 64)
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					if _, err := r.Open(fmt.Sprint(round, "-", g, "-", i)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		r.Close()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, media.ErrClosed) && !errors.Is(err, media.ErrNoPorts) {
+				t.Fatalf("round %d: Open racing Close: %v; want ErrClosed (or ErrNoPorts)", round, err)
+			}
+		}
+		if r.Len() != 0 {
+			t.Fatalf("round %d: %d sessions left after Close", round, r.Len())
+		}
+	}
+}
+
 // Several workers each serve their share of the sessions; sessions closed
 // while others carry traffic neither lose the others' packets nor leave a
 // socket behind.
