@@ -9,3 +9,6 @@ func FailKernelPath(err error) (restore func()) {
 	openKernelPath = func([]int) (*kpath.Path, error) { return nil, err }
 	return func() { openKernelPath = old }
 }
+
+// Worker is the index of the poller serving the session (Linux).
+func Worker(s *Session) int { return s.io }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/media/impair"
-	"github.com/callmesh/callmesh/media/kpath"
 	"github.com/callmesh/callmesh/media/mediatest"
 )
 
@@ -18,17 +17,7 @@ import (
 // the path cannot load (not Linux, no CAP_BPF/CAP_NET_ADMIN, no TCX).
 func newKernelRelay(t *testing.T, pairs int) *media.Relay {
 	t.Helper()
-	cfg := media.FastConfig()
-	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, pairs)
-	cfg.Kernel = media.KernelOn
-	r, err := media.New(cfg)
-	if kpath.Unavailable(err) {
-		t.Skipf("kernel fast path unavailable here: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	r := newRelayWith(t, pairs, func(c *media.Config) { c.Kernel = media.KernelOn })
 	if !r.KernelPath() {
 		t.Fatal("Kernel on, yet no kernel path")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,9 +22,23 @@ const portBase = 21000
 
 func newRelay(t *testing.T, pairs int, opts ...media.Option) *media.Relay {
 	t.Helper()
+	return newRelayWith(t, pairs, nil, opts...)
+}
+
+// newRelayWith starts a relay on FastConfig with pairs port pairs of its
+// own, changed by set; it skips where set asks for the kernel path and it
+// cannot load (not Linux, no CAP_BPF/CAP_NET_ADMIN, no TCX).
+func newRelayWith(t *testing.T, pairs int, set func(*media.Config), opts ...media.Option) *media.Relay {
+	t.Helper()
 	cfg := media.FastConfig()
 	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, pairs)
+	if set != nil {
+		set(&cfg)
+	}
 	r, err := media.New(cfg, opts...)
+	if err != nil && cfg.Kernel == media.KernelOn && kpath.Unavailable(err) {
+		t.Skipf("kernel fast path unavailable here: %v", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,15 +435,7 @@ func TestConfigValidateNamesField(t *testing.T) {
 // invisible to it (it once read a session's legs before they existed).
 func TestRelaySweeperNeverSeesHalfOpenSessions(t *testing.T) {
 	t.Parallel()
-	cfg := media.FastConfig()
-	cfg.Sweep = time.Millisecond
-	cfg.ReportInterval = time.Millisecond
-	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 8)
-	r, err := media.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newRelayWith(t, 8, func(c *media.Config) { c.Sweep, c.ReportInterval = time.Millisecond, time.Millisecond })
 	for i := 0; i < 300; i++ {
 		s, err := r.Open(fmt.Sprint("s", i))
 		if err != nil {
@@ -483,24 +490,22 @@ func TestRelayCloseWhileOpening(t *testing.T) {
 // socket behind.
 func TestRelayWorkersShareSessions(t *testing.T) {
 	t.Parallel()
-	cfg := media.FastConfig()
-	cfg.Workers = 3
 	const calls = 6
-	cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 2*calls+4)
-	r, err := media.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newRelayWith(t, 2*calls+4, func(c *media.Config) { c.Workers = 3 })
 	var eps []*mediatest.Endpoint
+	workers := map[int]int{}
 	for i := 0; i < calls; i++ {
 		s, err := r.Open(fmt.Sprint("w", i))
 		if err != nil {
 			t.Fatal(err)
 		}
+		workers[media.Worker(s)]++
 		a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
 		connect(s, a, b)
 		eps = append(eps, a, b)
+	}
+	if runtime.GOOS == "linux" && (len(workers) != 3 || workers[0] != 2 || workers[1] != 2 || workers[2] != 2) {
+		t.Fatalf("sessions per worker %v; want 2 on each of 3", workers)
 	}
 	// Short-lived sessions open and close on every worker meanwhile.
 	churn := make(chan struct{})
@@ -542,8 +547,8 @@ func TestRelayWorkersShareSessions(t *testing.T) {
 	for _, s := range r.Sessions() {
 		s.Close()
 	}
-	if r.Len() != 0 || r.FreePairs() != cfg.Pairs() {
-		t.Errorf("%d sessions, %d of %d pairs free after all closed", r.Len(), r.FreePairs(), cfg.Pairs())
+	if pairs := r.Config().Pairs(); r.Len() != 0 || r.FreePairs() != pairs {
+		t.Errorf("%d sessions, %d of %d pairs free after all closed", r.Len(), r.FreePairs(), pairs)
 	}
 }
 
@@ -576,23 +581,15 @@ func TestRelayIPv6AndDualStack(t *testing.T) {
 		{"dual stack, IPv4 endpoints, kernel path", "::", "127.0.0.1", "127.0.0.1:0", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := media.FastConfig()
-			cfg.Bind = netip.MustParseAddr(tc.bind)
-			if tc.advertise != "" {
-				cfg.Advertise = netip.MustParseAddr(tc.advertise)
-			}
-			cfg.PortMin, cfg.PortMax = mediatest.PortRange(t, portBase, 2)
-			if tc.kernel {
-				cfg.Kernel = media.KernelOn
-			}
-			r, err := media.New(cfg)
-			if err != nil && tc.kernel && kpath.Unavailable(err) {
-				t.Skipf("kernel fast path unavailable here: %v", err)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r := newRelayWith(t, 2, func(c *media.Config) {
+				c.Bind = netip.MustParseAddr(tc.bind)
+				if tc.advertise != "" {
+					c.Advertise = netip.MustParseAddr(tc.advertise)
+				}
+				if tc.kernel {
+					c.Kernel = media.KernelOn
+				}
+			})
 			s, err := r.Open("v6")
 			if err != nil {
 				t.Fatal(err)

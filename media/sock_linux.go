@@ -353,14 +353,11 @@ func (p *poller) loop() {
 			uintptr(unsafe.Pointer(&note[0])), 1, 0, 0, 0)
 		for {
 			n, ok := drain()
-			if !ok && p.stopping.Load() {
+			if p.stopping.Load() {
 				return false
 			}
-			if !ok {
-				break // epoll_pwait failed: arm and wait for the next datagram
-			}
-			if n < pollBusy {
-				break
+			if !ok || n < pollBusy {
+				break // quiet, or epoll_pwait failed: arm and wait for the next datagram
 			}
 			// Busy: let datagrams gather for a quantum rather than be
 			// woken for each few. The system call lets the runtime run
