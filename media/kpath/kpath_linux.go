@@ -584,27 +584,13 @@ func body(f layout, rules, ring, counts int) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, l("rewrite")),
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
-
-		// Checksum differences: the addresses (in the IPv4 header, and in
-		// the UDP pseudo header of both families) and the ports.
-		asm.Mov.Reg(asm.R1, asm.RFP).WithSymbol(l("rewrite")),
-		asm.Add.Imm(asm.R1, int32(f.buf+f.flowOff)),
-		asm.Mov.Imm(asm.R2, f.addrLen),
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Mov.Imm(asm.R4, f.addrLen),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnCsumDiff.Call(),
-		asm.Mov.Reg(asm.R8, asm.R0),
-		asm.Mov.Reg(asm.R1, asm.RFP),
-		asm.Add.Imm(asm.R1, int32(f.buf+f.flowOff)+f.addrLen),
-		asm.Mov.Imm(asm.R2, 4),
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Add.Imm(asm.R3, f.addrLen),
-		asm.Mov.Imm(asm.R4, 4),
-		asm.Mov.Imm(asm.R5, 0),
-		asm.FnCsumDiff.Call(),
-		asm.Mov.Reg(asm.R9, asm.R0),
 	)
+	// Checksum differences: the addresses (in the IPv4 header, and in the
+	// UDP pseudo header of both families) and the ports.
+	diff := csumDiff(asm.R8, int32(f.buf+f.flowOff), 0, f.addrLen)
+	diff[0] = diff[0].WithSymbol(l("rewrite"))
+	ins = append(ins, diff...)
+	ins = append(ins, csumDiff(asm.R9, int32(f.buf+f.flowOff)+f.addrLen, f.addrLen, 4)...)
 	if f.ipCheck != 0 {
 		ins = append(ins, csumReplace(asm.FnL3CsumReplace, f.ipCheck, asm.R8, 0)...)
 	}
@@ -689,6 +675,27 @@ func storeBytes(frameOff int32, src asm.Register, off, n int32) asm.Instructions
 		asm.Mov.Imm(asm.R5, 0),
 		asm.FnSkbStoreBytes.Call(),
 		asm.JNE.Imm(asm.R0, 0, "drop"),
+	)
+}
+
+// csumDiff puts in dst the checksum difference between n bytes of the
+// frame's copy on the stack (at stack offset from) and the rule's bytes at
+// offset off.
+func csumDiff(dst asm.Register, from, off, n int32) asm.Instructions {
+	ins := asm.Instructions{
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, from),
+		asm.Mov.Imm(asm.R2, n),
+		asm.Mov.Reg(asm.R3, asm.R7),
+	}
+	if off != 0 {
+		ins = append(ins, asm.Add.Imm(asm.R3, off))
+	}
+	return append(ins,
+		asm.Mov.Imm(asm.R4, n),
+		asm.Mov.Imm(asm.R5, 0),
+		asm.FnCsumDiff.Call(),
+		asm.Mov.Reg(dst, asm.R0),
 	)
 }
 

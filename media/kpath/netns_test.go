@@ -165,12 +165,19 @@ func udpSegment(src, dst netip.AddrPort, payload []byte) []byte {
 	copy(pseudo[16:], d16[:])
 	binary.BigEndian.PutUint32(pseudo[32:], uint32(len(u)))
 	pseudo[39] = unix.IPPROTO_UDP
-	c := ^sum16(u, sum16(pseudo[:], 0))
+	binary.BigEndian.PutUint16(u[6:], udpChecksum(pseudo[:], u))
+	return u
+}
+
+// udpChecksum is the UDP checksum of seg (its checksum field zero) under
+// the pseudo header: the ones' complement of the sum, 0 sent as 0xffff
+// (RFC 768).
+func udpChecksum(pseudo, seg []byte) uint16 {
+	c := ^sum16(seg, sum16(pseudo, 0))
 	if c == 0 {
 		c = 0xffff
 	}
-	binary.BigEndian.PutUint16(u[6:], c)
-	return u
+	return c
 }
 
 // udpDatagram is an IPv4 datagram (no options) carrying payload from src to
@@ -194,11 +201,7 @@ func udpDatagram(src, dst netip.AddrPort, payload []byte, zeroSum bool) []byte {
 		copy(pseudo[4:], d4[:])
 		pseudo[9] = unix.IPPROTO_UDP
 		binary.BigEndian.PutUint16(pseudo[10:], uint16(len(u)))
-		c := ^sum16(u, sum16(pseudo[:], 0))
-		if c == 0 {
-			c = 0xffff
-		}
-		binary.BigEndian.PutUint16(u[6:], c)
+		binary.BigEndian.PutUint16(u[6:], udpChecksum(pseudo[:], u))
 	}
 	return b
 }
