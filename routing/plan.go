@@ -174,7 +174,6 @@ type planner struct {
 	best  []*cand
 	spare []*cand
 	chain []int32
-	segs  []sla.Segment // scratch for maxDuration
 
 	rejected []Rejection
 	hits     [numLimits]int

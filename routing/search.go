@@ -613,7 +613,8 @@ func (p *planner) result() Result {
 // segment and the terminating provider's termination segment.
 func (p *planner) maxDuration(c *cand) time.Duration {
 	g := p.g
-	segs := p.segs[:0]
+	var d time.Duration // 0: no cap yet
+	tighten := func(s sla.Segment) { d = sla.MaxDuration(sla.Segment{MaxDuration: d}, s) }
 	for i, v := range c.verts {
 		if g.prov[v] == nil {
 			continue
@@ -624,19 +625,18 @@ func (p *planner) maxDuration(c *cand) time.Duration {
 			call.Service = sla.Termination
 		}
 		seg, _, _ := g.prov[v].Offers(call)
-		segs = append(segs, seg)
+		tighten(seg)
 	}
 	for _, ei := range c.edges {
 		e := &g.edges[ei]
 		seg, _ := g.slas[e.sla].Segment(p.call)
-		segs = append(segs, seg)
+		tighten(seg)
 		if e.peer >= 0 {
 			seg, _ := g.slas[e.peer].Segment(p.call)
-			segs = append(segs, seg)
+			tighten(seg)
 		}
 	}
-	p.segs = segs
-	return sla.MaxDuration(segs...)
+	return d
 }
 
 func (p *planner) reason() string {

@@ -294,9 +294,6 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 // it is counted and forgotten like a call the caller cancelled.
 func (c *Call) abandon() {
 	s := c.svc
-	c.mu.Lock()
-	c.ended = time.Now()
-	c.mu.Unlock()
 	c.report()
 	if errors.Is(c.tx.Err(), sip.ErrTransactionCanceled) {
 		s.Counters.Cancelled.Add(1)

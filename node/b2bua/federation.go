@@ -203,8 +203,8 @@ func failureEvent(br *branch, res *sip.Response) call.Event {
 }
 
 // report tells the federation how a call over a path went: which path, its
-// attempts, answer, post-dial delay, duration and the media quality the
-// relay measured on the path's side.
+// attempts, answer, post-dial delay and the media quality the relay
+// measured on the path's side.
 func (c *Call) report() {
 	s := c.svc
 	if s.fed == nil || (c.plan == nil && !c.egress) {

@@ -112,9 +112,6 @@ func (c *Call) finish() {
 	c.finalSent()
 	close(c.done)
 	c.mu.Lock()
-	if c.ended.IsZero() {
-		c.ended = time.Now()
-	}
 	m := c.media
 	c.mu.Unlock()
 	if m != nil {
@@ -255,9 +252,6 @@ func (c *Call) do(a call.Action, e event) {
 		c.spawn(func() { c.bye(bye, c.a.transport, a.Reason) })
 
 	case call.Release:
-		c.mu.Lock()
-		c.ended = time.Now()
-		c.mu.Unlock()
 		c.report()
 		if c.fsm.Final() == call.Cancelled {
 			s.Counters.Cancelled.Add(1)
