@@ -444,8 +444,7 @@ type relayHelper struct {
 	exited           chan struct{}
 	logFile          string
 	portMin, portMax int
-	procs, workers   string // its GOMAXPROCS and media.workers, as it reported them
-	kernel           bool   // media.kernel on
+	kernel           bool // media.kernel on
 	forwarded        uint64
 	dropped          uint64
 	sendErrors       uint64
@@ -492,11 +491,9 @@ func startRelayHelper(t *testing.T, portMin, portMax int, kernel bool) (*relayHe
 	go func() { _ = cmd.Wait(); close(h.exited) }()
 	t.Cleanup(h.stop)
 	line, err := h.out.ReadString('\n')
-	f := strings.Fields(line)
-	if err != nil || len(f) != 4 || f[0] != "ready" {
+	if err != nil || !strings.HasPrefix(line, "ready") {
 		return nil, fmt.Errorf("no ready line (%q, %v):\n%s", line, err, h.logTail())
 	}
-	h.procs, h.workers = f[2], f[3]
 	return h, nil
 }
 
@@ -581,6 +578,15 @@ func (h *relayHelper) counters() string {
 	return s
 }
 
+// helperWorkers is the helper's media.workers: CALLMESH_LOAD_WORKERS, which
+// it inherits, or the relay's default.
+func helperWorkers() string {
+	if v := os.Getenv("CALLMESH_LOAD_WORKERS"); v != "" {
+		return v
+	}
+	return "default"
+}
+
 func sweepNote() string {
 	if relayHelperSweep <= 0 {
 		return fmt.Sprintf("sweep interval: DefaultConfig's %v", media.DefaultConfig().Sweep)
@@ -601,8 +607,8 @@ func (h *relayHelper) target() relayTarget {
 	}
 	return relayTarget{
 		name: name,
-		title: fmt.Sprintf("%s (media.DefaultConfig: %d KiB socket buffers; GOMAXPROCS %s; media.workers %s)",
-			title, media.DefaultConfig().SocketBuffer>>10, h.procs, h.workers),
+		title: fmt.Sprintf("%s (media.DefaultConfig: %d KiB socket buffers; GOMAXPROCS %d; media.workers %s)",
+			title, media.DefaultConfig().SocketBuffer>>10, runtime.GOMAXPROCS(0), helperWorkers()),
 		notes:    notes,
 		setup:    h.setup,
 		teardown: h.teardown,
@@ -680,11 +686,7 @@ func serveRelay(spec string, in io.Reader, out io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	w := bufio.NewWriter(out)
-	workers := "default"
-	if cfg.Workers > 0 {
-		workers = strconv.Itoa(cfg.Workers)
-	}
-	fmt.Fprintf(w, "ready %d %d %s\n", os.Getpid(), runtime.GOMAXPROCS(0), workers)
+	fmt.Fprintf(w, "ready %d\n", os.Getpid())
 	if err := w.Flush(); err != nil {
 		return err
 	}
