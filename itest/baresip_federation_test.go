@@ -295,7 +295,8 @@ func TestBaresipCallsAcrossFederation(t *testing.T) {
 	}
 	// Both nodes see the loss: each measures one direction as it arrives
 	// from alpha.
-	if l0, l1 := lossy.inSum.Legs[media.B].LossPct, lossy.egSum.Legs[media.A].LossPct; l0 <= 0 || l1 <= 0 {
+	l0, l1 := lossy.inSum.Legs[media.B].LossPct, lossy.egSum.Legs[media.A].LossPct
+	if l0 <= 0 || l1 <= 0 {
 		t.Errorf("lossy path: loss measured from alpha at node0 %.2f%%, at node1 %.2f%%, want both above 0", l0, l1)
 	}
 	// What the nodes measured is what alpha dropped: the share of the RTP
@@ -306,7 +307,7 @@ func TestBaresipCallsAcrossFederation(t *testing.T) {
 	const lossSlackPct = 3
 	readRelayed, readDropped := lossy.alphaRead.RTPRelayed-relayedBefore, lossy.alphaRead.RTPDropped-droppedBefore
 	alphaPct := 100 * float64(readDropped) / math.Max(1, float64(readRelayed+readDropped))
-	if l0, l1 := lossy.inSum.Legs[media.B].LossPct, lossy.egSum.Legs[media.A].LossPct; math.Abs(l0-alphaPct) > lossSlackPct || math.Abs(l1-alphaPct) > lossSlackPct {
+	if math.Abs(l0-alphaPct) > lossSlackPct || math.Abs(l1-alphaPct) > lossSlackPct {
 		t.Errorf("lossy path: loss measured from alpha at node0 %.2f%%, at node1 %.2f%%, want both within %d points of the %.2f%% alpha had dropped (%d of %d RTP packets)",
 			l0, l1, lossSlackPct, alphaPct, readDropped, readRelayed+readDropped)
 	}
