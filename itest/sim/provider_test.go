@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,10 +16,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/pion/rtp"
 
 	"github.com/callmesh/callmesh/media/impair"
-	"github.com/callmesh/callmesh/media/mediatest"
 )
 
 // checkCounters compares the counters that matter to a test.
@@ -198,74 +194,6 @@ func TestProviderCancel(t *testing.T) {
 	}
 }
 
-// rtpCapture is an RTP socket on 127.0.0.1 that keeps the header and
-// payload length of every RTP packet it receives, so a test can check what
-// the sender put in them. RTCP (packet types 192–223) is skipped.
-type rtpCapture struct {
-	conn *net.UDPConn
-	wg   sync.WaitGroup
-
-	mu   sync.Mutex
-	pkts []capturedRTP
-}
-
-type capturedRTP struct {
-	rtp.Header
-	payload int // bytes
-}
-
-// newRTPCapture binds the socket; the test's cleanup closes it.
-func newRTPCapture(t *testing.T) *rtpCapture {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &rtpCapture{conn: conn}
-	c.wg.Add(1)
-	go c.read()
-	t.Cleanup(func() {
-		conn.Close()
-		c.wg.Wait()
-	})
-	return c
-}
-
-func (c *rtpCapture) read() {
-	defer c.wg.Done()
-	buf := make([]byte, 2048)
-	for {
-		n, _, err := c.conn.ReadFromUDPAddrPort(buf)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil || n < 2 || (buf[1] >= 192 && buf[1] <= 223) {
-			continue
-		}
-		var h rtp.Header
-		hl, err := h.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		c.mu.Lock()
-		c.pkts = append(c.pkts, capturedRTP{Header: h, payload: n - hl})
-		c.mu.Unlock()
-	}
-}
-
-// packets are the RTP packets received so far, in order of arrival.
-func (c *rtpCapture) packets() []capturedRTP {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.pkts)
-}
-
-func (c *rtpCapture) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pkts)
-}
-
 // TestProviderTrunk: a trunk challenges with 407, takes the retry with
 // credentials and answers a number it terminates as the far end: 200 with
 // SDP, a tone of 20 ms PCMU packets, RTP received, BYE answered. It
@@ -283,11 +211,9 @@ func TestProviderTrunk(t *testing.T) {
 	cfg.RingMs = 100
 	trunk := startProvider(t, cfg)
 	caller := newUA(t, "alice")
-	// The caller's RTP socket (the one its SDP offers) is a capture that
-	// keeps every header, so the tone's pacing is read from the packets
-	// themselves; the endpoint only sends, from that socket.
-	capture := newRTPCapture(t)
-	caller.rtp = &mediatest.Endpoint{RTP: capture.conn}
+	// The caller keeps every RTP header it receives, so the tone's pacing
+	// is read from the packets themselves.
+	caller.rtp.KeepHeaders()
 	host, port := trunk.self.hosts[0], trunk.port
 	number := sip.Uri{Scheme: "sip", User: "+4930123456", Host: host, Port: port}
 
@@ -330,17 +256,17 @@ func TestProviderTrunk(t *testing.T) {
 	// payload, and the RTP timestamp 160 on (20 ms at 8 kHz) for every
 	// sequence number on, so 50 packets carry a second of sound.
 	const tonePackets = 10
-	eventually(t, "tone at the caller", func() bool { return capture.len() >= tonePackets })
-	pkts := capture.packets()
+	eventually(t, "tone at the caller", func() bool { return len(caller.rtp.Headers()) >= tonePackets })
+	pkts := caller.rtp.Headers()
 	first := pkts[0]
 	seqs := map[uint16]bool{}
 	for _, p := range pkts {
 		dseq := int16(p.SequenceNumber - first.SequenceNumber)
-		if p.Version != 2 || p.PayloadType != 0 || p.SSRC != first.SSRC || p.payload != 160 ||
+		if p.Version != 2 || p.PayloadType != 0 || p.SSRC != first.SSRC || p.Payload != 160 ||
 			p.Timestamp-first.Timestamp != uint32(int32(dseq)*160) || seqs[p.SequenceNumber] {
 			t.Errorf("tone packet seq %d ts %d pt %d ssrc %#x, %d bytes of payload; "+
 				"want PCMU of ssrc %#x, 160 bytes, ts %d + 160 per seq after %d, each seq once",
-				p.SequenceNumber, p.Timestamp, p.PayloadType, p.SSRC, p.payload,
+				p.SequenceNumber, p.Timestamp, p.PayloadType, p.SSRC, p.Payload,
 				first.SSRC, first.Timestamp, first.SequenceNumber)
 			break
 		}
@@ -355,7 +281,7 @@ func TestProviderTrunk(t *testing.T) {
 	checkCounters(t, trunk, Counters{Invites: 4, Answered: 1, Active: 1, Terminated: 1,
 		Failed: map[int]uint64{407: 2, 403: 1}})
 
-	n1 := uint64(capture.len()) // at least tonePackets, all of the tone
+	n1 := uint64(len(caller.rtp.Headers())) // at least tonePackets, all of the tone
 	if err := d.Bye(ctx); err != nil {
 		t.Fatalf("BYE: %v", err)
 	}
@@ -383,6 +309,9 @@ func TestProviderTrunk(t *testing.T) {
 	if got := trunk.Counters().Forwarded; got != 1 {
 		t.Errorf("forwarded %d, want 1", got)
 	}
+	// The callee's answer waits for its ACK (the caller sends it through
+	// the trunk's Record-Route); until it comes, that goroutine is live.
+	eventually(t, "the callee to get the forwarded call's ACK", func() bool { return len(callee.received(sip.ACK)) == 1 })
 }
 
 // TestProviderCapacity: past max_calls, 503 with Retry-After; a call that

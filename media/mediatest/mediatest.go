@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,8 @@ type Endpoint struct {
 	sent   uint64
 	srlog  rtpstats.SRLog
 	epoch  time.Time
+	keep   bool       // KeepHeaders
+	kept   []Received // with keep, every RTP packet received
 
 	rtcpIn atomic.Uint64
 	wg     sync.WaitGroup
@@ -156,6 +159,29 @@ func (e *Endpoint) SendSR() error {
 	return err
 }
 
+// Received is an RTP packet the endpoint received: its header and the
+// length of its payload.
+type Received struct {
+	rtp.Header
+	Payload int // bytes
+}
+
+// KeepHeaders makes the endpoint keep the header of every RTP packet it
+// receives from now on, for Headers.
+func (e *Endpoint) KeepHeaders() {
+	e.mu.Lock()
+	e.keep = true
+	e.mu.Unlock()
+}
+
+// Headers are the RTP packets received since KeepHeaders, in order of
+// arrival.
+func (e *Endpoint) Headers() []Received {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.kept)
+}
+
 // Stats is what the endpoint received.
 func (e *Endpoint) Stats() rtpstats.Stats {
 	e.mu.Lock()
@@ -184,6 +210,12 @@ func (e *Endpoint) readRTP() {
 			Timestamp: binary.BigEndian.Uint32(b[4:]), PT: b[1] & 0x7f, Marker: b[1]&0x80 != 0,
 			Size: n, Arrival: int64(time.Since(e.epoch)),
 		})
+		if e.keep {
+			var h rtp.Header
+			if hl, err := h.Unmarshal(b); err == nil {
+				e.kept = append(e.kept, Received{Header: h, Payload: n - hl})
+			}
+		}
 		e.mu.Unlock()
 	}
 }
