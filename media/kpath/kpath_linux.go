@@ -174,7 +174,7 @@ func (p *Path) route(src, dst netip.Addr) (ifindex int, local bool, err error) {
 	if !local {
 		return oif, false, nil
 	}
-	if !src.IsLoopback() && !HostHas(src) {
+	if !HostHas(src) {
 		return 0, false, fmt.Errorf("%w: %s is this host's and %s is not", ErrDeclined, dst, src)
 	}
 	return p.lo, true, nil
@@ -243,38 +243,12 @@ func routeGet(dst netip.Addr) (oif int, local bool, err error) {
 	return 0, false, fmt.Errorf("kpath: route to %s names no interface", dst)
 }
 
-// HostHas says whether addr is one of this host's addresses: a rule's
-// relay address must be, or nothing ever matches it.
+// HostHas says whether addr is one of this host's addresses (the routing
+// table has a local route to it): a rule's relay address must be, or
+// nothing ever matches it.
 func HostHas(addr netip.Addr) bool {
-	own, err := hostAddrs()
-	if err != nil {
-		return false
-	}
-	_, ok := own[addr.Unmap().WithZone("")]
-	return ok
-}
-
-// hostAddrs maps each address of the host to its interface.
-func hostAddrs() (map[netip.Addr]int, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, fmt.Errorf("kpath: interfaces: %w", err)
-	}
-	m := make(map[netip.Addr]int)
-	for _, ifc := range ifs {
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(n.IP); ok {
-					m[ip.Unmap().WithZone("")] = ifc.Index
-				}
-			}
-		}
-	}
-	return m, nil
+	_, local, err := routeGet(addr.Unmap().WithZone(""))
+	return err == nil && local
 }
 
 // Delete removes the rule for in, if there is one.
