@@ -15,10 +15,10 @@ import (
 
 // open loads the program on the loopback interface, or skips when this
 // kernel or this process cannot (no CAP_BPF/CAP_NET_ADMIN, no TCX).
-func open(t *testing.T) *kpath.Path { return openFor(t, netip.MustParseAddr("127.0.0.1")) }
+func open(t testing.TB) *kpath.Path { return openFor(t, netip.MustParseAddr("127.0.0.1")) }
 
 // openFor loads the program on the interfaces of a relay bound to bind.
-func openFor(t *testing.T, bind netip.Addr) *kpath.Path {
+func openFor(t testing.TB, bind netip.Addr) *kpath.Path {
 	t.Helper()
 	ifs, err := kpath.Interfaces(bind)
 	if err != nil {
@@ -199,18 +199,7 @@ func TestRulesAreOfOneFamily(t *testing.T) {
 // costs a packet end to end (BenchmarkRelayForward in media is the same
 // through the user-space relay).
 func BenchmarkKernelForward(b *testing.B) {
-	ifs, err := kpath.Interfaces(netip.MustParseAddr("127.0.0.1"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := kpath.Open(ifs)
-	if kpath.Unavailable(err) {
-		b.Skipf("kernel path unavailable here: %v", err)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p := open(b)
 	a, dst, ra, rb := udp(b), udp(b), udp(b), udp(b)
 	if err := p.Put(kpath.Rule{In: kpath.Flow{Src: addr(a), Dst: addr(ra)}, Out: kpath.Flow{Src: addr(rb), Dst: addr(dst)}, ID: 1}); err != nil {
 		b.Fatal(err)
