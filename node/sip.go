@@ -110,7 +110,7 @@ func (n *Node) sipEdgeConfig() (sipedge.Config, error) {
 		Nonce:      digest.NonceConfig{Secret: secret, Lifetime: cfg.Auth.NonceLifetime},
 		BlockAfter: cfg.Auth.BlockAfter, BlockWindow: cfg.Auth.BlockWindow, BlockFor: cfg.Auth.BlockFor,
 		UserAgent: "callmesh/" + Version,
-		Trusted:   trusted,
+		Trusted:   trusted, TransactionWait: cfg.Calls.TransactionWait,
 	}, nil
 }
 

@@ -8,10 +8,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/callmesh/callmesh/node"
-	"github.com/emiago/sipgo/sip"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
@@ -41,13 +39,6 @@ func serverGC() {
 	}
 }
 
-// sipTransactionWait sets how long the SIP stack keeps completed
-// transactions (calls.transaction_wait): its timers are package globals,
-// set once here before any transaction exists.
-func sipTransactionWait(d time.Duration) {
-	sip.Timer_D, sip.Timer_J, sip.Timer_L, sip.Timer_M = d, d, d, d
-}
-
 func peerID(key crypto.PrivKey) (peer.ID, error) { return peer.IDFromPrivateKey(key) }
 
 func newRunCmd() *cobra.Command {
@@ -66,7 +57,6 @@ func newRunCmd() *cobra.Command {
 			}
 			log := newLogger(cfg.Log)
 			serverGC()
-			sipTransactionWait(cfg.Calls.TransactionWait)
 			n, err := node.Start(cfg, node.WithLogger(log))
 			if err != nil {
 				return err

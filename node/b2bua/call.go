@@ -372,7 +372,7 @@ func (c *Call) send(br *branch) {
 	c.mu.Lock()
 	req := br.req
 	c.mu.Unlock()
-	tx, err := s.clientFor(br.transport).TransactionRequest(ctx, req, s.opts(br.transport, false)...)
+	tx, err := s.request(ctx, req, br.transport, false)
 	if err != nil {
 		s.log.Debug("branch not sent", "call", c.id, "dest", br.dest, "err", err)
 		fail(408, "transport error")
@@ -408,7 +408,7 @@ func (c *Call) send(br *branch) {
 				c.mu.Lock()
 				req = br.req
 				c.mu.Unlock()
-				if tx, err = s.clientFor(br.transport).TransactionRequest(ctx, req, s.opts(br.transport, false)...); err != nil {
+				if tx, err = s.request(ctx, req, br.transport, false); err != nil {
 					fail(408, "transport error")
 					return
 				}

@@ -70,7 +70,7 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 		// to absorb, so it need not wait out Timer L (32 s of memory per call).
 		c.tx.Terminate()
 		if ack != nil {
-			_ = s.clientFor(transport).WriteRequest(ack, s.opts(transport, false)...)
+			_ = s.write(ack, transport)
 		}
 		return
 	}
@@ -93,7 +93,7 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 	}
 	transport := p.out.transport
 	c.mu.Unlock()
-	_ = s.clientFor(transport).WriteRequest(ack, s.opts(transport, false)...)
+	_ = s.write(ack, transport)
 }
 
 // pendingAck maps the ACK of a forwarded re-INVITE's 2xx to the other
@@ -181,7 +181,7 @@ func (c *Call) forward(ref dialogRef, req *sip.Request, tx sip.ServerTransaction
 
 	ctx, cancel := context.WithTimeout(s.ctx, 32*time.Second)
 	defer cancel()
-	res, err := s.clientFor(transport).Do(ctx, fwd, s.opts(transport, false)...)
+	res, err := s.do(ctx, fwd, transport, false)
 
 	c.mu.Lock()
 	if req.Method == sip.INVITE {

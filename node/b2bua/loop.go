@@ -235,7 +235,7 @@ func (c *Call) do(a call.Action, e event) {
 		ack := br.ackFor(s, nil)
 		c.mu.Unlock()
 		if ack != nil {
-			_ = s.clientFor(br.transport).WriteRequest(ack, s.opts(br.transport, false)...)
+			_ = s.write(ack, br.transport)
 		}
 
 	case call.ByeBranch:
@@ -335,7 +335,7 @@ func (c *Call) cancel(br *branch, reason string) {
 	req.SetDestination(inv.Destination())
 	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
 	defer cancel()
-	_, _ = c.svc.clientFor(br.transport).Do(ctx, req, c.svc.opts(br.transport, true)...)
+	_, _ = c.svc.do(ctx, req, br.transport, true)
 }
 
 // bye sends a BYE and waits for its answer, which changes nothing.
@@ -345,7 +345,7 @@ func (c *Call) bye(req *sip.Request, transport, reason string) {
 	}
 	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
 	defer cancel()
-	if _, err := c.svc.clientFor(transport).Do(ctx, req, c.svc.opts(transport, false)...); err != nil {
+	if _, err := c.svc.do(ctx, req, transport, false); err != nil {
 		c.svc.log.Debug("BYE unanswered", "call", c.id, "err", err)
 	}
 }

@@ -12,12 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/call"
 	"github.com/callmesh/callmesh/node/sipedge"
+	"github.com/callmesh/callmesh/node/siptx"
 )
 
 // Service is the call handling of one node. It implements sipedge.Calls.
@@ -29,9 +29,9 @@ type Service struct {
 	edge  *sipedge.Server
 	fed   Federation // nil: calls stay on this node
 
-	udp, tcp *sipgo.Client
-	contact  sip.Uri // our Contact in both dialogs
-	laddr    sip.Addr
+	txl     *siptx.Layer
+	contact sip.Uri // our Contact in both dialogs
+	laddr   sip.Addr
 
 	mu       sync.Mutex
 	calls    map[string]*Call     // by call id
@@ -72,21 +72,9 @@ func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, lo
 	if err != nil {
 		return nil, fmt.Errorf("b2bua: edge address: %w", err)
 	}
-	// UDP requests leave from the listening socket, so answers come back
-	// to it and the far end sees the address it knows (INTEROP: a fresh
-	// ephemeral socket per request loses replies under load). TCP reuses
-	// the connection a contact registered over.
-	udp, err := sipgo.NewClient(edge.UA(), sipgo.WithClientHostname(host), sipgo.WithClientConnectionAddr(edge.Addr()))
-	if err != nil {
-		return nil, fmt.Errorf("b2bua: UDP client: %w", err)
-	}
-	tcp, err := sipgo.NewClient(edge.UA(), sipgo.WithClientHostname(host))
-	if err != nil {
-		return nil, fmt.Errorf("b2bua: TCP client: %w", err)
-	}
 	p, _ := strconv.Atoi(port)
 	s := &Service{
-		cfg: cfg, log: log, dir: dir, relay: relay, edge: edge, udp: udp, tcp: tcp,
+		cfg: cfg, log: log, dir: dir, relay: relay, edge: edge, txl: edge.Transactions(),
 		contact: sip.Uri{Scheme: "sip", Host: host, Port: p},
 		laddr:   sip.Addr{IP: net.ParseIP(host), Port: p},
 		calls:   make(map[string]*Call), dialogs: make(map[string]dialogRef), active: make(map[string]int),
@@ -247,30 +235,37 @@ func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
 	}
 	return dialogRef{}, false
 }
-
-// opts complete the B2BUA's requests, which are built whole: a Via (unless
-// keepVia: a CANCEL carries its INVITE's), and over UDP the listening
-// socket as the local address.
-func (s *Service) opts(transport string, keepVia bool) []sipgo.ClientRequestOption {
-	return []sipgo.ClientRequestOption{func(c *sipgo.Client, r *sip.Request) error {
-		if !keepVia {
-			if err := sipgo.ClientRequestAddVia(c, r); err != nil {
-				return err
-			}
-		}
-		if !sip.IsReliable(transport) {
-			r.Laddr = s.laddr
-		}
-		return nil
-	}}
+// prepare readies a request of the node's: a new top Via unless keepVia
+// (a CANCEL shares its INVITE's), sent by the edge's host; over UDP it
+// leaves from the listening socket, so answers come back to it and the far
+// end sees the address it knows (INTEROP: a fresh ephemeral socket per
+// request loses replies under load). TCP reuses the connection a contact
+// registered over, or opens one; the Via's port is the connection's.
+func (s *Service) prepare(req *sip.Request, transport string, keepVia bool) {
+	if !keepVia {
+		siptx.AddVia(req, s.contact.Host, 0)
+	}
+	if !sip.IsReliable(transport) {
+		req.Laddr = s.laddr
+	}
 }
 
-// clientFor picks the client for a transport.
-func (s *Service) clientFor(transport string) *sipgo.Client {
-	if sip.IsReliable(transport) {
-		return s.tcp
-	}
-	return s.udp
+// request starts a client transaction for req.
+func (s *Service) request(ctx context.Context, req *sip.Request, transport string, keepVia bool) (sip.ClientTransaction, error) {
+	s.prepare(req, transport, keepVia)
+	return s.txl.Request(ctx, req)
+}
+
+// write sends a request without a transaction: the ACK of a 2xx.
+func (s *Service) write(req *sip.Request, transport string) error {
+	s.prepare(req, transport, false)
+	return s.txl.Write(req)
+}
+
+// do sends req and returns its final response.
+func (s *Service) do(ctx context.Context, req *sip.Request, transport string, keepVia bool) (*sip.Response, error) {
+	s.prepare(req, transport, keepVia)
+	return s.txl.Do(ctx, req)
 }
 
 // MediaDead is told by the relay that a call's media stopped (a

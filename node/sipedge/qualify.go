@@ -6,8 +6,9 @@ import (
 	"net"
 	"strings"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/siptx"
 )
 
 // maxUDPRequest is the size above which a request goes over TCP when the
@@ -33,22 +34,27 @@ func (s *Server) Qualify(ctx context.Context, b Binding, extra ...sip.Header) (*
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: s.cfg.Domain}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(10))
 	req.AppendHeader(from)
+	callID := sip.CallIDHeader(sip.GenerateTagN(16) + "@" + s.cfg.Domain)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
+	maxf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&maxf)
+	req.AppendHeader(sip.NewHeader("User-Agent", s.name))
+	req.SetBody(nil)
 	for _, h := range extra {
 		req.AppendHeader(h)
 	}
 	dest, transport := b.Route()
-	if len(req.String()) > maxUDPRequest {
-		transport = "TCP"
-	}
 	req.SetTransport(transport)
 	req.SetDestination(dest)
 	host, _, _ := net.SplitHostPort(s.Addr())
-	c, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(host))
-	if err != nil {
-		return nil, fmt.Errorf("qualify %s: client: %w", b.AOR, err)
+	siptx.AddVia(req, host, 0)
+	if len(req.String()) > maxUDPRequest {
+		transport = "TCP"
+		req.SetTransport(transport)
+		req.Via().Transport = transport
 	}
-	defer c.Close()
-	res, err := c.Do(ctx, req)
+	res, err := s.txl.Do(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("qualify %s at %s over %s: %w", b.AOR, b.Source, transport, err)
 	}

@@ -1,7 +1,8 @@
 // Package sipedge is a node's SIP front door: the registrar with digest
 // authentication, OPTIONS, and the checks every request passes before it
 // is handled. The decisions (ApplyRegister, CheckRequest, the digest
-// verifier) are pure; Server wires them to sipgo's UDP and TCP listeners.
+// verifier) are pure; Server wires them to sipgo's UDP and TCP transports
+// through the node's transaction layer (siptx).
 package sipedge
 
 import (
@@ -18,7 +19,7 @@ import (
 
 	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/digest"
-	"github.com/emiago/sipgo"
+	"github.com/callmesh/callmesh/node/siptx"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// (trunks, load generators): a REGISTER is taken for its To user, an
 	// INVITE for its From user, and an INVITE's rights are not checked.
 	Trusted []netip.Prefix
+	// TransactionWait is how long a completed SIP transaction is kept to
+	// absorb retransmissions (siptx.Config.Wait); 0: 64·T1.
+	TransactionWait time.Duration
 }
 
 // Caller is who starts a call: an authenticated user, or the From user of
@@ -114,7 +118,6 @@ type Locator interface {
 
 // Server is a running SIP edge.
 type Server struct {
-	workers  *workers
 	cfg      Config
 	log      *slog.Logger
 	accounts Accounts
@@ -127,8 +130,9 @@ type Server struct {
 	calls    Calls
 	sessions Sessions
 
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
+	name   string // Server and User-Agent header
+	tpl    *sip.TransportLayer
+	txl    *siptx.Layer
 	udp    net.PacketConn
 	tcp    net.Listener
 	hosts  map[string]bool // lower-case hosts that name our domain
@@ -152,7 +156,7 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 
 // Start binds UDP and TCP on cfg.Listen and serves until Close.
 func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator, opts ...Option) (_ *Server, err error) {
-	s := &Server{workers: newWorkers(idleWorkers), cfg: cfg, accounts: accounts, bindings: bindings, locator: locator, log: slog.New(slog.DiscardHandler)}
+	s := &Server{cfg: cfg, accounts: accounts, bindings: bindings, locator: locator, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -175,35 +179,18 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	}
 	s.check = CheckConfig{Schemes: []string{"sip"}, Self: s.isSelf}
 
-	name := cfg.UserAgent
-	if name == "" {
-		name = "callmesh"
+	s.name = cfg.UserAgent
+	if s.name == "" {
+		s.name = "callmesh"
 	}
-	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent(name),
-		sipgo.WithUserAgentParser(sip.NewParser(sip.WithHeadersParsers(lenientHeaders()))))
-	if err != nil {
-		s.udp.Close()
-		s.tcp.Close()
-		return nil, fmt.Errorf("sip edge: user agent: %w", err)
-	}
-	s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(s.log.With("component", "sipgo")))
-	if err != nil {
-		s.ua.Close()
-		s.udp.Close()
-		s.tcp.Close()
-		return nil, fmt.Errorf("sip edge: server: %w", err)
-	}
-	s.srv.OnRegister(s.handle(s.onRegister))
-	s.srv.OnOptions(s.handle(s.onOptions))
-	s.srv.OnInvite(s.handle(s.onInvite))
-	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.CANCEL, sip.UPDATE, sip.INFO, sip.NOTIFY, sip.PRACK, sip.MESSAGE, sip.REFER} {
-		s.srv.OnRequest(m, s.handle(s.onInDialog))
-	}
-	s.srv.OnNoRoute(s.handle(s.onOther))
+	s.tpl = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(sip.WithHeadersParsers(lenientHeaders())), nil,
+		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
+	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Log: s.log.With("component", "siptx")})
+	s.txl.OnRequest(s.route)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
-	go func() { defer s.wg.Done(); _ = s.srv.ServeUDP(s.udp) }()
-	go func() { defer s.wg.Done(); _ = s.srv.ServeTCP(s.tcp) }()
+	go func() { defer s.wg.Done(); _ = s.tpl.ServeUDP(s.udp) }()
+	go func() { defer s.wg.Done(); _ = s.tpl.ServeTCP(s.tcp) }()
 	return s, nil
 }
 
@@ -257,9 +244,12 @@ func (s *Server) SetCalls(c Calls) { s.calls = c }
 // one is challenged like any other.
 func (s *Server) SetSessions(v Sessions) { s.sessions = v }
 
-// UA is the edge's SIP user agent, for clients that send from the edge's
-// listeners.
-func (s *Server) UA() *sipgo.UserAgent { return s.ua }
+// Transactions is the edge's transaction layer, for requests sent from
+// the edge's listeners.
+func (s *Server) Transactions() *siptx.Layer { return s.txl }
+
+// Name is the edge's Server and User-Agent header value.
+func (s *Server) Name() string { return s.name }
 
 // trusted reports whether a request comes from a trusted network.
 func (s *Server) trusted(req *sip.Request) bool {
@@ -287,9 +277,9 @@ func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.cancel()
-		err = errors.Join(s.udp.Close(), s.tcp.Close(), s.ua.Close())
+		err = errors.Join(s.udp.Close(), s.tcp.Close(), s.tpl.Close())
 		s.wg.Wait()
-		s.workers.close()
+		s.txl.Close()
 	})
 	return err
 }
@@ -303,12 +293,21 @@ func (s *Server) isSelf(host string, port int) bool {
 // ourHost reports whether host names the federation's domain here.
 func (s *Server) ourHost(host string) bool { return s.hosts[strings.ToLower(host)] }
 
-// handle wraps a handler with the checks every request passes first, and
-// runs it on a kept worker (workers).
-func (s *Server) handle(h func(*sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		s.workers.run(func() { s.serve(h, req, tx) })
+// route hands a new request to its handler after the checks every
+// request passes.
+func (s *Server) route(req *sip.Request, tx sip.ServerTransaction) {
+	h := s.onOther
+	switch req.Method {
+	case sip.REGISTER:
+		h = s.onRegister
+	case sip.OPTIONS:
+		h = s.onOptions
+	case sip.INVITE:
+		h = s.onInvite
+	case sip.ACK, sip.BYE, sip.CANCEL, sip.UPDATE, sip.INFO, sip.NOTIFY, sip.PRACK, sip.MESSAGE, sip.REFER:
+		h = s.onInDialog
 	}
+	s.serve(h, req, tx)
 }
 
 func (s *Server) serve(h func(*sip.Request, sip.ServerTransaction), req *sip.Request, tx sip.ServerTransaction) {
@@ -324,7 +323,7 @@ func (s *Server) serve(h func(*sip.Request, sip.ServerTransaction), req *sip.Req
 
 func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
 	if res.GetHeader("Server") == nil {
-		res.AppendHeader(sip.NewHeader("Server", s.ua.Name()))
+		res.AppendHeader(sip.NewHeader("Server", s.name))
 	}
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("SIP response not sent", "code", res.StatusCode, "err", err)

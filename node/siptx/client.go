@@ -1,0 +1,343 @@
+package siptx
+
+import (
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Client transaction states (RFC 3261 §17.1, with RFC 6026's Accepted).
+const (
+	cCalling    uint8 = iota // INVITE: Calling; non-INVITE: Trying
+	cProceeding              // a 1xx came
+	cCompleted               // a final response (INVITE: 3xx–6xx) came
+	cAccepted                // INVITE: a 2xx came (RFC 6026 §7.2)
+	cTerminated
+)
+
+// Client transaction timers.
+const (
+	timerA uint8 = iota // retransmit the request (E for a non-INVITE)
+	timerB              // give up on a response (F for a non-INVITE)
+	timerD              // absorb final-response retransmissions (K for a non-INVITE)
+	timerM              // Accepted: pass 2xx retransmissions up, then end
+	clientTimers
+)
+
+// clientTx is a client transaction. It implements sip.ClientTransaction.
+type clientTx struct {
+	l        *Layer
+	key      string
+	origin   *sip.Request
+	conn     sip.Connection
+	invite   bool
+	reliable bool
+
+	responses chan *sip.Response
+
+	mu          sync.Mutex
+	state       uint8
+	gen         [clientTimers]uint32
+	interval    int64 // Timer A or E's current interval, ns
+	ack         *sip.Request
+	err         error
+	done        chan struct{}
+	queue       []*sip.Response // responses the TU has not taken yet
+	pumping     bool            // a pump goroutine hands the queue over
+	endPending  bool            // terminate once the queue is handed over
+	onRetrans   []sip.FnTxResponse
+	onTerminate []sip.FnTxTerminate
+}
+
+// start sends the request and arms the timers.
+func (tx *clientTx) start() error {
+	if err := tx.conn.WriteMsg(tx.origin); err != nil {
+		return transportErr(err)
+	}
+	tx.mu.Lock()
+	if !tx.reliable {
+		tx.interval = int64(tx.l.cfg.T1)
+		tx.l.wheel.after(tx.l.cfg.T1, tx, timerA, tx.gen[timerA])
+	}
+	tx.l.wheel.after(64*tx.l.cfg.T1, tx, timerB, tx.gen[timerB])
+	tx.mu.Unlock()
+	return nil
+}
+
+// receive takes a response that matched the transaction.
+func (tx *clientTx) receive(res *sip.Response) {
+	tx.mu.Lock()
+	switch tx.state {
+	case cCalling, cProceeding:
+		switch {
+		case res.IsProvisional():
+			if tx.invite {
+				// Proceeding: no retransmission, and no timeout: the TU
+				// decides how long a callee may ring.
+				tx.gen[timerA]++
+				tx.gen[timerB]++
+			} else if !tx.reliable {
+				tx.interval = int64(tx.l.cfg.T2) // Timer E at T2 (§17.1.2.2)
+			}
+			tx.state = cProceeding
+			tx.passUp(res)
+			tx.mu.Unlock()
+		case tx.invite && res.IsSuccess():
+			tx.state = cAccepted
+			tx.gen[timerA]++
+			tx.gen[timerB]++
+			tx.l.wheel.after(tx.l.cfg.Wait, tx, timerM, tx.gen[timerM])
+			tx.passUp(res)
+			tx.mu.Unlock()
+		default:
+			tx.state = cCompleted
+			tx.gen[timerA]++
+			tx.gen[timerB]++
+			var ack *sip.Request
+			if tx.invite {
+				ack = ackFor(tx.origin, res)
+				tx.ack = ack
+			}
+			tx.passUp(res)
+			wait := tx.l.cfg.Wait
+			if !tx.invite {
+				wait = tx.l.cfg.T4
+			}
+			end := false
+			if tx.reliable {
+				end = tx.endAfterPassUp() // Timer D and K are 0
+			} else {
+				tx.l.wheel.after(wait, tx, timerD, tx.gen[timerD])
+			}
+			tx.mu.Unlock()
+			if ack != nil {
+				_ = tx.conn.WriteMsg(ack)
+			}
+			if end {
+				tx.terminate(nil)
+			}
+		}
+	case cCompleted:
+		ack := tx.ack
+		tx.mu.Unlock()
+		if ack != nil && !res.IsProvisional() {
+			_ = tx.conn.WriteMsg(ack) // the final response again: ACK again
+		}
+	case cAccepted:
+		fns := tx.onRetrans
+		tx.mu.Unlock()
+		if res.IsSuccess() {
+			for _, f := range fns {
+				f(res)
+			}
+		}
+	default:
+		tx.mu.Unlock()
+	}
+}
+
+// passUp hands a response to the TU in order, without blocking the
+// transport's reader: straight to a TU waiting on Responses, else onto a
+// queue a pump goroutine hands over. The channel is unbuffered, so a
+// response is taken before the transaction ends (endAfterPassUp), as the
+// TU expects: Done never wins a race against the final response. Called
+// with mu held.
+func (tx *clientTx) passUp(res *sip.Response) {
+	if !tx.pumping {
+		select {
+		case tx.responses <- res:
+			return
+		default:
+		}
+	}
+	tx.queue = append(tx.queue, res)
+	if !tx.pumping {
+		tx.pumping = true
+		go tx.pump()
+	}
+}
+
+// endAfterPassUp reports whether the transaction may end now; otherwise
+// the pump ends it when the TU has taken every response. Called with mu
+// held.
+func (tx *clientTx) endAfterPassUp() bool {
+	if tx.pumping {
+		tx.endPending = true
+		return false
+	}
+	return true
+}
+
+func (tx *clientTx) pump() {
+	for {
+		tx.mu.Lock()
+		if len(tx.queue) == 0 {
+			tx.pumping = false
+			end := tx.endPending
+			tx.mu.Unlock()
+			if end {
+				tx.terminate(nil)
+			}
+			return
+		}
+		res := tx.queue[0]
+		tx.queue = tx.queue[1:]
+		done := tx.doneLocked()
+		tx.mu.Unlock()
+		select {
+		case tx.responses <- res:
+		case <-done:
+			tx.mu.Lock()
+			tx.queue, tx.pumping = nil, false
+			tx.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (tx *clientTx) fire(kind uint8, gen uint32) {
+	tx.mu.Lock()
+	if tx.gen[kind] != gen || tx.state == cTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	switch kind {
+	case timerA:
+		if tx.state != cCalling && (tx.invite || tx.state != cProceeding) {
+			tx.mu.Unlock()
+			return
+		}
+		tx.interval *= 2
+		if !tx.invite || tx.state == cProceeding {
+			tx.interval = min(tx.interval, int64(tx.l.cfg.T2)) // Timer E is capped
+		}
+		tx.gen[timerA]++
+		tx.l.wheel.after(durationNs(tx.interval), tx, timerA, tx.gen[timerA])
+		tx.mu.Unlock()
+		if err := tx.conn.WriteMsg(tx.origin); err != nil {
+			tx.terminate(transportErr(err))
+		}
+		return
+	case timerB:
+		tx.mu.Unlock()
+		tx.terminate(sip.ErrTransactionTimeout)
+		return
+	}
+	tx.mu.Unlock()
+	tx.terminate(nil) // D, K, M: the wait is over
+}
+
+func (tx *clientTx) terminate(err error) {
+	tx.mu.Lock()
+	if tx.state == cTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	tx.state = cTerminated
+	for i := range tx.gen {
+		tx.gen[i]++
+	}
+	if err == nil {
+		err = sip.ErrTransactionTerminated
+	}
+	tx.err = err
+	if tx.done != nil {
+		close(tx.done)
+	} else {
+		tx.done = closed
+	}
+	fns := tx.onTerminate
+	tx.onTerminate, tx.onRetrans = nil, nil
+	tx.mu.Unlock()
+	tx.l.forgetClient(tx)
+	_, _ = tx.conn.TryClose()
+	for _, f := range fns {
+		f(tx.key, err)
+	}
+}
+
+// Terminate ends the transaction: later responses are not passed up.
+func (tx *clientTx) Terminate() {
+	tx.mu.Lock()
+	live := tx.state != cTerminated
+	tx.mu.Unlock()
+	if live {
+		tx.terminate(sip.ErrTransactionCanceled)
+	}
+}
+
+func (tx *clientTx) Responses() <-chan *sip.Response { return tx.responses }
+
+func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == cTerminated {
+		return false
+	}
+	tx.onRetrans = append(tx.onRetrans, f)
+	return true
+}
+
+func (tx *clientTx) OnTerminate(f sip.FnTxTerminate) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == cTerminated {
+		return false
+	}
+	tx.onTerminate = append(tx.onTerminate, f)
+	return true
+}
+
+func (tx *clientTx) Done() <-chan struct{} {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.doneLocked()
+}
+
+func (tx *clientTx) doneLocked() chan struct{} {
+	if tx.done == nil {
+		tx.done = make(chan struct{})
+	}
+	return tx.done
+}
+
+func (tx *clientTx) Err() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.err
+}
+
+// closed is a closed channel, for Done after a termination nobody waited on.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// ackFor builds the ACK of a 3xx–6xx response to an INVITE (RFC 3261
+// §17.1.1.3): the INVITE's Request-URI, Call-ID, From, top Via and Route
+// set, the response's To (with its tag), and the INVITE's CSeq number.
+func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
+	ack := sip.NewRequest(sip.ACK, *inv.Recipient.Clone())
+	ack.SipVersion = inv.SipVersion
+	if v := inv.Via(); v != nil {
+		ack.AppendHeader(v.Clone())
+	}
+	sip.CopyHeaders("Route", inv, ack)
+	maxf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&maxf)
+	if h := inv.From(); h != nil {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := res.To(); h != nil {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := inv.CallID(); h != nil {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := inv.CSeq(); h != nil {
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: sip.ACK})
+	}
+	ack.SetBody(nil)
+	ack.SetTransport(inv.Transport())
+	ack.SetSource(inv.Source())
+	ack.SetDestination(inv.Destination())
+	ack.Laddr = inv.Laddr
+	return ack
+}

@@ -1,0 +1,466 @@
+// Package siptx is the node's SIP transaction layer (RFC 3261 §17, with
+// RFC 6026's Accepted states), over sipgo's transport layer and messages.
+//
+// sipgo has a transaction layer of its own; this one does the same work
+// at a fraction of the cost, which is what a node's call rate is made of:
+//
+//   - Responses and retransmissions are matched and handled on the
+//     transport's reader, without a goroutine per message; a new request's
+//     handler runs on a kept goroutine (pool), not a fresh one.
+//   - Every transaction timer lives in one timing wheel (wheel), not in a
+//     runtime timer each.
+//   - A request's connection is looked up once, without a context and its
+//     timer.
+//
+// The TU sees sipgo's interfaces (sip.ServerTransaction,
+// sip.ClientTransaction), with sipgo's semantics where the TU depends on
+// them: a server transaction ends when its handler returns without a final
+// response; a CANCEL is answered 200 and its INVITE 487 by the layer, and
+// the TU is told through OnCancel; responses are passed up in order on
+// Responses, 2xx retransmissions on OnRetransmission.
+//
+// Responses to requests that came over UDP go to the request's source
+// address and port (as RFC 3581 asks when rport is present, and as every
+// NAT-facing SBC does without it).
+package siptx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Config holds the layer's timers; zero values take RFC 3261's.
+type Config struct {
+	T1, T2, T4 time.Duration // §17.1.1.1: 500 ms, 4 s, 5 s
+	// Wait is how long a completed transaction is kept to absorb
+	// retransmissions: Timers D and J over UDP, L and M (RFC 6026);
+	// 64·T1 by default.
+	Wait time.Duration
+	// Trying is how long an INVITE may wait for the TU's first response
+	// before the layer sends 100 Trying itself (§17.2.1: 200 ms).
+	Trying time.Duration
+	// Tick is the timer wheel's resolution (10 ms).
+	Tick time.Duration
+	Log  *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.T1 <= 0 {
+		c.T1 = 500 * time.Millisecond
+	}
+	if c.T2 <= 0 {
+		c.T2 = 4 * time.Second
+	}
+	if c.T4 <= 0 {
+		c.T4 = 5 * time.Second
+	}
+	if c.Wait <= 0 {
+		c.Wait = 64 * c.T1
+	}
+	if c.Trying <= 0 {
+		c.Trying = 200 * time.Millisecond
+	}
+	if c.Tick <= 0 {
+		c.Tick = 10 * time.Millisecond
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Handler serves a new request. The transaction ends when the handler
+// returns, unless it was answered with a final response.
+type Handler func(req *sip.Request, tx sip.ServerTransaction)
+
+// Layer is the transaction layer.
+type Layer struct {
+	tpl     *sip.TransportLayer
+	cfg     Config
+	wheel   *wheel
+	workers *pool
+	handler Handler
+
+	mu      sync.Mutex
+	servers map[string]*serverTx
+	clients map[string]*clientTx
+	closed  bool
+
+	stats Stats
+}
+
+// Stats counts what the layer absorbed or could not place.
+type Stats struct {
+	retransmissions atomic.Uint64 // requests matched to a live transaction
+	unmatched       atomic.Uint64 // responses of no live transaction
+	rejected        atomic.Uint64 // requests without a usable Via or CSeq
+}
+
+// Retransmissions is the number of retransmitted requests absorbed.
+func (s *Stats) Retransmissions() uint64 { return s.retransmissions.Load() }
+
+// Unmatched is the number of responses that matched no transaction.
+func (s *Stats) Unmatched() uint64 { return s.unmatched.Load() }
+
+// Rejected is the number of requests answered 400 for a missing or broken
+// Via or CSeq.
+func (s *Stats) Rejected() uint64 { return s.rejected.Load() }
+
+// idleWorkers bounds the handler goroutines kept idle.
+const idleWorkers = 256
+
+// New starts a transaction layer on tpl; it takes every message tpl reads.
+func New(tpl *sip.TransportLayer, cfg Config) *Layer {
+	cfg.defaults()
+	l := &Layer{tpl: tpl, cfg: cfg, wheel: newWheel(cfg.Tick), workers: newPool(idleWorkers),
+		servers: make(map[string]*serverTx), clients: make(map[string]*clientTx),
+		handler: func(req *sip.Request, tx sip.ServerTransaction) {
+			if !req.IsAck() {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotImplemented, "Not Implemented", nil))
+			}
+		}}
+	tpl.OnMessage(l.handleMessage)
+	return l
+}
+
+// OnRequest sets the handler of new requests; set it before serving.
+func (l *Layer) OnRequest(h Handler) { l.handler = h }
+
+// Stats returns the layer's counters.
+func (l *Layer) Stats() *Stats { return &l.stats }
+
+// Close ends every transaction, waits for the running handlers and stops
+// the timers. The transport layer is closed by its owner.
+func (l *Layer) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	servers := make([]*serverTx, 0, len(l.servers))
+	for _, tx := range l.servers {
+		servers = append(servers, tx)
+	}
+	clients := make([]*clientTx, 0, len(l.clients))
+	for _, tx := range l.clients {
+		clients = append(clients, tx)
+	}
+	l.mu.Unlock()
+	for _, tx := range clients {
+		tx.terminate(sip.ErrTransactionTerminated)
+	}
+	for _, tx := range servers {
+		tx.terminate(nil)
+	}
+	l.workers.close()
+	l.wheel.close()
+}
+
+// handleMessage is the transport layer's handler: it runs on the reader of
+// the connection the message came on.
+func (l *Layer) handleMessage(msg sip.Message) {
+	switch m := msg.(type) {
+	case *sip.Request:
+		l.handleRequest(m)
+	case *sip.Response:
+		l.handleResponse(m)
+	}
+}
+
+func (l *Layer) handleResponse(res *sip.Response) {
+	key, ok := clientKey(res)
+	if !ok {
+		l.stats.unmatched.Add(1)
+		return
+	}
+	l.mu.Lock()
+	tx := l.clients[key]
+	l.mu.Unlock()
+	if tx == nil {
+		// A 2xx retransmitted after its transaction ended, or a stray:
+		// RFC 3261 §17.1.1.2 hands it to the core, which has no use for
+		// it here (the B2BUA re-ACKs 2xx through OnRetransmission while
+		// the transaction waits in Accepted).
+		l.stats.unmatched.Add(1)
+		return
+	}
+	tx.receive(res)
+}
+
+func (l *Layer) handleRequest(req *sip.Request) {
+	key, ok := serverKey(req, req.Method)
+	if !ok {
+		l.stats.rejected.Add(1)
+		if !req.IsAck() {
+			l.writeStateless(req, sip.StatusBadRequest, "Bad Request (Via or CSeq missing)")
+		}
+		return
+	}
+	switch {
+	case req.IsCancel():
+		// The CANCEL's own transaction key names the INVITE it cancels
+		// (§9.2: same branch and sent-by, method INVITE).
+		inv, _ := serverKey(req, sip.INVITE)
+		l.mu.Lock()
+		tx := l.servers[inv]
+		l.mu.Unlock()
+		if tx != nil {
+			// 200 to the CANCEL first: its sender stops retransmitting.
+			l.writeStateless(req, sip.StatusOK, "OK")
+			tx.cancel(req)
+			return
+		}
+	case req.IsAck():
+		l.mu.Lock()
+		tx := l.servers[key]
+		l.mu.Unlock()
+		if tx != nil && tx.receive(req) {
+			return
+		}
+		// A 2xx's ACK is a transaction of its own: for the TU, with no
+		// response possible.
+		tx = &serverTx{l: l, key: key, origin: req, state: sTerminated}
+		l.workers.do(func() { l.handler(req, ackTx{tx}) })
+		return
+	}
+	l.mu.Lock()
+	if tx := l.servers[key]; tx != nil {
+		l.mu.Unlock()
+		tx.receive(req)
+		return
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	conn, err := l.tpl.GetConnection(req.Transport(), req.Source())
+	if err != nil {
+		l.cfg.Log.Debug("SIP request dropped: no connection to answer on", "source", req.Source(), "err", err)
+		return
+	}
+	tx := newServerTx(l, key, req, conn)
+	l.mu.Lock()
+	if old := l.servers[key]; old != nil {
+		// Its retransmission came on another reader first.
+		l.mu.Unlock()
+		_, _ = conn.TryClose()
+		old.receive(req)
+		return
+	}
+	l.servers[key] = tx
+	l.mu.Unlock()
+	tx.started()
+	if !l.workers.do(func() { l.handler(req, tx); tx.handled() }) {
+		tx.terminate(nil)
+	}
+}
+
+// writeStateless answers a request outside any transaction.
+func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	conn, err := l.tpl.GetConnection(req.Transport(), req.Source())
+	if err != nil {
+		return
+	}
+	_ = conn.WriteMsg(res)
+	_, _ = conn.TryClose()
+}
+
+func (l *Layer) forgetServer(tx *serverTx) {
+	l.mu.Lock()
+	if l.servers[tx.key] == tx {
+		delete(l.servers, tx.key)
+	}
+	l.mu.Unlock()
+}
+
+func (l *Layer) forgetClient(tx *clientTx) {
+	l.mu.Lock()
+	if l.clients[tx.key] == tx {
+		delete(l.clients, tx.key)
+	}
+	l.mu.Unlock()
+}
+
+// Request starts a client transaction for req, which carries its own top
+// Via (AddVia). ctx bounds finding or opening the connection only.
+func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	if req.IsAck() {
+		return nil, fmt.Errorf("siptx: an ACK has no transaction (use Write)")
+	}
+	key, ok := clientKey(req)
+	if !ok {
+		return nil, fmt.Errorf("siptx: request without a branch or CSeq")
+	}
+	conn, err := l.tpl.ClientRequestConnection(ctx, req)
+	if err != nil {
+		return nil, transportErr(err)
+	}
+	tx := &clientTx{l: l, key: key, origin: req, conn: conn, invite: req.IsInvite(),
+		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response)}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_, _ = conn.TryClose()
+		return nil, ErrTerminated
+	}
+	if l.clients[key] != nil {
+		l.mu.Unlock()
+		_, _ = conn.TryClose()
+		return nil, fmt.Errorf("siptx: a transaction with branch key %q is running", key)
+	}
+	l.clients[key] = tx
+	l.mu.Unlock()
+	if err := tx.start(); err != nil {
+		tx.terminate(err)
+		return nil, err
+	}
+	return tx, nil
+}
+
+// Write sends a request outside any transaction: an ACK of a 2xx.
+func (l *Layer) Write(req *sip.Request) error {
+	conn, err := l.tpl.ClientRequestConnection(context.Background(), req)
+	if err != nil {
+		return transportErr(err)
+	}
+	defer conn.TryClose()
+	return transportErr(conn.WriteMsg(req))
+}
+
+// Do sends req and returns its final response.
+func (l *Layer) Do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := l.Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			// A final response may have been passed up just before.
+			select {
+			case res := <-tx.Responses():
+				if !res.IsProvisional() {
+					return res, nil
+				}
+			default:
+			}
+			return nil, tx.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// AddVia puts a new top Via on req, sent by host:port over req's
+// transport, with a fresh RFC 3261 branch. A port of 0 is filled in with
+// the connection's when the request is sent.
+func AddVia(req *sip.Request, host string, port int) {
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0",
+		Transport: req.Transport(), Host: host, Port: port, Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranchN(16))
+	req.PrependHeader(via)
+}
+
+// serverKey is the transaction key of a request (§17.2.3): the top Via's
+// branch and sent-by with the method (ACK counted as INVITE); for a branch
+// without RFC 3261's magic cookie (RFC 2543 peers), the fields §17.2.3
+// lists for them.
+func serverKey(req *sip.Request, method sip.RequestMethod) (string, bool) {
+	via := req.Via()
+	cseq := req.CSeq()
+	if via == nil || cseq == nil {
+		return "", false
+	}
+	if method == sip.ACK {
+		method = sip.INVITE
+	}
+	port := via.Port
+	if port <= 0 {
+		port = sip.DefaultPort(via.Transport)
+	}
+	var b strings.Builder
+	branch, _ := via.Params.Get("branch")
+	if strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) && len(branch) > len(sip.RFC3261BranchMagicCookie) {
+		b.Grow(len(branch) + len(via.Host) + len(method) + 10)
+		b.WriteString(branch)
+		b.WriteByte('|')
+		b.WriteString(via.Host)
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(port))
+		b.WriteByte('|')
+		b.WriteString(string(method))
+		return b.String(), true
+	}
+	from, callID := req.From(), req.CallID()
+	if from == nil || callID == nil {
+		return "", false
+	}
+	fromTag, _ := from.Params.Get("tag")
+	b.WriteString("2543|")
+	b.WriteString(req.Recipient.String())
+	b.WriteByte('|')
+	b.WriteString(fromTag)
+	b.WriteByte('|')
+	b.WriteString(callID.Value())
+	b.WriteByte('|')
+	b.WriteString(strconv.FormatUint(uint64(cseq.SeqNo), 10))
+	b.WriteByte('|')
+	b.WriteString(via.Host)
+	b.WriteByte(':')
+	b.WriteString(strconv.Itoa(port))
+	b.WriteByte('|')
+	b.WriteString(string(method))
+	return b.String(), true
+}
+
+// clientKey is the key a response matches its client transaction by
+// (§17.1.3): the top Via's branch and the CSeq method.
+func clientKey(msg sip.Message) (string, bool) {
+	via := msg.Via()
+	cseq := msg.CSeq()
+	if via == nil || cseq == nil {
+		return "", false
+	}
+	branch, _ := via.Params.Get("branch")
+	if branch == "" {
+		return "", false
+	}
+	method := cseq.MethodName
+	if method == sip.ACK {
+		method = sip.INVITE
+	}
+	return branch + "|" + string(method), true
+}
+
+func transportErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", sip.ErrTransactionTransport, err)
+}
+
+func durationNs(ns int64) time.Duration { return time.Duration(ns) }
+
+// ackTx is the transaction handed with a 2xx's ACK: nothing can be sent
+// on it.
+type ackTx struct{ *serverTx }
+
+func (ackTx) Respond(*sip.Response) error {
+	return fmt.Errorf("siptx: an ACK has no response")
+}

@@ -1,0 +1,337 @@
+package siptx
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Server transaction states (RFC 3261 §17.2, with RFC 6026's Accepted).
+const (
+	sTrying     uint8 = iota // non-INVITE: no response yet
+	sProceeding              // INVITE from the start; non-INVITE after a 1xx
+	sCompleted               // a final response (INVITE: 3xx–6xx) was sent
+	sAccepted                // INVITE: a 2xx was sent (RFC 6026 §7.1)
+	sConfirmed               // INVITE: the ACK of a 3xx–6xx came
+	sTerminated
+)
+
+// Server transaction timers.
+const (
+	timerG   uint8 = iota // retransmit a 3xx–6xx to an INVITE (UDP)
+	timerH                // give up waiting for that ACK
+	timerI                // absorb ACK retransmissions, then end
+	timerJ                // absorb request retransmissions (non-INVITE), then end
+	timerL                // Accepted: absorb INVITE retransmissions, then end
+	timer1xx              // send 100 Trying when the TU has not answered in 200 ms
+	serverTimers
+)
+
+// ErrTerminated is returned by Respond once the transaction has ended.
+var ErrTerminated = errors.New("siptx: transaction terminated")
+
+// serverTx is a server transaction. It implements sip.ServerTransaction.
+type serverTx struct {
+	l        *Layer
+	key      string
+	origin   *sip.Request
+	conn     sip.Connection
+	invite   bool
+	reliable bool
+
+	mu          sync.Mutex
+	state       uint8
+	last        *sip.Response // the response retransmitted on a retransmitted request
+	gen         [serverTimers]uint32
+	interval    int64 // Timer G's current interval, ns
+	err         error
+	done        chan struct{} // made when asked for, closed on termination
+	acks        chan *sip.Request
+	onCancel    sip.FnTxCancel
+	onTerminate []sip.FnTxTerminate
+}
+
+func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *serverTx {
+	tx := &serverTx{l: l, key: key, origin: req, conn: conn, invite: req.IsInvite(),
+		reliable: sip.IsReliable(req.Transport())}
+	if tx.invite {
+		tx.state = sProceeding
+	}
+	return tx
+}
+
+// started arms the INVITE's 100 Trying once the transaction is stored.
+func (tx *serverTx) started() {
+	if tx.invite {
+		tx.l.wheel.after(tx.l.cfg.Trying, tx, timer1xx, 0)
+	}
+}
+
+// receive takes a retransmission of the request, or an ACK of a 3xx–6xx;
+// false for an ACK that is not the transaction's: the ACK of its 2xx from
+// a peer that reused the INVITE's branch, which is the TU's.
+func (tx *serverTx) receive(req *sip.Request) bool {
+	tx.mu.Lock()
+	if req.IsAck() {
+		if tx.state == sAccepted {
+			tx.mu.Unlock()
+			return false
+		}
+		if tx.state != sCompleted {
+			tx.mu.Unlock()
+			return true // absorbed (RFC 3261 §17.2.1: Confirmed absorbs ACKs)
+		}
+		tx.state = sConfirmed
+		tx.gen[timerG]++
+		tx.gen[timerH]++
+		acks := tx.acks
+		if tx.reliable {
+			tx.mu.Unlock()
+			tx.terminate(nil)
+		} else {
+			tx.l.wheel.after(tx.l.cfg.T4, tx, timerI, tx.gen[timerI])
+			tx.mu.Unlock()
+		}
+		if acks != nil {
+			select {
+			case acks <- req:
+			default:
+			}
+		}
+		return true
+	}
+	tx.l.stats.retransmissions.Add(1)
+	var res *sip.Response
+	switch tx.state {
+	case sProceeding, sCompleted:
+		res = tx.last // the last provisional, or the final one
+	}
+	tx.mu.Unlock()
+	if res != nil {
+		_ = tx.conn.WriteMsg(res)
+	}
+	return true
+}
+
+// cancel handles a CANCEL that matched this INVITE: unless a final
+// response went out, the INVITE is answered 487 and the TU told.
+func (tx *serverTx) cancel(req *sip.Request) {
+	tx.mu.Lock()
+	if tx.state != sProceeding {
+		tx.mu.Unlock()
+		return
+	}
+	f := tx.onCancel
+	tx.err = sip.ErrTransactionCanceled
+	tx.mu.Unlock()
+	res := sip.NewResponseFromRequest(tx.origin, sip.StatusRequestTerminated, "Request Terminated", nil)
+	tx.mu.Lock()
+	if tx.last != nil {
+		// The same To tag as the provisional responses (RFC 3261 §8.2.6.2).
+		if tag, ok := tx.last.To().Params.Get("tag"); ok {
+			res.To().Params.Add("tag", tag)
+		}
+	}
+	tx.mu.Unlock()
+	if f != nil {
+		f(req)
+	}
+	_ = tx.Respond(res)
+}
+
+// Respond sends a response, and moves the transaction on by its class.
+func (tx *serverTx) Respond(res *sip.Response) error {
+	tx.mu.Lock()
+	tx.gen[timer1xx]++
+	switch {
+	case tx.state == sTerminated:
+		tx.mu.Unlock()
+		return ErrTerminated
+	case res.IsProvisional():
+		if tx.state != sTrying && tx.state != sProceeding {
+			tx.mu.Unlock()
+			return nil // too late for a provisional: dropped
+		}
+		tx.state = sProceeding
+		tx.last = res
+	case tx.invite && res.IsSuccess():
+		switch tx.state {
+		case sProceeding:
+			tx.state = sAccepted
+			tx.last = nil
+			tx.l.wheel.after(tx.l.cfg.Wait, tx, timerL, tx.gen[timerL])
+		case sAccepted:
+			// The TU retransmits its 2xx through the transaction
+			// (RFC 6026 §7.1).
+		default:
+			tx.mu.Unlock()
+			return nil
+		}
+	default: // a final response
+		if tx.state != sTrying && tx.state != sProceeding {
+			tx.mu.Unlock()
+			return nil // a second final response: the first stands
+		}
+		tx.state = sCompleted
+		tx.last = res
+		switch {
+		case tx.invite:
+			if !tx.reliable {
+				tx.interval = int64(tx.l.cfg.T1)
+				tx.l.wheel.after(tx.l.cfg.T1, tx, timerG, tx.gen[timerG])
+			}
+			tx.l.wheel.after(64*tx.l.cfg.T1, tx, timerH, tx.gen[timerH])
+		case !tx.reliable:
+			tx.l.wheel.after(tx.l.cfg.Wait, tx, timerJ, tx.gen[timerJ])
+		default:
+			tx.mu.Unlock()
+			err := tx.conn.WriteMsg(res)
+			tx.terminate(nil)
+			return transportErr(err)
+		}
+	}
+	tx.mu.Unlock()
+	if err := tx.conn.WriteMsg(res); err != nil {
+		err = transportErr(err)
+		tx.terminate(err)
+		return err
+	}
+	return nil
+}
+
+func (tx *serverTx) fire(kind uint8, gen uint32) {
+	tx.mu.Lock()
+	if tx.gen[kind] != gen || tx.state == sTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	switch kind {
+	case timer1xx:
+		if tx.state != sProceeding || tx.last != nil {
+			tx.mu.Unlock()
+			return
+		}
+		tx.mu.Unlock()
+		_ = tx.Respond(sip.NewResponseFromRequest(tx.origin, sip.StatusTrying, "Trying", nil))
+		return
+	case timerG:
+		if tx.state != sCompleted {
+			tx.mu.Unlock()
+			return
+		}
+		tx.interval = min(2*tx.interval, int64(tx.l.cfg.T2))
+		tx.gen[timerG]++
+		tx.l.wheel.after(durationNs(tx.interval), tx, timerG, tx.gen[timerG])
+		res := tx.last
+		tx.mu.Unlock()
+		_ = tx.conn.WriteMsg(res)
+		return
+	case timerH:
+		tx.mu.Unlock()
+		tx.terminate(sip.ErrTransactionTimeout)
+		return
+	}
+	tx.mu.Unlock()
+	tx.terminate(nil) // I, J, L: the wait is over
+}
+
+// terminate ends the transaction once; err (nil: it simply ended) is what
+// Err reports, unless a cancellation came first.
+func (tx *serverTx) terminate(err error) {
+	tx.mu.Lock()
+	if tx.state == sTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	tx.state = sTerminated
+	for i := range tx.gen {
+		tx.gen[i]++
+	}
+	if tx.err == nil {
+		tx.err = err
+	}
+	if tx.err == nil {
+		tx.err = sip.ErrTransactionTerminated
+	}
+	err = tx.err
+	if tx.done != nil {
+		close(tx.done)
+	}
+	fns := tx.onTerminate
+	tx.onTerminate = nil
+	tx.last = nil
+	tx.mu.Unlock()
+	tx.l.forgetServer(tx)
+	_, _ = tx.conn.TryClose()
+	for _, f := range fns {
+		f(tx.key, err)
+	}
+}
+
+// handled is called when the TU's handler returned. A transaction left
+// without a final response ends: the TU will not answer it any more. Over
+// a reliable transport a finished one ends too: nothing is retransmitted.
+// An unreliable one with its final response stays for its timers.
+func (tx *serverTx) handled() {
+	tx.mu.Lock()
+	final := tx.state == sCompleted || tx.state == sAccepted || tx.state == sConfirmed
+	tx.mu.Unlock()
+	if !final || tx.reliable {
+		tx.terminate(nil)
+	}
+}
+
+func (tx *serverTx) Terminate() { tx.terminate(nil) }
+
+func (tx *serverTx) OnTerminate(f sip.FnTxTerminate) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == sTerminated {
+		return false
+	}
+	tx.onTerminate = append(tx.onTerminate, f)
+	return true
+}
+
+func (tx *serverTx) Done() <-chan struct{} {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done == nil {
+		tx.done = make(chan struct{})
+		if tx.state == sTerminated {
+			close(tx.done)
+		}
+	}
+	return tx.done
+}
+
+func (tx *serverTx) Err() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.err
+}
+
+// Acks gives the ACK of a 3xx–6xx response, if the TU wants it (a 2xx's
+// ACK is a request of its own, given to the handler).
+func (tx *serverTx) Acks() <-chan *sip.Request {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.acks == nil {
+		tx.acks = make(chan *sip.Request, 1)
+	}
+	return tx.acks
+}
+
+// OnCancel registers f for a CANCEL of this INVITE; false once the
+// transaction can no longer be cancelled (it ended, or a CANCEL already
+// came and was answered).
+func (tx *serverTx) OnCancel(f sip.FnTxCancel) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == sTerminated || errors.Is(tx.err, sip.ErrTransactionCanceled) {
+		return false
+	}
+	tx.onCancel = f
+	return true
+}
