@@ -235,6 +235,7 @@ func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
 	}
 	return dialogRef{}, false
 }
+
 // prepare readies a request of the node's: a new top Via unless keepVia
 // (a CANCEL shares its INVITE's), sent by the edge's host; over UDP it
 // leaves from the listening socket, so answers come back to it and the far
