@@ -49,11 +49,10 @@ type clientTx struct {
 	onTerminate []sip.FnTxTerminate
 }
 
-// start sends the request and arms the timers.
+// start arms the timers and sends the request. The timers are armed
+// first: a response may be read before the write returns, and it must
+// find them to stop.
 func (tx *clientTx) start() error {
-	if err := tx.conn.WriteMsg(tx.origin); err != nil {
-		return transportErr(err)
-	}
 	tx.mu.Lock()
 	if !tx.reliable {
 		tx.interval = int64(tx.l.cfg.T1)
@@ -61,6 +60,9 @@ func (tx *clientTx) start() error {
 	}
 	tx.l.wheel.after(64*tx.l.cfg.T1, tx, timerB, tx.gen[timerB])
 	tx.mu.Unlock()
+	if err := tx.conn.WriteMsg(tx.origin); err != nil {
+		return transportErr(err)
+	}
 	return nil
 }
 
@@ -111,7 +113,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 			}
 			tx.mu.Unlock()
 			if ack != nil {
-				_ = tx.conn.WriteMsg(ack)
+				tx.l.sendAck(ack)
 			}
 			if end {
 				tx.terminate(nil)
@@ -121,15 +123,18 @@ func (tx *clientTx) receive(res *sip.Response) {
 		ack := tx.ack
 		tx.mu.Unlock()
 		if ack != nil && !res.IsProvisional() {
-			_ = tx.conn.WriteMsg(ack) // the final response again: ACK again
+			tx.l.sendAck(ack) // the final response again: ACK again
 		}
 	case cAccepted:
 		fns := tx.onRetrans
 		tx.mu.Unlock()
-		if res.IsSuccess() {
-			for _, f := range fns {
-				f(res)
-			}
+		if res.IsSuccess() && len(fns) > 0 {
+			// Off the transport's reader: the TU's callback may block.
+			tx.l.workers.do(func() {
+				for _, f := range fns {
+					f(res)
+				}
+			})
 		}
 	default:
 		tx.mu.Unlock()
@@ -219,8 +224,11 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 		}
 		return
 	case timerB:
+		waiting := tx.state == cCalling || (!tx.invite && tx.state == cProceeding)
 		tx.mu.Unlock()
-		tx.terminate(sip.ErrTransactionTimeout)
+		if waiting {
+			tx.terminate(sip.ErrTransactionTimeout)
+		}
 		return
 	}
 	tx.mu.Unlock()
@@ -336,7 +344,6 @@ func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
 	}
 	ack.SetBody(nil)
 	ack.SetTransport(inv.Transport())
-	ack.SetSource(inv.Source())
 	ack.SetDestination(inv.Destination())
 	ack.Laddr = inv.Laddr
 	return ack

@@ -213,9 +213,12 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		tx := l.servers[inv]
 		l.mu.Unlock()
 		if tx != nil {
-			// 200 to the CANCEL first: its sender stops retransmitting.
-			l.writeStateless(req, sip.StatusOK, "OK")
-			tx.cancel(req)
+			// Off the reader: the TU's OnCancel may block. The 200 to the
+			// CANCEL goes first: its sender stops retransmitting.
+			l.workers.do(func() {
+				l.writeStateless(req, sip.StatusOK, "OK")
+				tx.cancel(req)
+			})
 			return
 		}
 	case req.IsAck():
@@ -227,7 +230,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		}
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
 		// response possible.
-		tx = &serverTx{l: l, key: key, origin: req, state: sTerminated}
+		tx = &serverTx{l: l, key: key, origin: req, state: sTerminated, err: sip.ErrTransactionTerminated}
 		l.workers.do(func() { l.handler(req, ackTx{tx}) })
 		return
 	}
@@ -325,6 +328,14 @@ func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransa
 		return nil, err
 	}
 	return tx, nil
+}
+
+// sendAck sends the ACK of a 3xx–6xx, resolved and routed as its INVITE
+// was (§17.1.1.3: same address, port and transport).
+func (l *Layer) sendAck(ack *sip.Request) {
+	if err := l.Write(ack); err != nil {
+		l.cfg.Log.Debug("ACK not sent", "err", err)
+	}
 }
 
 // Write sends a request outside any transaction: an ACK of a 2xx.

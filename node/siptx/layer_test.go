@@ -621,3 +621,35 @@ func readStream(r *bufio.Reader) (string, error) {
 	b.Write(body)
 	return b.String(), nil
 }
+
+// A callee may ring for longer than Timer B: a 1xx stops it (§17.1.1.2),
+// and the 2xx that comes after 64·T1 still reaches the TU.
+func TestClientRingsPastTimerB(t *testing.T) {
+	s := newStack(t, nil)
+	p := newPeer(t)
+	tx, err := s.l.Request(context.Background(), s.outgoing(sip.INVITE, p.addr(), "UDP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Terminate()
+	inv := p.next("INVITE")
+	p.send(s.addr, answer(inv, 180, "Ringing", "r1"))
+	if res := <-tx.Responses(); res.StatusCode != 180 {
+		t.Fatalf("response %d", res.StatusCode)
+	}
+	time.Sleep(64*testConfig.T1 + 20*testConfig.Tick)
+	select {
+	case <-tx.Done():
+		t.Fatalf("ringing INVITE ended: %v", tx.Err())
+	default:
+	}
+	p.send(s.addr, answer(inv, 200, "OK", "r1"))
+	select {
+	case res := <-tx.Responses():
+		if res.StatusCode != 200 {
+			t.Fatalf("response %d", res.StatusCode)
+		}
+	case <-time.After(within):
+		t.Fatal("2xx after Timer B's time not passed up")
+	}
+}

@@ -46,8 +46,10 @@ type serverTx struct {
 	gen         [serverTimers]uint32
 	interval    int64 // Timer G's current interval, ns
 	err         error
+	cancelled   bool          // a CANCEL came and was acted on
 	done        chan struct{} // made when asked for, closed on termination
 	acks        chan *sip.Request
+	ack         *sip.Request // the ACK, kept for an Acks asked for later
 	onCancel    sip.FnTxCancel
 	onTerminate []sip.FnTxTerminate
 }
@@ -85,6 +87,7 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 		tx.state = sConfirmed
 		tx.gen[timerG]++
 		tx.gen[timerH]++
+		tx.ack = req
 		acks := tx.acks
 		if tx.reliable {
 			tx.mu.Unlock()
@@ -118,36 +121,48 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 // response went out, the INVITE is answered 487 and the TU told.
 func (tx *serverTx) cancel(req *sip.Request) {
 	tx.mu.Lock()
-	if tx.state != sProceeding {
+	if tx.state != sProceeding || tx.cancelled {
 		tx.mu.Unlock()
 		return
 	}
+	tx.cancelled = true
 	f := tx.onCancel
 	tx.err = sip.ErrTransactionCanceled
+	last := tx.last
 	tx.mu.Unlock()
 	res := sip.NewResponseFromRequest(tx.origin, sip.StatusRequestTerminated, "Request Terminated", nil)
-	tx.mu.Lock()
-	if tx.last != nil {
+	if last != nil {
 		// The same To tag as the provisional responses (RFC 3261 §8.2.6.2).
-		if tag, ok := tx.last.To().Params.Get("tag"); ok {
+		if tag, ok := last.To().Params.Get("tag"); ok {
 			res.To().Params.Add("tag", tag)
 		}
 	}
-	tx.mu.Unlock()
 	if f != nil {
 		f(req)
 	}
-	_ = tx.Respond(res)
+	_ = tx.respond(res, true)
 }
 
 // Respond sends a response, and moves the transaction on by its class.
-func (tx *serverTx) Respond(res *sip.Response) error {
+func (tx *serverTx) Respond(res *sip.Response) error { return tx.respond(res, false) }
+
+// respond is Respond; byLayer marks the layer's own responses (100 Trying
+// when the TU is slow, 487 on a CANCEL), which give way to the TU's.
+func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 	tx.mu.Lock()
-	tx.gen[timer1xx]++
 	switch {
 	case tx.state == sTerminated:
 		tx.mu.Unlock()
 		return ErrTerminated
+	case byLayer && res.StatusCode == sip.StatusTrying && (tx.state != sProceeding || tx.last != nil):
+		tx.mu.Unlock()
+		return nil // the TU answered first
+	case tx.cancelled && !byLayer && !res.IsProvisional():
+		tx.mu.Unlock()
+		return sip.ErrTransactionCanceled // the layer answered 487
+	}
+	tx.gen[timer1xx]++
+	switch {
 	case res.IsProvisional():
 		if tx.state != sTrying && tx.state != sProceeding {
 			tx.mu.Unlock()
@@ -213,7 +228,10 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 			return
 		}
 		tx.mu.Unlock()
-		_ = tx.Respond(sip.NewResponseFromRequest(tx.origin, sip.StatusTrying, "Trying", nil))
+		// Off the wheel's goroutine: a TCP write may block.
+		tx.l.workers.do(func() {
+			_ = tx.respond(sip.NewResponseFromRequest(tx.origin, sip.StatusTrying, "Trying", nil), true)
+		})
 		return
 	case timerG:
 		if tx.state != sCompleted {
@@ -319,6 +337,9 @@ func (tx *serverTx) Acks() <-chan *sip.Request {
 	defer tx.mu.Unlock()
 	if tx.acks == nil {
 		tx.acks = make(chan *sip.Request, 1)
+		if tx.ack != nil {
+			tx.acks <- tx.ack
+		}
 	}
 	return tx.acks
 }
@@ -329,9 +350,13 @@ func (tx *serverTx) Acks() <-chan *sip.Request {
 func (tx *serverTx) OnCancel(f sip.FnTxCancel) bool {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.state == sTerminated || errors.Is(tx.err, sip.ErrTransactionCanceled) {
+	if tx.state == sTerminated || tx.cancelled {
 		return false
 	}
-	tx.onCancel = f
+	if prev := tx.onCancel; prev != nil {
+		tx.onCancel = func(r *sip.Request) { prev(r); f(r) }
+	} else {
+		tx.onCancel = f
+	}
 	return true
 }
