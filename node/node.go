@@ -78,7 +78,7 @@ type Node struct {
 	relay    *media.Relay
 	calls    *b2bua.Service
 	fed      *federation
-	bindings bindingStore
+	bindings *bindingStore
 	locs     *locations
 	users    *userDir
 	sigs     *sigCache // DHT record values already verified
