@@ -110,8 +110,8 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		res(sip.StatusServiceUnavailable, "Service Unavailable (shutting down)", retry)
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-	defer cancel()
+	// lookup bounds what the call asks of the federation and the accounts.
+	lookup := func() (context.Context, context.CancelFunc) { return context.WithTimeout(s.ctx, 5*time.Second) }
 	// The edge read the caller's account when it authorized the call.
 	class := caller.Class
 	if caller.Known && s.ActiveCalls(caller.User) >= caller.MaxCalls {
@@ -151,7 +151,9 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	}
 	if len(contacts) == 0 && (number || (!egress && s.fed != nil)) {
 		var err error
+		ctx, cancel := lookup()
 		plan, err = s.fed.Plan(ctx, PlanQuery{Class: class, Callee: calleeUser, Number: number})
+		cancel()
 		switch {
 		case errors.Is(err, ErrUnknown):
 			res(sip.StatusNotFound, "Not Found")
@@ -170,7 +172,9 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			return
 		}
 	} else if len(contacts) == 0 {
+		ctx, cancel := lookup()
 		found, err := s.dir.Exists(ctx, calleeUser)
+		cancel()
 		switch {
 		case err != nil:
 			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry)
@@ -363,8 +367,9 @@ var endToEndNoType = func() []string {
 func (c *Call) send(br *branch) {
 	defer c.svc.wg.Done()
 	s := c.svc
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RingTimeout+s.cfg.AckTimeout)
-	defer cancel()
+	// ctx bounds opening a connection only; the ring timeout (the call's
+	// loop) and the transaction's Timer B bound the rest.
+	ctx := s.ctx
 	fail := func(code int, reason string) {
 		c.noteAttempt(br.idx, code, reason)
 		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}})

@@ -333,9 +333,8 @@ func (c *Call) cancel(br *branch, reason string) {
 	req.SetBody(nil) // Content-Length: 0, required on TCP
 	req.SetTransport(inv.Transport())
 	req.SetDestination(inv.Destination())
-	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
-	defer cancel()
-	_, _ = c.svc.do(ctx, req, br.transport, true)
+	// The transaction's Timer F bounds the wait.
+	_, _ = c.svc.do(c.svc.ctx, req, br.transport, true)
 }
 
 // bye sends a BYE and waits for its answer, which changes nothing.
@@ -343,9 +342,7 @@ func (c *Call) bye(req *sip.Request, transport, reason string) {
 	if reason != "" {
 		req.AppendHeader(sip.NewHeader("Reason", reason))
 	}
-	ctx, cancel := context.WithTimeout(c.svc.ctx, 32*time.Second)
-	defer cancel()
-	if _, err := c.svc.do(ctx, req, transport, false); err != nil {
+	if _, err := c.svc.do(c.svc.ctx, req, transport, false); err != nil { // bounded by Timer F
 		c.svc.log.Debug("BYE unanswered", "call", c.id, "err", err)
 	}
 }

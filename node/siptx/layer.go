@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +50,10 @@ type Config struct {
 	Trying time.Duration
 	// Tick is the timer wheel's resolution (10 ms).
 	Tick time.Duration
-	Log  *slog.Logger
+	// Connect bounds opening a connection for a request (a TCP dial, a
+	// DNS lookup): 10 s.
+	Connect time.Duration
+	Log     *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -70,6 +74,9 @@ func (c *Config) defaults() {
 	}
 	if c.Tick <= 0 {
 		c.Tick = 10 * time.Millisecond
+	}
+	if c.Connect <= 0 {
+		c.Connect = 10 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -294,8 +301,23 @@ func (l *Layer) forgetClient(tx *clientTx) {
 	l.mu.Unlock()
 }
 
+// connect finds or opens req's connection. Opening one (a TCP dial, a DNS
+// lookup) is bounded by Config.Connect as well as ctx; a UDP request to an
+// IP address opens nothing and needs no timer.
+func (l *Layer) connect(ctx context.Context, req *sip.Request) (sip.Connection, error) {
+	host, _, err := net.SplitHostPort(req.Destination())
+	if sip.IsReliable(req.Transport()) || err != nil || net.ParseIP(host) == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.Connect)
+		defer cancel()
+	}
+	conn, err := l.tpl.ClientRequestConnection(ctx, req)
+	return conn, transportErr(err)
+}
+
 // Request starts a client transaction for req, which carries its own top
-// Via (AddVia). ctx bounds finding or opening the connection only.
+// Via (AddVia). ctx bounds finding or opening the connection only: the
+// transaction's own timers bound the rest.
 func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	if req.IsAck() {
 		return nil, fmt.Errorf("siptx: an ACK has no transaction (use Write)")
@@ -304,9 +326,9 @@ func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransa
 	if !ok {
 		return nil, fmt.Errorf("siptx: request without a branch or CSeq")
 	}
-	conn, err := l.tpl.ClientRequestConnection(ctx, req)
+	conn, err := l.connect(ctx, req)
 	if err != nil {
-		return nil, transportErr(err)
+		return nil, err
 	}
 	tx := &clientTx{l: l, key: key, origin: req, conn: conn, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response)}
@@ -340,9 +362,9 @@ func (l *Layer) sendAck(ack *sip.Request) {
 
 // Write sends a request outside any transaction: an ACK of a 2xx.
 func (l *Layer) Write(req *sip.Request) error {
-	conn, err := l.tpl.ClientRequestConnection(context.Background(), req)
+	conn, err := l.connect(context.Background(), req)
 	if err != nil {
-		return transportErr(err)
+		return err
 	}
 	defer conn.TryClose()
 	return transportErr(conn.WriteMsg(req))
