@@ -44,7 +44,7 @@ import (
 //	CALLMESH_LOAD_CALL_TARGETS  which targets, in order (default "kamailio,callmesh-s1,callmesh-s2,callmesh-fed";
 //	                            also "kamailio-s2": Kamailio challenging INVITE, no media)
 //	CALLMESH_LOAD_OUT           file to write the results to as Markdown
-//	CALLMESH_LOAD_PROFILE       directory for a CPU profile of each callmesh step (log.pprof on the node)
+//	CALLMESH_LOAD_PROFILE       directory for CPU and allocation profiles of each callmesh step (log.pprof on the node)
 
 const (
 	// callsCallers is how many distinct callers place the calls (from
@@ -153,9 +153,10 @@ type callsTarget struct {
 	admins []string
 }
 
-// profileStep fetches a CPU profile of each of the target's nodes over
-// most of a step into CALLMESH_LOAD_PROFILE (TARGET[-PART]-RATE.pprof),
-// when that is set; wait for the returned channel.
+// profileStep fetches a CPU profile and an allocation profile of each of
+// the target's nodes over most of a step into CALLMESH_LOAD_PROFILE
+// (TARGET[-PART]-RATE.pprof and TARGET[-PART]-RATE.allocs.pprof), when that
+// is set; wait for the returned channel.
 func (tgt callsTarget) profileStep(t *testing.T, rate int, step time.Duration) <-chan struct{} {
 	done := make(chan struct{})
 	dir := os.Getenv("CALLMESH_LOAD_PROFILE")
@@ -171,21 +172,23 @@ func (tgt callsTarget) profileStep(t *testing.T, rate int, step time.Duration) <
 		if part != "" {
 			name += "-" + part
 		}
-		wg.Go(func() {
-			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
-			if err != nil {
-				t.Logf("%s: profile: %v", name, err)
-				return
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err == nil {
-				err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", name, rate)), b, 0o644)
-			}
-			if err != nil {
-				t.Logf("%s: profile: %v", name, err)
-			}
-		})
+		for kind, file := range map[string]string{"profile": ".pprof", "allocs": ".allocs.pprof"} {
+			wg.Go(func() {
+				resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs))
+				if err != nil {
+					t.Logf("%s: %s profile: %v", name, kind, err)
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d%s", name, rate, file)), b, 0o644)
+				}
+				if err != nil {
+					t.Logf("%s: %s profile: %v", name, kind, err)
+				}
+			})
+		}
 	}
 	go func() { wg.Wait(); close(done) }()
 	return done
