@@ -34,7 +34,7 @@ type stack struct {
 	addr string // UDP listener
 }
 
-func newStack(t *testing.T, h Handler) *stack {
+func newStack(t testing.TB, h Handler) *stack {
 	t.Helper()
 	tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
 	s := &stack{tpl: tpl, l: New(tpl, testConfig)}
@@ -396,7 +396,7 @@ func keyOf(t *testing.T, msg string) string {
 	return k
 }
 
-func waitFor(t *testing.T, ok func() bool, what string) {
+func waitFor(t testing.TB, ok func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !ok() {
