@@ -47,6 +47,7 @@ type clientTx struct {
 	endPending  bool            // terminate once the queue is handed over
 	onRetrans   []sip.FnTxResponse
 	onTerminate []sip.FnTxTerminate
+	self        timed // weakClient: what its timers hold
 }
 
 // start arms the timers and sends the request. The timers are armed
@@ -56,9 +57,9 @@ func (tx *clientTx) start() error {
 	tx.mu.Lock()
 	if !tx.reliable {
 		tx.interval = int64(tx.l.cfg.T1)
-		tx.l.wheel.after(tx.l.cfg.T1, tx, timerA, tx.gen[timerA])
+		tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerA, tx.gen[timerA])
 	}
-	tx.l.wheel.after(64*tx.l.cfg.T1, tx, timerB, tx.gen[timerB])
+	tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerB, tx.gen[timerB])
 	tx.mu.Unlock()
 	if err := tx.conn.WriteMsg(tx.origin); err != nil {
 		return transportErr(err)
@@ -88,7 +89,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 			tx.state = cAccepted
 			tx.gen[timerA]++
 			tx.gen[timerB]++
-			tx.l.wheel.after(tx.l.cfg.Wait, tx, timerM, tx.gen[timerM])
+			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerM, tx.gen[timerM])
 			tx.passUp(res)
 			tx.mu.Unlock()
 		default:
@@ -109,7 +110,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 			if tx.reliable {
 				end = tx.endAfterPassUp() // Timer D and K are 0
 			} else {
-				tx.l.wheel.after(wait, tx, timerD, tx.gen[timerD])
+				tx.l.wheel.after(wait, tx.self, timerD, tx.gen[timerD])
 			}
 			tx.mu.Unlock()
 			if ack != nil {
@@ -217,7 +218,7 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 			tx.interval = min(tx.interval, int64(tx.l.cfg.T2)) // Timer E is capped
 		}
 		tx.gen[timerA]++
-		tx.l.wheel.after(durationNs(tx.interval), tx, timerA, tx.gen[timerA])
+		tx.l.wheel.after(durationNs(tx.interval), tx.self, timerA, tx.gen[timerA])
 		tx.mu.Unlock()
 		if err := tx.conn.WriteMsg(tx.origin); err != nil {
 			tx.terminate(transportErr(err))

@@ -34,6 +34,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -332,6 +333,7 @@ func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransa
 	}
 	tx := &clientTx{l: l, key: key, origin: req, conn: conn, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response)}
+	tx.self = weakClient(weak.Make(tx))
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/goleak"
@@ -651,5 +653,35 @@ func TestClientRingsPastTimerB(t *testing.T) {
 		}
 	case <-time.After(within):
 		t.Fatal("2xx after Timer B's time not passed up")
+	}
+}
+
+// An ended transaction is garbage at once, though the timers it armed
+// stay in the wheel until due (Timer B: 64·T1).
+func TestEndedTransactionIsCollected(t *testing.T) {
+	s := newStack(t, nil)
+	p := newPeer(t)
+	tx, err := s.l.Request(context.Background(), s.outgoing(sip.INVITE, p.addr(), "UDP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.next("INVITE")
+	tx.Terminate()
+	w := weak.Make(tx.(*clientTx))
+	tx = nil
+	for range 5 {
+		runtime.GC()
+		if w.Value() == nil {
+			break
+		}
+	}
+	if w.Value() != nil {
+		t.Fatal("an ended transaction is still reachable (from its armed timers?)")
+	}
+	s.l.wheel.mu.Lock()
+	armed := s.l.wheel.count
+	s.l.wheel.mu.Unlock()
+	if armed == 0 {
+		t.Fatal("no timer armed: the test proves nothing")
 	}
 }

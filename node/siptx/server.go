@@ -3,6 +3,7 @@ package siptx
 import (
 	"errors"
 	"sync"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -52,11 +53,13 @@ type serverTx struct {
 	ack         *sip.Request // the ACK, kept for an Acks asked for later
 	onCancel    sip.FnTxCancel
 	onTerminate []sip.FnTxTerminate
+	self        timed // weakServer: what its timers hold
 }
 
 func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *serverTx {
 	tx := &serverTx{l: l, key: key, origin: req, conn: conn, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport())}
+	tx.self = weakServer(weak.Make(tx))
 	if tx.invite {
 		tx.state = sProceeding
 	}
@@ -66,7 +69,7 @@ func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *s
 // started arms the INVITE's 100 Trying once the transaction is stored.
 func (tx *serverTx) started() {
 	if tx.invite {
-		tx.l.wheel.after(tx.l.cfg.Trying, tx, timer1xx, 0)
+		tx.l.wheel.after(tx.l.cfg.Trying, tx.self, timer1xx, 0)
 	}
 }
 
@@ -93,7 +96,7 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 			tx.mu.Unlock()
 			tx.terminate(nil)
 		} else {
-			tx.l.wheel.after(tx.l.cfg.T4, tx, timerI, tx.gen[timerI])
+			tx.l.wheel.after(tx.l.cfg.T4, tx.self, timerI, tx.gen[timerI])
 			tx.mu.Unlock()
 		}
 		if acks != nil {
@@ -175,7 +178,7 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 		case sProceeding:
 			tx.state = sAccepted
 			tx.last = nil
-			tx.l.wheel.after(tx.l.cfg.Wait, tx, timerL, tx.gen[timerL])
+			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerL, tx.gen[timerL])
 		case sAccepted:
 			// The TU retransmits its 2xx through the transaction
 			// (RFC 6026 §7.1).
@@ -194,11 +197,11 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 		case tx.invite:
 			if !tx.reliable {
 				tx.interval = int64(tx.l.cfg.T1)
-				tx.l.wheel.after(tx.l.cfg.T1, tx, timerG, tx.gen[timerG])
+				tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerG, tx.gen[timerG])
 			}
-			tx.l.wheel.after(64*tx.l.cfg.T1, tx, timerH, tx.gen[timerH])
+			tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerH, tx.gen[timerH])
 		case !tx.reliable:
-			tx.l.wheel.after(tx.l.cfg.Wait, tx, timerJ, tx.gen[timerJ])
+			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerJ, tx.gen[timerJ])
 		default:
 			tx.mu.Unlock()
 			err := tx.conn.WriteMsg(res)
@@ -240,7 +243,7 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 		}
 		tx.interval = min(2*tx.interval, int64(tx.l.cfg.T2))
 		tx.gen[timerG]++
-		tx.l.wheel.after(durationNs(tx.interval), tx, timerG, tx.gen[timerG])
+		tx.l.wheel.after(durationNs(tx.interval), tx.self, timerG, tx.gen[timerG])
 		res := tx.last
 		tx.mu.Unlock()
 		_ = tx.conn.WriteMsg(res)

@@ -3,6 +3,7 @@ package siptx
 import (
 	"sync"
 	"time"
+	"weak"
 )
 
 // wheel is a hashed timing wheel (Varghese and Lauck, 1987) for the
@@ -40,6 +41,29 @@ type entry struct {
 
 type timed interface {
 	fire(kind uint8, gen uint32)
+}
+
+// A transaction arms its timers through a weak reference to itself. A
+// stopped timer stays in its slot until due, and a strong reference there
+// kept every ended transaction, with its request and responses, for the
+// longest timer it had armed (Timer B, 32 s): under call load that was
+// most of a node's heap. A live transaction is held by the layer's maps,
+// so its timers still fire; an ended one is garbage at once.
+type (
+	weakServer weak.Pointer[serverTx]
+	weakClient weak.Pointer[clientTx]
+)
+
+func (w weakServer) fire(kind uint8, gen uint32) {
+	if tx := weak.Pointer[serverTx](w).Value(); tx != nil {
+		tx.fire(kind, gen)
+	}
+}
+
+func (w weakClient) fire(kind uint8, gen uint32) {
+	if tx := weak.Pointer[clientTx](w).Value(); tx != nil {
+		tx.fire(kind, gen)
+	}
 }
 
 const wheelSlots = 1024
