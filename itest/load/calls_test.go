@@ -75,8 +75,10 @@ const (
 	callsMediaPorts = "24000-31999"
 )
 
-// defaultCallRates are the rising steps, calls per second.
-var defaultCallRates = []int{500, 1000, 2000, 3000, 4000, 5000, 6000, 7000}
+// defaultCallRates are the rising steps, calls per second: 500 apart from
+// 3,000 on, where the servers' limits lie, so a ratio is not rounded to a
+// step of 1,000 (3,500 against 5,000 read 3,000 against 5,000 before).
+var defaultCallRates = []int{500, 1000, 2000, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 7000}
 
 // callsTargetNames are the targets TestLoadCalls knows.
 var callsTargetNames = []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed", "kamailio-s2"}
