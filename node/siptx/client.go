@@ -1,8 +1,6 @@
 package siptx
 
 import (
-	"sync"
-
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -12,7 +10,6 @@ const (
 	cProceeding              // a 1xx came
 	cCompleted               // a final response (INVITE: 3xx–6xx) came
 	cAccepted                // INVITE: a 2xx came (RFC 6026 §7.2)
-	cTerminated
 )
 
 // Client transaction timers.
@@ -26,8 +23,8 @@ const (
 
 // clientTx is a client transaction. It implements sip.ClientTransaction.
 type clientTx struct {
+	base
 	l        *Layer
-	key      string
 	origin   *sip.Request
 	conn     sip.Connection
 	invite   bool
@@ -35,19 +32,14 @@ type clientTx struct {
 
 	responses chan *sip.Response
 
-	mu          sync.Mutex
-	state       uint8
-	gen         [clientTimers]uint32
-	interval    int64 // Timer A or E's current interval, ns
-	ack         *sip.Request
-	err         error
-	done        chan struct{}
-	queue       []*sip.Response // responses the TU has not taken yet
-	pumping     bool            // a pump goroutine hands the queue over
-	endPending  bool            // terminate once the queue is handed over
-	onRetrans   []sip.FnTxResponse
-	onTerminate []sip.FnTxTerminate
-	self        timed // weakClient: what its timers hold
+	gen        [clientTimers]uint32
+	interval   int64 // Timer A or E's current interval, ns
+	ack        *sip.Request
+	queue      []*sip.Response // responses the TU has not taken yet
+	pumping    bool            // a pump goroutine hands the queue over
+	endPending bool            // terminate once the queue is handed over
+	onRetrans  []sip.FnTxResponse
+	self       timed // weakClient: what its timers hold
 }
 
 // start arms the timers and sends the request. The timers are armed
@@ -203,7 +195,7 @@ func (tx *clientTx) pump() {
 
 func (tx *clientTx) fire(kind uint8, gen uint32) {
 	tx.mu.Lock()
-	if tx.gen[kind] != gen || tx.state == cTerminated {
+	if tx.gen[kind] != gen || tx.state == terminated {
 		tx.mu.Unlock()
 		return
 	}
@@ -238,25 +230,15 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 
 func (tx *clientTx) terminate(err error) {
 	tx.mu.Lock()
-	if tx.state == cTerminated {
+	err, fns, ok := tx.endLocked(err)
+	if !ok {
 		tx.mu.Unlock()
 		return
 	}
-	tx.state = cTerminated
 	for i := range tx.gen {
 		tx.gen[i]++
 	}
-	if err == nil {
-		err = sip.ErrTransactionTerminated
-	}
-	tx.err = err
-	if tx.done != nil {
-		close(tx.done)
-	} else {
-		tx.done = closed
-	}
-	fns := tx.onTerminate
-	tx.onTerminate, tx.onRetrans = nil, nil
+	tx.onRetrans = nil
 	tx.mu.Unlock()
 	tx.l.forgetClient(tx)
 	_, _ = tx.conn.TryClose()
@@ -266,58 +248,19 @@ func (tx *clientTx) terminate(err error) {
 }
 
 // Terminate ends the transaction: later responses are not passed up.
-func (tx *clientTx) Terminate() {
-	tx.mu.Lock()
-	live := tx.state != cTerminated
-	tx.mu.Unlock()
-	if live {
-		tx.terminate(sip.ErrTransactionCanceled)
-	}
-}
+func (tx *clientTx) Terminate() { tx.terminate(sip.ErrTransactionCanceled) }
 
 func (tx *clientTx) Responses() <-chan *sip.Response { return tx.responses }
 
 func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.state == cTerminated {
+	if tx.state == terminated {
 		return false
 	}
 	tx.onRetrans = append(tx.onRetrans, f)
 	return true
 }
-
-func (tx *clientTx) OnTerminate(f sip.FnTxTerminate) bool {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.state == cTerminated {
-		return false
-	}
-	tx.onTerminate = append(tx.onTerminate, f)
-	return true
-}
-
-func (tx *clientTx) Done() <-chan struct{} {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	return tx.doneLocked()
-}
-
-func (tx *clientTx) doneLocked() chan struct{} {
-	if tx.done == nil {
-		tx.done = make(chan struct{})
-	}
-	return tx.done
-}
-
-func (tx *clientTx) Err() error {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	return tx.err
-}
-
-// closed is a closed channel, for Done after a termination nobody waited on.
-var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // ackFor builds the ACK of a 3xx–6xx response to an INVITE (RFC 3261
 // §17.1.1.3): the INVITE's Request-URI, Call-ID, From, top Via and Route

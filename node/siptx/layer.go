@@ -58,26 +58,17 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.T1 <= 0 {
-		c.T1 = 500 * time.Millisecond
-	}
-	if c.T2 <= 0 {
-		c.T2 = 4 * time.Second
-	}
-	if c.T4 <= 0 {
-		c.T4 = 5 * time.Second
-	}
-	if c.Wait <= 0 {
-		c.Wait = 64 * c.T1
-	}
-	if c.Trying <= 0 {
-		c.Trying = 200 * time.Millisecond
-	}
-	if c.Tick <= 0 {
-		c.Tick = 10 * time.Millisecond
-	}
-	if c.Connect <= 0 {
-		c.Connect = 10 * time.Second
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.T1, 500 * time.Millisecond}, {&c.T2, 4 * time.Second}, {&c.T4, 5 * time.Second},
+		{&c.Wait, 64 * c.T1}, {&c.Trying, 200 * time.Millisecond}, {&c.Tick, 10 * time.Millisecond},
+		{&c.Connect, 10 * time.Second},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -238,7 +229,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		}
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
 		// response possible.
-		tx = &serverTx{l: l, key: key, origin: req, state: sTerminated, err: sip.ErrTransactionTerminated}
+		tx = &serverTx{base: base{key: key, state: terminated, err: sip.ErrTransactionTerminated}, l: l, origin: req}
 		l.workers.do(func() { l.handler(req, ackTx{tx}) })
 		return
 	}
@@ -331,7 +322,7 @@ func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransa
 	if err != nil {
 		return nil, err
 	}
-	tx := &clientTx{l: l, key: key, origin: req, conn: conn, invite: req.IsInvite(),
+	tx := &clientTx{base: base{key: key}, l: l, origin: req, conn: conn, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response)}
 	tx.self = weakClient(weak.Make(tx))
 	l.mu.Lock()
@@ -434,27 +425,21 @@ func serverKey(req *sip.Request, method sip.RequestMethod) (string, bool) {
 	if strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) && len(branch) > len(sip.RFC3261BranchMagicCookie) {
 		b.Grow(len(branch) + len(via.Host) + len(method) + 10)
 		b.WriteString(branch)
+	} else {
+		from, callID := req.From(), req.CallID()
+		if from == nil || callID == nil {
+			return "", false
+		}
+		fromTag, _ := from.Params.Get("tag")
+		b.WriteString("2543|")
+		b.WriteString(req.Recipient.String())
 		b.WriteByte('|')
-		b.WriteString(via.Host)
-		b.WriteByte(':')
-		b.WriteString(strconv.Itoa(port))
+		b.WriteString(fromTag)
 		b.WriteByte('|')
-		b.WriteString(string(method))
-		return b.String(), true
+		b.WriteString(callID.Value())
+		b.WriteByte('|')
+		b.WriteString(strconv.FormatUint(uint64(cseq.SeqNo), 10))
 	}
-	from, callID := req.From(), req.CallID()
-	if from == nil || callID == nil {
-		return "", false
-	}
-	fromTag, _ := from.Params.Get("tag")
-	b.WriteString("2543|")
-	b.WriteString(req.Recipient.String())
-	b.WriteByte('|')
-	b.WriteString(fromTag)
-	b.WriteByte('|')
-	b.WriteString(callID.Value())
-	b.WriteByte('|')
-	b.WriteString(strconv.FormatUint(uint64(cseq.SeqNo), 10))
 	b.WriteByte('|')
 	b.WriteString(via.Host)
 	b.WriteByte(':')

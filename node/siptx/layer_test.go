@@ -409,6 +409,16 @@ func waitFor(t testing.TB, ok func() bool, what string) {
 	}
 }
 
+// request starts a client transaction for req.
+func (s *stack) request(t *testing.T, req *sip.Request) sip.ClientTransaction {
+	t.Helper()
+	tx, err := s.l.Request(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // outgoing builds a request from the layer to the peer; over UDP it leaves
 // from the stack's listener, where the peer answers.
 func (s *stack) outgoing(method sip.RequestMethod, to string, transport string) *sip.Request {
@@ -454,11 +464,7 @@ func answer(req string, code int, reason, toTag string) string {
 func TestClientInviteRejected(t *testing.T) {
 	s := newStack(t, nil)
 	p := newPeer(t)
-	req := s.outgoing(sip.INVITE, p.addr(), "UDP")
-	tx, err := s.l.Request(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := s.request(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
 	defer tx.Terminate()
 	inv := p.next("INVITE")
 	p.next("INVITE") // Timer A
@@ -492,11 +498,7 @@ func TestClientInviteRejected(t *testing.T) {
 func TestClient2xxRetransmission(t *testing.T) {
 	s := newStack(t, nil)
 	p := newPeer(t)
-	req := s.outgoing(sip.INVITE, p.addr(), "UDP")
-	tx, err := s.l.Request(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := s.request(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
 	defer tx.Terminate()
 	again := make(chan int, 4)
 	tx.OnRetransmission(func(r *sip.Response) { again <- r.StatusCode })
@@ -522,10 +524,7 @@ func TestClient2xxRetransmission(t *testing.T) {
 func TestClientTimeout(t *testing.T) {
 	s := newStack(t, nil)
 	p := newPeer(t)
-	tx, err := s.l.Request(context.Background(), s.outgoing(sip.OPTIONS, p.addr(), "UDP"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := s.request(t, s.outgoing(sip.OPTIONS, p.addr(), "UDP"))
 	select {
 	case <-tx.Done():
 	case <-time.After(within):
@@ -629,10 +628,7 @@ func readStream(r *bufio.Reader) (string, error) {
 func TestClientRingsPastTimerB(t *testing.T) {
 	s := newStack(t, nil)
 	p := newPeer(t)
-	tx, err := s.l.Request(context.Background(), s.outgoing(sip.INVITE, p.addr(), "UDP"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := s.request(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
 	defer tx.Terminate()
 	inv := p.next("INVITE")
 	p.send(s.addr, answer(inv, 180, "Ringing", "r1"))
@@ -661,10 +657,7 @@ func TestClientRingsPastTimerB(t *testing.T) {
 func TestEndedTransactionIsCollected(t *testing.T) {
 	s := newStack(t, nil)
 	p := newPeer(t)
-	tx, err := s.l.Request(context.Background(), s.outgoing(sip.INVITE, p.addr(), "UDP"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := s.request(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
 	p.next("INVITE")
 	tx.Terminate()
 	w := weak.Make(tx.(*clientTx))

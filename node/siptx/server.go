@@ -2,7 +2,6 @@ package siptx
 
 import (
 	"errors"
-	"sync"
 	"weak"
 
 	"github.com/emiago/sipgo/sip"
@@ -15,7 +14,6 @@ const (
 	sCompleted               // a final response (INVITE: 3xx–6xx) was sent
 	sAccepted                // INVITE: a 2xx was sent (RFC 6026 §7.1)
 	sConfirmed               // INVITE: the ACK of a 3xx–6xx came
-	sTerminated
 )
 
 // Server transaction timers.
@@ -34,30 +32,25 @@ var ErrTerminated = errors.New("siptx: transaction terminated")
 
 // serverTx is a server transaction. It implements sip.ServerTransaction.
 type serverTx struct {
+	base
 	l        *Layer
-	key      string
 	origin   *sip.Request
 	conn     sip.Connection
 	invite   bool
 	reliable bool
 
-	mu          sync.Mutex
-	state       uint8
-	last        *sip.Response // the response retransmitted on a retransmitted request
-	gen         [serverTimers]uint32
-	interval    int64 // Timer G's current interval, ns
-	err         error
-	cancelled   bool          // a CANCEL came and was acted on
-	done        chan struct{} // made when asked for, closed on termination
-	acks        chan *sip.Request
-	ack         *sip.Request // the ACK, kept for an Acks asked for later
-	onCancel    sip.FnTxCancel
-	onTerminate []sip.FnTxTerminate
-	self        timed // weakServer: what its timers hold
+	last      *sip.Response // the response retransmitted on a retransmitted request
+	gen       [serverTimers]uint32
+	interval  int64 // Timer G's current interval, ns
+	cancelled bool  // a CANCEL came and was acted on
+	acks      chan *sip.Request
+	ack       *sip.Request // the ACK, kept for an Acks asked for later
+	onCancel  sip.FnTxCancel
+	self      timed // weakServer: what its timers hold
 }
 
 func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *serverTx {
-	tx := &serverTx{l: l, key: key, origin: req, conn: conn, invite: req.IsInvite(),
+	tx := &serverTx{base: base{key: key}, l: l, origin: req, conn: conn, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport())}
 	tx.self = weakServer(weak.Make(tx))
 	if tx.invite {
@@ -154,7 +147,7 @@ func (tx *serverTx) Respond(res *sip.Response) error { return tx.respond(res, fa
 func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 	tx.mu.Lock()
 	switch {
-	case tx.state == sTerminated:
+	case tx.state == terminated:
 		tx.mu.Unlock()
 		return ErrTerminated
 	case byLayer && res.StatusCode == sip.StatusTrying && (tx.state != sProceeding || tx.last != nil):
@@ -220,7 +213,7 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 
 func (tx *serverTx) fire(kind uint8, gen uint32) {
 	tx.mu.Lock()
-	if tx.gen[kind] != gen || tx.state == sTerminated {
+	if tx.gen[kind] != gen || tx.state == terminated {
 		tx.mu.Unlock()
 		return
 	}
@@ -261,26 +254,14 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 // Err reports, unless a cancellation came first.
 func (tx *serverTx) terminate(err error) {
 	tx.mu.Lock()
-	if tx.state == sTerminated {
+	err, fns, ok := tx.endLocked(err)
+	if !ok {
 		tx.mu.Unlock()
 		return
 	}
-	tx.state = sTerminated
 	for i := range tx.gen {
 		tx.gen[i]++
 	}
-	if tx.err == nil {
-		tx.err = err
-	}
-	if tx.err == nil {
-		tx.err = sip.ErrTransactionTerminated
-	}
-	err = tx.err
-	if tx.done != nil {
-		close(tx.done)
-	}
-	fns := tx.onTerminate
-	tx.onTerminate = nil
 	tx.last = nil
 	tx.mu.Unlock()
 	tx.l.forgetServer(tx)
@@ -305,34 +286,6 @@ func (tx *serverTx) handled() {
 
 func (tx *serverTx) Terminate() { tx.terminate(nil) }
 
-func (tx *serverTx) OnTerminate(f sip.FnTxTerminate) bool {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.state == sTerminated {
-		return false
-	}
-	tx.onTerminate = append(tx.onTerminate, f)
-	return true
-}
-
-func (tx *serverTx) Done() <-chan struct{} {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.done == nil {
-		tx.done = make(chan struct{})
-		if tx.state == sTerminated {
-			close(tx.done)
-		}
-	}
-	return tx.done
-}
-
-func (tx *serverTx) Err() error {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	return tx.err
-}
-
 // Acks gives the ACK of a 3xx–6xx response, if the TU wants it (a 2xx's
 // ACK is a request of its own, given to the handler).
 func (tx *serverTx) Acks() <-chan *sip.Request {
@@ -353,7 +306,7 @@ func (tx *serverTx) Acks() <-chan *sip.Request {
 func (tx *serverTx) OnCancel(f sip.FnTxCancel) bool {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.state == sTerminated || tx.cancelled {
+	if tx.state == terminated || tx.cancelled {
 		return false
 	}
 	if prev := tx.onCancel; prev != nil {

@@ -1,0 +1,82 @@
+package siptx
+
+import (
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// terminated is the last state of both kinds of transaction.
+const terminated uint8 = 255
+
+// base is what server and client transactions share: the lock, the state
+// and the end: its error, its channel, and who is told of it.
+type base struct {
+	key         string
+	mu          sync.Mutex
+	state       uint8
+	err         error
+	done        chan struct{} // made when asked for, closed at the end
+	onTerminate []sip.FnTxTerminate
+}
+
+// endLocked marks the end with err, unless an error came first (a
+// cancellation), or ErrTransactionTerminated when neither says more. It
+// returns the error and who is to be told, and false when the
+// transaction had ended already. Called with mu held.
+func (b *base) endLocked(err error) (error, []sip.FnTxTerminate, bool) {
+	if b.state == terminated {
+		return nil, nil, false
+	}
+	b.state = terminated
+	if b.err == nil {
+		b.err = err
+	}
+	if b.err == nil {
+		b.err = sip.ErrTransactionTerminated
+	}
+	if b.done != nil {
+		close(b.done)
+	}
+	fns := b.onTerminate
+	b.onTerminate = nil
+	return b.err, fns, true
+}
+
+// OnTerminate registers f for the end; false when it has come.
+func (b *base) OnTerminate(f sip.FnTxTerminate) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == terminated {
+		return false
+	}
+	b.onTerminate = append(b.onTerminate, f)
+	return true
+}
+
+// Done is closed at the end.
+func (b *base) Done() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.doneLocked()
+}
+
+func (b *base) doneLocked() chan struct{} {
+	if b.done == nil {
+		if b.state == terminated {
+			return closed
+		}
+		b.done = make(chan struct{})
+	}
+	return b.done
+}
+
+// Err says why the transaction ended (nil while it runs).
+func (b *base) Err() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// closed is a closed channel, for Done after an end nobody waited on.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
