@@ -52,10 +52,18 @@ func TestBindingStoreCache(t *testing.T) {
 	if got, err := b.Load("nobody@example.org"); err != nil || got != nil {
 		t.Fatalf("unknown AOR: %v, %v", got, err)
 	}
+	// Bindings that have all expired are not kept.
+	gone := "bob@example.org"
+	if err := b.Save(gone, []sipedge.Binding{{AOR: gone, URI: "sip:bob@192.0.2.3", Expires: now.Add(-time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Load(gone); err != nil || len(got) != 0 {
+		t.Fatalf("expired AOR: %v, %v", got, err)
+	}
 	b.mu.RLock()
 	n := len(b.cached)
 	b.mu.RUnlock()
 	if n != 0 {
-		t.Errorf("%d AORs cached after removal and a miss, want 0", n)
+		t.Errorf("%d AORs cached after removal, a miss and an expiry, want 0", n)
 	}
 }

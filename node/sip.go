@@ -23,15 +23,19 @@ const keyspaceBindings = "bindings"
 
 // bindingStore keeps registrations in Badger, one entry per AOR holding all
 // its bindings, with a TTL at the last binding's expiry: registrations
-// survive a restart and vanish on their own. Every AOR with bindings is
-// also kept decoded in memory: each INVITE reads its callee's, and a Badger
-// read with its JSON decoding was a few percent of a node's CPU under call
-// load. All writes go through Save, so the copy is never stale; absence is
-// not cached, so lookups of unknown users cannot grow it.
+// survive a restart and vanish on their own. Every AOR with live bindings
+// is also kept decoded in memory: each INVITE reads its callee's, and a
+// Badger read with its JSON decoding was a few percent of a node's CPU
+// under call load. Save updates the copy once Badger has the write; a Load
+// that read Badger keeps what it read only if no Save began meanwhile
+// (gen), so a slow read never overwrites a newer registration. Absence is
+// not cached, and an AOR whose bindings all expired is dropped, so the
+// copy holds live registrations only.
 type bindingStore struct {
 	ks *store.Keyspace
 
 	mu     sync.RWMutex
+	gen    uint64 // bumped when a Save begins and when it ends
 	cached map[string][]sipedge.Binding
 }
 
@@ -43,9 +47,14 @@ func (s *bindingStore) Load(aor string) ([]sipedge.Binding, error) {
 	now := time.Now()
 	s.mu.RLock()
 	bs, ok := s.cached[aor]
+	gen := s.gen
 	s.mu.RUnlock()
 	if ok {
-		return unexpired(slices.Clone(bs), now), nil
+		live := unexpired(slices.Clone(bs), now)
+		if len(live) == 0 {
+			s.forget(aor, gen)
+		}
+		return live, nil
 	}
 	bs, err := store.GetJSON[[]sipedge.Binding](s.ks, []byte(aor))
 	if err != nil {
@@ -54,19 +63,24 @@ func (s *bindingStore) Load(aor string) ([]sipedge.Binding, error) {
 		}
 		return nil, err
 	}
-	s.remember(aor, bs)
-	return unexpired(bs, now), nil
+	live := unexpired(bs, now)
+	if len(live) > 0 {
+		s.mu.Lock()
+		if s.gen == gen {
+			s.cached[aor] = slices.Clone(live)
+		}
+		s.mu.Unlock()
+	}
+	return live, nil
 }
 
-// remember keeps a copy of aor's bindings as stored.
-func (s *bindingStore) remember(aor string, bs []sipedge.Binding) {
+// forget drops aor's copy unless a Save began since gen.
+func (s *bindingStore) forget(aor string, gen uint64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(bs) == 0 {
+	if s.gen == gen {
 		delete(s.cached, aor)
-		return
 	}
-	s.cached[aor] = slices.Clone(bs)
+	s.mu.Unlock()
 }
 
 // unexpired drops the bindings that expired before now (Badger's TTL has
@@ -82,8 +96,22 @@ func unexpired(bs []sipedge.Binding, now time.Time) []sipedge.Binding {
 }
 
 func (s *bindingStore) Save(aor string, bs []sipedge.Binding) error {
+	s.mu.Lock()
+	s.gen++
+	delete(s.cached, aor)
+	s.mu.Unlock()
+	err := s.write(aor, bs)
+	s.mu.Lock()
+	s.gen++
+	if err == nil && len(bs) > 0 {
+		s.cached[aor] = slices.Clone(bs)
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *bindingStore) write(aor string, bs []sipedge.Binding) error {
 	if len(bs) == 0 {
-		s.remember(aor, nil)
 		return s.ks.Delete([]byte(aor))
 	}
 	var until time.Time
@@ -94,18 +122,9 @@ func (s *bindingStore) Save(aor string, bs []sipedge.Binding) error {
 	}
 	ttl := time.Until(until) + time.Second
 	if ttl <= time.Second {
-		s.remember(aor, nil)
 		return s.ks.Delete([]byte(aor))
 	}
-	if err := store.PutJSON(s.ks, []byte(aor), bs, store.WithTTL(ttl)); err != nil {
-		// What is stored is unknown now: the next Load reads it.
-		s.mu.Lock()
-		delete(s.cached, aor)
-		s.mu.Unlock()
-		return err
-	}
-	s.remember(aor, bs)
-	return nil
+	return store.PutJSON(s.ks, []byte(aor), bs, store.WithTTL(ttl))
 }
 
 // each calls fn with every AOR that has bindings.

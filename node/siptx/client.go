@@ -2,6 +2,7 @@ package siptx
 
 import (
 	"github.com/emiago/sipgo/sip"
+	"net"
 )
 
 // Client transaction states (RFC 3261 §17.1, with RFC 6026's Accepted).
@@ -106,7 +107,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 			}
 			tx.mu.Unlock()
 			if ack != nil {
-				tx.l.sendAck(ack)
+				tx.sendAck(ack)
 			}
 			if end {
 				tx.terminate(nil)
@@ -116,7 +117,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 		ack := tx.ack
 		tx.mu.Unlock()
 		if ack != nil && !res.IsProvisional() {
-			tx.l.sendAck(ack) // the final response again: ACK again
+			tx.sendAck(ack) // the final response again: ACK again
 		}
 	case cAccepted:
 		fns := tx.onRetrans
@@ -260,6 +261,19 @@ func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
 	}
 	tx.onRetrans = append(tx.onRetrans, f)
 	return true
+}
+
+// sendAck sends the ACK of a 3xx–6xx where the INVITE went (§17.1.1.3):
+// on the transaction's connection when the INVITE's destination is an
+// address; a name is resolved again, off the transport's reader.
+func (tx *clientTx) sendAck(ack *sip.Request) {
+	if host, _, err := net.SplitHostPort(ack.Destination()); err == nil && net.ParseIP(host) != nil {
+		if err := tx.conn.WriteMsg(ack); err != nil {
+			tx.l.cfg.Log.Debug("ACK not sent", "err", err)
+		}
+		return
+	}
+	tx.l.workers.do(func() { tx.l.sendAck(ack) })
 }
 
 // ackFor builds the ACK of a 3xx–6xx response to an INVITE (RFC 3261

@@ -63,12 +63,14 @@ func (c *Config) defaults() {
 		def time.Duration
 	}{
 		{&c.T1, 500 * time.Millisecond}, {&c.T2, 4 * time.Second}, {&c.T4, 5 * time.Second},
-		{&c.Wait, 64 * c.T1}, {&c.Trying, 200 * time.Millisecond}, {&c.Tick, 10 * time.Millisecond},
-		{&c.Connect, 10 * time.Second},
+		{&c.Trying, 200 * time.Millisecond}, {&c.Tick, 10 * time.Millisecond}, {&c.Connect, 10 * time.Second},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
+	}
+	if c.Wait <= 0 {
+		c.Wait = 64 * c.T1 // after T1 has its default
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -251,11 +253,14 @@ func (l *Layer) handleRequest(req *sip.Request) {
 	}
 	tx := newServerTx(l, key, req, conn)
 	l.mu.Lock()
-	if old := l.servers[key]; old != nil {
-		// Its retransmission came on another reader first.
+	if old := l.servers[key]; old != nil || l.closed {
+		// Its retransmission came on another reader first, or the layer
+		// closed meanwhile.
 		l.mu.Unlock()
 		_, _ = conn.TryClose()
-		old.receive(req)
+		if old != nil {
+			old.receive(req)
+		}
 		return
 	}
 	l.servers[key] = tx

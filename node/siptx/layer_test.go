@@ -242,16 +242,21 @@ func TestServerInviteTrying(t *testing.T) {
 }
 
 // A CANCEL of a ringing INVITE: 200 to the CANCEL, 487 to the INVITE with
-// the 180's To tag, the TU told, and Err says cancelled.
+// the 180's To tag, the TU told, and Err says cancelled. The TU then does
+// what a B2BUA does, answers 487 itself and returns: its answer is
+// refused, and the layer's 487 stands and is retransmitted until the ACK.
 func TestServerCancel(t *testing.T) {
 	cancelled := make(chan *sip.Request, 1)
 	txc := make(chan sip.ServerTransaction, 1)
+	tuAnswer := make(chan error, 1)
 	s := newStack(t, func(req *sip.Request, tx sip.ServerTransaction) {
 		if req.IsInvite() {
 			tx.OnCancel(func(r *sip.Request) { cancelled <- r })
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
 			txc <- tx
-			<-tx.Done()
+			r := <-cancelled
+			cancelled <- r
+			tuAnswer <- tx.Respond(sip.NewResponseFromRequest(req, 487, "Request Terminated", nil))
 			return
 		}
 		t.Errorf("the TU got a %s", req.Method)
@@ -272,9 +277,9 @@ func TestServerCancel(t *testing.T) {
 		t.Errorf("487 To %q, want the 180's %q", header(terminated, "To"), header(ringing, "To"))
 	}
 	select {
-	case r := <-cancelled:
-		if !r.IsCancel() {
-			t.Errorf("OnCancel got a %s", r.Method)
+	case err := <-tuAnswer:
+		if !errors.Is(err, sip.ErrTransactionCanceled) {
+			t.Errorf("the TU's own 487: %v, want ErrTransactionCanceled", err)
 		}
 	case <-time.After(within):
 		t.Fatal("OnCancel not called")
@@ -285,6 +290,7 @@ func TestServerCancel(t *testing.T) {
 	if tx.OnCancel(func(*sip.Request) {}) {
 		t.Error("OnCancel accepted after the CANCEL")
 	}
+	p.next("SIP/2.0 487") // Timer G: the handler's return did not end it
 	p.send(s.addr, ackOf(inv, terminated, p.addr()))
 	select {
 	case <-tx.Done():

@@ -116,34 +116,39 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 // cancel handles a CANCEL that matched this INVITE: unless a final
 // response went out, the INVITE is answered 487 and the TU told.
 func (tx *serverTx) cancel(req *sip.Request) {
+	res := sip.NewResponseFromRequest(tx.origin, sip.StatusRequestTerminated, "Request Terminated", nil)
 	tx.mu.Lock()
 	if tx.state != sProceeding || tx.cancelled {
 		tx.mu.Unlock()
 		return
 	}
-	tx.cancelled = true
-	f := tx.onCancel
-	tx.err = sip.ErrTransactionCanceled
-	last := tx.last
-	tx.mu.Unlock()
-	res := sip.NewResponseFromRequest(tx.origin, sip.StatusRequestTerminated, "Request Terminated", nil)
-	if last != nil {
+	if tx.last != nil {
 		// The same To tag as the provisional responses (RFC 3261 §8.2.6.2).
-		if tag, ok := last.To().Params.Get("tag"); ok {
+		if tag, ok := tx.last.To().Params.Get("tag"); ok {
 			res.To().Params.Add("tag", tag)
 		}
+	}
+	// The 487 is the transaction's final response from here on, before
+	// the TU hears of the CANCEL: whatever the TU then sends or does
+	// (answer, return from its handler) cannot lose it.
+	tx.cancelled = true
+	tx.err = sip.ErrTransactionCanceled
+	tx.completeLocked(res)
+	f := tx.onCancel
+	tx.mu.Unlock()
+	if err := tx.conn.WriteMsg(res); err != nil {
+		tx.terminate(transportErr(err))
 	}
 	if f != nil {
 		f(req)
 	}
-	_ = tx.respond(res, true)
 }
 
 // Respond sends a response, and moves the transaction on by its class.
 func (tx *serverTx) Respond(res *sip.Response) error { return tx.respond(res, false) }
 
-// respond is Respond; byLayer marks the layer's own responses (100 Trying
-// when the TU is slow, 487 on a CANCEL), which give way to the TU's.
+// respond is Respond; byLayer marks the layer's own 100 Trying (sent when
+// the TU is slow), which gives way to the TU's provisional responses.
 func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 	tx.mu.Lock()
 	switch {
@@ -184,18 +189,7 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 			tx.mu.Unlock()
 			return nil // a second final response: the first stands
 		}
-		tx.state = sCompleted
-		tx.last = res
-		switch {
-		case tx.invite:
-			if !tx.reliable {
-				tx.interval = int64(tx.l.cfg.T1)
-				tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerG, tx.gen[timerG])
-			}
-			tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerH, tx.gen[timerH])
-		case !tx.reliable:
-			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerJ, tx.gen[timerJ])
-		default:
+		if !tx.completeLocked(res) {
 			tx.mu.Unlock()
 			err := tx.conn.WriteMsg(res)
 			tx.terminate(nil)
@@ -209,6 +203,29 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 		return err
 	}
 	return nil
+}
+
+// completeLocked moves the transaction to Completed with its final
+// response res and arms its timers: G and H for an INVITE (G over UDP
+// only), J for a non-INVITE over UDP. It returns false for a non-INVITE
+// over a reliable transport, which ends once res is sent (Timer J is 0).
+// Called with mu held.
+func (tx *serverTx) completeLocked(res *sip.Response) bool {
+	tx.state = sCompleted
+	tx.last = res
+	switch {
+	case tx.invite:
+		if !tx.reliable {
+			tx.interval = int64(tx.l.cfg.T1)
+			tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerG, tx.gen[timerG])
+		}
+		tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerH, tx.gen[timerH])
+	case !tx.reliable:
+		tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerJ, tx.gen[timerJ])
+	default:
+		return false
+	}
+	return true
 }
 
 func (tx *serverTx) fire(kind uint8, gen uint32) {
