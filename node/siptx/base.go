@@ -9,15 +9,45 @@ import (
 // terminated is the last state of both kinds of transaction.
 const terminated uint8 = 255
 
-// base is what server and client transactions share: the lock, the state
-// and the end: its error, its channel, and who is told of it.
+// base.gen has room for the timers of either kind of transaction.
+var _ [serverTimers - clientTimers]struct{}
+
+// base is what server and client transactions share: the layer, the
+// connection, the lock, the state, the timers' generations, and the end:
+// its error, its channel, and who is told of it.
 type base struct {
-	key         string
+	key    string
+	l      *Layer
+	conn   sip.Connection
+	server bool // in the layer's server transactions, not its client ones
+
 	mu          sync.Mutex
 	state       uint8
+	gen         [serverTimers]uint32 // per timer kind; a bump stops the armed one
 	err         error
 	done        chan struct{} // made when asked for, closed at the end
 	onTerminate []sip.FnTxTerminate
+}
+
+// terminate ends the transaction once: err (nil: it simply ended) is what
+// Err reports unless an error came first; its timers stop, the layer
+// forgets it, its connection is released, and who asked is told.
+func (b *base) terminate(err error) {
+	b.mu.Lock()
+	err, fns, ok := b.endLocked(err)
+	if !ok {
+		b.mu.Unlock()
+		return
+	}
+	for i := range b.gen {
+		b.gen[i]++
+	}
+	b.mu.Unlock()
+	b.l.forget(b)
+	_, _ = b.conn.TryClose()
+	for _, f := range fns {
+		f(b.key, err)
+	}
 }
 
 // endLocked marks the end with err, unless an error came first (a

@@ -25,15 +25,12 @@ const (
 // clientTx is a client transaction. It implements sip.ClientTransaction.
 type clientTx struct {
 	base
-	l        *Layer
 	origin   *sip.Request
-	conn     sip.Connection
 	invite   bool
 	reliable bool
 
 	responses chan *sip.Response
 
-	gen        [clientTimers]uint32
 	interval   int64 // Timer A or E's current interval, ns
 	ack        *sip.Request
 	queue      []*sip.Response // responses the TU has not taken yet
@@ -227,25 +224,6 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 	}
 	tx.mu.Unlock()
 	tx.terminate(nil) // D, K, M: the wait is over
-}
-
-func (tx *clientTx) terminate(err error) {
-	tx.mu.Lock()
-	err, fns, ok := tx.endLocked(err)
-	if !ok {
-		tx.mu.Unlock()
-		return
-	}
-	for i := range tx.gen {
-		tx.gen[i]++
-	}
-	tx.onRetrans = nil
-	tx.mu.Unlock()
-	tx.l.forgetClient(tx)
-	_, _ = tx.conn.TryClose()
-	for _, f := range fns {
-		f(tx.key, err)
-	}
 }
 
 // Terminate ends the transaction: later responses are not passed up.

@@ -231,7 +231,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		}
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
 		// response possible.
-		tx = &serverTx{base: base{key: key, state: terminated, err: sip.ErrTransactionTerminated}, l: l, origin: req}
+		tx = &serverTx{base: base{key: key, l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}, origin: req}
 		l.workers.do(func() { l.handler(req, ackTx{tx}) })
 		return
 	}
@@ -282,20 +282,19 @@ func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
 	_, _ = conn.TryClose()
 }
 
-func (l *Layer) forgetServer(tx *serverTx) {
+// forget drops an ended transaction from the layer's tables.
+func (l *Layer) forget(b *base) {
 	l.mu.Lock()
-	if l.servers[tx.key] == tx {
-		delete(l.servers, tx.key)
+	defer l.mu.Unlock()
+	if b.server {
+		if tx := l.servers[b.key]; tx != nil && &tx.base == b {
+			delete(l.servers, b.key)
+		}
+		return
 	}
-	l.mu.Unlock()
-}
-
-func (l *Layer) forgetClient(tx *clientTx) {
-	l.mu.Lock()
-	if l.clients[tx.key] == tx {
-		delete(l.clients, tx.key)
+	if tx := l.clients[b.key]; tx != nil && &tx.base == b {
+		delete(l.clients, b.key)
 	}
-	l.mu.Unlock()
 }
 
 // connect finds or opens req's connection. Opening one (a TCP dial, a DNS
@@ -327,7 +326,7 @@ func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransa
 	if err != nil {
 		return nil, err
 	}
-	tx := &clientTx{base: base{key: key}, l: l, origin: req, conn: conn, invite: req.IsInvite(),
+	tx := &clientTx{base: base{key: key, l: l, conn: conn}, origin: req, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response)}
 	tx.self = weakClient(weak.Make(tx))
 	l.mu.Lock()

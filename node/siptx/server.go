@@ -33,16 +33,13 @@ var ErrTerminated = errors.New("siptx: transaction terminated")
 // serverTx is a server transaction. It implements sip.ServerTransaction.
 type serverTx struct {
 	base
-	l        *Layer
 	origin   *sip.Request
-	conn     sip.Connection
 	invite   bool
 	reliable bool
 
 	last      *sip.Response // the response retransmitted on a retransmitted request
-	gen       [serverTimers]uint32
-	interval  int64 // Timer G's current interval, ns
-	cancelled bool  // a CANCEL came and was acted on
+	interval  int64         // Timer G's current interval, ns
+	cancelled bool          // a CANCEL came and was acted on
 	acks      chan *sip.Request
 	ack       *sip.Request // the ACK, kept for an Acks asked for later
 	onCancel  sip.FnTxCancel
@@ -50,7 +47,7 @@ type serverTx struct {
 }
 
 func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *serverTx {
-	tx := &serverTx{base: base{key: key}, l: l, origin: req, conn: conn, invite: req.IsInvite(),
+	tx := &serverTx{base: base{key: key, l: l, conn: conn, server: true}, origin: req, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport())}
 	tx.self = weakServer(weak.Make(tx))
 	if tx.invite {
@@ -265,27 +262,6 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 	}
 	tx.mu.Unlock()
 	tx.terminate(nil) // I, J, L: the wait is over
-}
-
-// terminate ends the transaction once; err (nil: it simply ended) is what
-// Err reports, unless a cancellation came first.
-func (tx *serverTx) terminate(err error) {
-	tx.mu.Lock()
-	err, fns, ok := tx.endLocked(err)
-	if !ok {
-		tx.mu.Unlock()
-		return
-	}
-	for i := range tx.gen {
-		tx.gen[i]++
-	}
-	tx.last = nil
-	tx.mu.Unlock()
-	tx.l.forgetServer(tx)
-	_, _ = tx.conn.TryClose()
-	for _, f := range fns {
-		f(tx.key, err)
-	}
 }
 
 // handled is called when the TU's handler returned. A transaction left
