@@ -113,9 +113,21 @@ func (c *Call) finish() {
 	close(c.done)
 	c.mu.Lock()
 	m := c.media
+	var txs []sip.ClientTransaction
+	for _, br := range c.branches {
+		if br.tx != nil {
+			txs = append(txs, br.tx)
+		}
+	}
 	c.mu.Unlock()
 	if m != nil {
 		m.sess.Close()
+	}
+	// A branch's INVITE transaction waits out 2xx retransmissions (RFC 6026
+	// Accepted) with a callback that holds the call; once the call is over
+	// there is nothing to ACK again, and the call is not kept for the wait.
+	for _, tx := range txs {
+		tx.Terminate()
 	}
 	c.svc.unregister(c)
 }

@@ -25,7 +25,7 @@ const (
 // clientTx is a client transaction. It implements sip.ClientTransaction.
 type clientTx struct {
 	base
-	origin   *sip.Request
+	origin   *sip.Request // the request, until a final response
 	invite   bool
 	reliable bool
 
@@ -50,8 +50,9 @@ func (tx *clientTx) start() error {
 		tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerA, tx.gen[timerA])
 	}
 	tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerB, tx.gen[timerB])
+	origin := tx.origin
 	tx.mu.Unlock()
-	if err := tx.conn.WriteMsg(tx.origin); err != nil {
+	if err := tx.conn.WriteMsg(origin); err != nil {
 		return transportErr(err)
 	}
 	return nil
@@ -77,6 +78,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 			tx.mu.Unlock()
 		case tx.invite && res.IsSuccess():
 			tx.state = cAccepted
+			tx.origin = nil // not retransmitted any more; see serverTx.completeLocked
 			tx.gen[timerA]++
 			tx.gen[timerB]++
 			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerM, tx.gen[timerM])
@@ -91,6 +93,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 				ack = ackFor(tx.origin, res)
 				tx.ack = ack
 			}
+			tx.origin = nil
 			tx.passUp(res)
 			wait := tx.l.cfg.Wait
 			if !tx.invite {
@@ -209,8 +212,9 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 		}
 		tx.gen[timerA]++
 		tx.l.wheel.after(durationNs(tx.interval), tx.self, timerA, tx.gen[timerA])
+		origin := tx.origin
 		tx.mu.Unlock()
-		if err := tx.conn.WriteMsg(tx.origin); err != nil {
+		if err := tx.conn.WriteMsg(origin); err != nil {
 			tx.terminate(transportErr(err))
 		}
 		return

@@ -221,6 +221,10 @@ func TestServerInviteRejected(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Errorf("handler ran %d times, want 1 (the retransmission is the transaction's)", n)
 	}
+	// A transaction that has its final response keeps no request.
+	if st := tx.(*serverTx); st.origin != nil {
+		t.Error("the request is kept after the final response")
+	}
 	if s.l.Stats().Retransmissions() != 1 {
 		t.Errorf("retransmissions absorbed: %d, want 1", s.l.Stats().Retransmissions())
 	}
@@ -494,6 +498,13 @@ func TestClientInviteRejected(t *testing.T) {
 	}
 	if res := <-tx.Responses(); res.StatusCode != 486 {
 		t.Fatalf("final response %d", res.StatusCode)
+	}
+	ct := tx.(*clientTx)
+	ct.mu.Lock()
+	kept := ct.origin != nil
+	ct.mu.Unlock()
+	if kept {
+		t.Error("the request is kept after the final response")
 	}
 	p.send(from, busy)
 	p.next("ACK")

@@ -33,7 +33,7 @@ var ErrTerminated = errors.New("siptx: transaction terminated")
 // serverTx is a server transaction. It implements sip.ServerTransaction.
 type serverTx struct {
 	base
-	origin   *sip.Request
+	origin   *sip.Request // the request, until a final response (kept no longer: see dropOrigin)
 	invite   bool
 	reliable bool
 
@@ -113,12 +113,12 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 // cancel handles a CANCEL that matched this INVITE: unless a final
 // response went out, the INVITE is answered 487 and the TU told.
 func (tx *serverTx) cancel(req *sip.Request) {
-	res := sip.NewResponseFromRequest(tx.origin, sip.StatusRequestTerminated, "Request Terminated", nil)
 	tx.mu.Lock()
 	if tx.state != sProceeding || tx.cancelled {
 		tx.mu.Unlock()
 		return
 	}
+	res := sip.NewResponseFromRequest(tx.origin, sip.StatusRequestTerminated, "Request Terminated", nil)
 	if tx.last != nil {
 		// The same To tag as the provisional responses (RFC 3261 §8.2.6.2).
 		if tag, ok := tx.last.To().Params.Get("tag"); ok {
@@ -130,8 +130,8 @@ func (tx *serverTx) cancel(req *sip.Request) {
 	// (answer, return from its handler) cannot lose it.
 	tx.cancelled = true
 	tx.err = sip.ErrTransactionCanceled
+	f := tx.onCancel // before completeLocked lets it go
 	tx.completeLocked(res)
-	f := tx.onCancel
 	tx.mu.Unlock()
 	if err := tx.conn.WriteMsg(res); err != nil {
 		tx.terminate(transportErr(err))
@@ -173,6 +173,8 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 		case sProceeding:
 			tx.state = sAccepted
 			tx.last = nil
+			tx.origin = nil
+			tx.onCancel = nil // too late for a CANCEL; the TU's callback is not kept
 			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerL, tx.gen[timerL])
 		case sAccepted:
 			// The TU retransmits its 2xx through the transaction
@@ -203,13 +205,19 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 }
 
 // completeLocked moves the transaction to Completed with its final
-// response res and arms its timers: G and H for an INVITE (G over UDP
+// response res, drops the request and the TU's OnCancel, and arms its
+// timers. (A transaction
+// waiting out its retransmissions needs its last response only: under
+// call load those waits hold tens of thousands of transactions, and the
+// request's parsed headers and body were most of a node's heap.) Timers: G and H for an INVITE (G over UDP
 // only), J for a non-INVITE over UDP. It returns false for a non-INVITE
 // over a reliable transport, which ends once res is sent (Timer J is 0).
 // Called with mu held.
 func (tx *serverTx) completeLocked(res *sip.Response) bool {
 	tx.state = sCompleted
 	tx.last = res
+	tx.origin = nil
+	tx.onCancel = nil
 	switch {
 	case tx.invite:
 		if !tx.reliable {
@@ -237,10 +245,11 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 			tx.mu.Unlock()
 			return
 		}
+		origin := tx.origin
 		tx.mu.Unlock()
 		// Off the wheel's goroutine: a TCP write may block.
 		tx.l.workers.do(func() {
-			_ = tx.respond(sip.NewResponseFromRequest(tx.origin, sip.StatusTrying, "Trying", nil), true)
+			_ = tx.respond(sip.NewResponseFromRequest(origin, sip.StatusTrying, "Trying", nil), true)
 		})
 		return
 	case timerG:
