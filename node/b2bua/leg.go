@@ -98,13 +98,17 @@ func routeSet(m interface{ GetHeaders(string) []sip.Header }, reverse bool) []si
 }
 
 // copyHeaders copies the named headers from one message to another.
-func copyHeaders(dst, src interface {
-	GetHeaders(string) []sip.Header
-	AppendHeader(sip.Header)
-}, names ...string) {
-	for _, n := range names {
-		for _, h := range src.GetHeaders(n) {
-			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+func copyHeaders(dst interface{ AppendHeader(sip.Header) }, src interface{ Headers() []sip.Header }, names ...string) {
+	// One pass over src, names compared without case as sipgo's
+	// GetHeaders does: a GetHeaders per name lowercased every header of
+	// the message once per name, a few percent of a node's CPU under load.
+	for _, h := range src.Headers() {
+		n := h.Name()
+		for _, want := range names {
+			if strings.EqualFold(n, want) {
+				dst.AppendHeader(sip.NewHeader(n, h.Value()))
+				break
+			}
 		}
 	}
 }
