@@ -419,6 +419,19 @@ func waitFor(t testing.TB, ok func() bool, what string) {
 	}
 }
 
+// response is the next response tx passes up; the test fails after a
+// generous wait.
+func response(t *testing.T, tx sip.ClientTransaction) *sip.Response {
+	t.Helper()
+	select {
+	case res := <-tx.Responses():
+		return res
+	case <-time.After(within):
+		t.Fatal("no response passed up")
+		return nil
+	}
+}
+
 // request starts a client transaction for req.
 func (s *stack) request(t *testing.T, req *sip.Request) sip.ClientTransaction {
 	t.Helper()
@@ -480,7 +493,7 @@ func TestClientInviteRejected(t *testing.T) {
 	p.next("INVITE") // Timer A
 	from := s.addr
 	p.send(from, answer(inv, 180, "Ringing", "p1"))
-	if res := <-tx.Responses(); res.StatusCode != 180 {
+	if res := response(t, tx); res.StatusCode != 180 {
 		t.Fatalf("first response %d", res.StatusCode)
 	}
 	time.Sleep(4 * testConfig.T1) // an INVITE may have crossed the 180
@@ -496,7 +509,7 @@ func TestClientInviteRejected(t *testing.T) {
 		header(ack, "CSeq") != "1 ACK" {
 		t.Errorf("ACK of the 486:\n%s\nfor the INVITE:\n%s", ack, inv)
 	}
-	if res := <-tx.Responses(); res.StatusCode != 486 {
+	if res := response(t, tx); res.StatusCode != 486 {
 		t.Fatalf("final response %d", res.StatusCode)
 	}
 	ct := tx.(*clientTx)
@@ -523,7 +536,7 @@ func TestClient2xxRetransmission(t *testing.T) {
 	ok := answer(inv, 200, "OK", "p2")
 	src := s.addr
 	p.send(src, ok)
-	if res := <-tx.Responses(); res.StatusCode != 200 {
+	if res := response(t, tx); res.StatusCode != 200 {
 		t.Fatalf("response %d", res.StatusCode)
 	}
 	p.send(src, ok)
@@ -649,7 +662,7 @@ func TestClientRingsPastTimerB(t *testing.T) {
 	defer tx.Terminate()
 	inv := p.next("INVITE")
 	p.send(s.addr, answer(inv, 180, "Ringing", "r1"))
-	if res := <-tx.Responses(); res.StatusCode != 180 {
+	if res := response(t, tx); res.StatusCode != 180 {
 		t.Fatalf("response %d", res.StatusCode)
 	}
 	time.Sleep(64*testConfig.T1 + 20*testConfig.Tick)
@@ -659,13 +672,8 @@ func TestClientRingsPastTimerB(t *testing.T) {
 	default:
 	}
 	p.send(s.addr, answer(inv, 200, "OK", "r1"))
-	select {
-	case res := <-tx.Responses():
-		if res.StatusCode != 200 {
-			t.Fatalf("response %d", res.StatusCode)
-		}
-	case <-time.After(within):
-		t.Fatal("2xx after Timer B's time not passed up")
+	if res := response(t, tx); res.StatusCode != 200 {
+		t.Fatalf("response %d after Timer B's time, want the 2xx", res.StatusCode)
 	}
 }
 
