@@ -1,6 +1,10 @@
 package sipedge
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callmesh/callmesh/node/siptx"
+)
 
 type edgeMetrics struct {
 	registers    *prometheus.CounterVec
@@ -37,4 +41,18 @@ func newEdgeMetrics(reg prometheus.Registerer) *edgeMetrics {
 		reg.MustRegister(m.registers, m.rejected, m.authFailures, m.blocks, m.denied)
 	}
 	return m
+}
+
+// registerTransactionMetrics exposes the transaction layer's counters.
+func registerTransactionMetrics(reg prometheus.Registerer, st *siptx.Stats) {
+	counter := func(name, help string, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "sip", Name: name, Help: help,
+		}, func() float64 { return float64(f()) })
+	}
+	reg.MustRegister(
+		counter("retransmissions_absorbed_total", "Retransmitted requests answered by their transaction.", st.Retransmissions),
+		counter("unmatched_responses_total", "Responses that matched no transaction (late 2xx retransmissions, strays).", st.Unmatched),
+		counter("malformed_requests_total", "Requests without a usable Via or CSeq, answered 400 statelessly.", st.Rejected),
+	)
 }

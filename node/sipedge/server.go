@@ -130,7 +130,8 @@ type Server struct {
 	calls    Calls
 	sessions Sessions
 
-	name   string // Server and User-Agent header
+	reg    prometheus.Registerer // nil: no metrics
+	name   string                // Server and User-Agent header
 	tpl    *sip.TransportLayer
 	txl    *siptx.Layer
 	udp    net.PacketConn
@@ -151,7 +152,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithRegisterer registers the edge's metrics with reg.
 func WithRegisterer(reg prometheus.Registerer) Option {
-	return func(s *Server) { s.m = newEdgeMetrics(reg) }
+	return func(s *Server) { s.m, s.reg = newEdgeMetrics(reg), reg }
 }
 
 // Start binds UDP and TCP on cfg.Listen and serves until Close.
@@ -187,6 +188,9 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
 	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Log: s.log.With("component", "siptx")})
 	s.txl.OnRequest(s.route)
+	if s.reg != nil {
+		registerTransactionMetrics(s.reg, s.txl.Stats())
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); _ = s.tpl.ServeUDP(s.udp) }()
