@@ -614,7 +614,7 @@ func (p *planner) result() Result {
 func (p *planner) maxDuration(c *cand) time.Duration {
 	g := p.g
 	var d time.Duration // 0: no cap yet
-	tighten := func(s sla.Segment) { d = sla.MaxDuration(sla.Segment{MaxDuration: d}, s) }
+	tighten := func(s sla.Segment) { d = sla.Tighter(d, s.MaxDuration) }
 	for i, v := range c.verts {
 		if g.prov[v] == nil {
 			continue

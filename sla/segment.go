@@ -152,11 +152,17 @@ func (s *SLA) Segment(c Call) (Segment, bool) {
 func MaxDuration(segs ...Segment) time.Duration {
 	var d time.Duration
 	for _, s := range segs {
-		if s.MaxDuration > 0 && (d == 0 || s.MaxDuration < d) {
-			d = s.MaxDuration
-		}
+		d = Tighter(d, s.MaxDuration)
 	}
 	return d
+}
+
+// Tighter is the tighter of two duration caps; 0 means no cap.
+func Tighter(a, b time.Duration) time.Duration {
+	if b > 0 && (a == 0 || b < a) {
+		return b
+	}
+	return a
 }
 
 // Other returns the party of the SLA that is not id, and whether id is a

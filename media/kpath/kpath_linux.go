@@ -318,7 +318,7 @@ func Unavailable(err error) bool {
 		return false // the verifier explains why it refused the program
 	}
 	return errors.Is(err, ErrUnsupported) || errors.Is(err, ebpf.ErrNotSupported) ||
-		errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM)
+		errors.Is(err, os.ErrPermission) // EPERM and EACCES both match it
 }
 
 // Monotonic is CLOCK_MONOTONIC now, the clock of Record.At.
