@@ -37,7 +37,6 @@ type Call struct {
 	media      *anchoring
 	started    time.Time
 	answered   time.Time
-	ended      time.Time
 	reInvite   bool // an INVITE transaction within the dialog is in progress
 	pendingAck *pendingAck
 	refresh    time.Duration

@@ -252,9 +252,6 @@ func (s *Server) SetSessions(v Sessions) { s.sessions = v }
 // the edge's listeners.
 func (s *Server) Transactions() *siptx.Layer { return s.txl }
 
-// Name is the edge's Server and User-Agent header value.
-func (s *Server) Name() string { return s.name }
-
 // trusted reports whether a request comes from a trusted network.
 func (s *Server) trusted(req *sip.Request) bool {
 	if len(s.cfg.Trusted) == 0 {

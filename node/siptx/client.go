@@ -3,6 +3,7 @@ package siptx
 import (
 	"github.com/emiago/sipgo/sip"
 	"net"
+	"time"
 )
 
 // Client transaction states (RFC 3261 §17.1, with RFC 6026's Accepted).
@@ -31,7 +32,7 @@ type clientTx struct {
 
 	responses chan *sip.Response
 
-	interval   int64 // Timer A or E's current interval, ns
+	interval   time.Duration // Timer A or E's current interval
 	ack        *sip.Request
 	queue      []*sip.Response // responses the TU has not taken yet
 	pumping    bool            // a pump goroutine hands the queue over
@@ -46,7 +47,7 @@ type clientTx struct {
 func (tx *clientTx) start() error {
 	tx.mu.Lock()
 	if !tx.reliable {
-		tx.interval = int64(tx.l.cfg.T1)
+		tx.interval = tx.l.cfg.T1
 		tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerA, tx.gen[timerA])
 	}
 	tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerB, tx.gen[timerB])
@@ -71,7 +72,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 				tx.gen[timerA]++
 				tx.gen[timerB]++
 			} else if !tx.reliable {
-				tx.interval = int64(tx.l.cfg.T2) // Timer E at T2 (§17.1.2.2)
+				tx.interval = tx.l.cfg.T2 // Timer E at T2 (§17.1.2.2)
 			}
 			tx.state = cProceeding
 			tx.passUp(res)
@@ -208,10 +209,10 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 		}
 		tx.interval *= 2
 		if !tx.invite || tx.state == cProceeding {
-			tx.interval = min(tx.interval, int64(tx.l.cfg.T2)) // Timer E is capped
+			tx.interval = min(tx.interval, tx.l.cfg.T2) // Timer E is capped
 		}
 		tx.gen[timerA]++
-		tx.l.wheel.after(durationNs(tx.interval), tx.self, timerA, tx.gen[timerA])
+		tx.l.wheel.after(tx.interval, tx.self, timerA, tx.gen[timerA])
 		origin := tx.origin
 		tx.mu.Unlock()
 		if err := tx.conn.WriteMsg(origin); err != nil {
@@ -255,7 +256,11 @@ func (tx *clientTx) sendAck(ack *sip.Request) {
 		}
 		return
 	}
-	tx.l.workers.do(func() { tx.l.sendAck(ack) })
+	tx.l.workers.do(func() {
+		if err := tx.l.Write(ack); err != nil {
+			tx.l.cfg.Log.Debug("ACK not sent", "err", err)
+		}
+	})
 }
 
 // ackFor builds the ACK of a 3xx–6xx response to an INVITE (RFC 3261

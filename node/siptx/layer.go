@@ -349,14 +349,6 @@ func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransa
 	return tx, nil
 }
 
-// sendAck sends the ACK of a 3xx–6xx, resolved and routed as its INVITE
-// was (§17.1.1.3: same address, port and transport).
-func (l *Layer) sendAck(ack *sip.Request) {
-	if err := l.Write(ack); err != nil {
-		l.cfg.Log.Debug("ACK not sent", "err", err)
-	}
-}
-
 // Write sends a request outside any transaction: an ACK of a 2xx.
 func (l *Layer) Write(req *sip.Request) error {
 	conn, err := l.connect(context.Background(), req)
@@ -478,8 +470,6 @@ func transportErr(err error) error {
 	}
 	return fmt.Errorf("%w: %w", sip.ErrTransactionTransport, err)
 }
-
-func durationNs(ns int64) time.Duration { return time.Duration(ns) }
 
 // ackTx is the transaction handed with a 2xx's ACK: nothing can be sent
 // on it.

@@ -312,8 +312,13 @@ func TestServerCancelUnknown(t *testing.T) {
 	})
 	p := newPeer(t)
 	p.send(s.addr, request("CANCEL", "z9hG4bK-none", p.addr(), 1))
-	if m := <-got; m != sip.CANCEL {
-		t.Errorf("TU got %s", m)
+	select {
+	case m := <-got:
+		if m != sip.CANCEL {
+			t.Errorf("TU got %s", m)
+		}
+	case <-time.After(within):
+		t.Fatal("CANCEL not given to the TU")
 	}
 	p.next("SIP/2.0 481")
 }

@@ -2,6 +2,7 @@ package siptx
 
 import (
 	"errors"
+	"time"
 	"weak"
 
 	"github.com/emiago/sipgo/sip"
@@ -38,7 +39,7 @@ type serverTx struct {
 	reliable bool
 
 	last      *sip.Response // the response retransmitted on a retransmitted request
-	interval  int64         // Timer G's current interval, ns
+	interval  time.Duration // Timer G's current interval
 	cancelled bool          // a CANCEL came and was acted on
 	acks      chan *sip.Request
 	ack       *sip.Request // the ACK, kept for an Acks asked for later
@@ -221,7 +222,7 @@ func (tx *serverTx) completeLocked(res *sip.Response) bool {
 	switch {
 	case tx.invite:
 		if !tx.reliable {
-			tx.interval = int64(tx.l.cfg.T1)
+			tx.interval = tx.l.cfg.T1
 			tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerG, tx.gen[timerG])
 		}
 		tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerH, tx.gen[timerH])
@@ -257,9 +258,9 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 			tx.mu.Unlock()
 			return
 		}
-		tx.interval = min(2*tx.interval, int64(tx.l.cfg.T2))
+		tx.interval = min(2*tx.interval, tx.l.cfg.T2)
 		tx.gen[timerG]++
-		tx.l.wheel.after(durationNs(tx.interval), tx.self, timerG, tx.gen[timerG])
+		tx.l.wheel.after(tx.interval, tx.self, timerG, tx.gen[timerG])
 		res := tx.last
 		tx.mu.Unlock()
 		_ = tx.conn.WriteMsg(res)
