@@ -166,12 +166,7 @@ func TestRelayEgressImpairment(t *testing.T) {
 	const n = 150
 	cfg := impair.Config{Delay: 3 * time.Millisecond, Jitter: 2 * time.Millisecond, LossPct: 5, MeanBurst: 2, Seed: 5}
 	r := newRelay(t, 2)
-	s, err := r.Open("egress")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
+	s, a, b := openCall(t, r, "egress")
 	if err := s.Leg(media.B).Impair(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -143,12 +143,7 @@ func TestKernelModeWithoutThePath(t *testing.T) {
 func TestKernelPathMeasuresExtendedHeaders(t *testing.T) {
 	t.Parallel()
 	r := newKernelRelay(t, 2)
-	s, err := r.Open("kernel-ext")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
+	s, a, b := openCall(t, r, "kernel-ext")
 	to, _ := s.Leg(media.A).Local()
 	const n = 30
 	for i := 0; i < n; i++ {

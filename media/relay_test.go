@@ -102,18 +102,26 @@ func TestRelayForwardsAndMeasuresCleanCall(t *testing.T) {
 	}
 }
 
+// openCall opens session id on r with an endpoint on each side, each
+// sending to its leg.
+func openCall(t *testing.T, r *media.Relay, id string) (*media.Session, *mediatest.Endpoint, *mediatest.Endpoint) {
+	t.Helper()
+	s, err := r.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
+	connect(s, a, b)
+	return s, a, b
+}
+
 // cleanCall anchors two endpoints that send each other n packets of 20 ms
 // PCMU through a new session, and checks what the relay measured: every
 // packet in and out on each leg, no loss, the codec, a clean MOS. It
 // returns the session and the endpoints of sides A and B.
 func cleanCall(t *testing.T, r *media.Relay, id string, n int) (s *media.Session, a, b *mediatest.Endpoint) {
 	t.Helper()
-	s, err := r.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b = mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
+	s, a, b = openCall(t, r, id)
 	sendBoth(t, n, a, b)
 	waitFor(t, "both ends to receive every packet", func() bool {
 		return a.Stats().Packets == uint64(n) && b.Stats().Packets == uint64(n)
@@ -149,12 +157,8 @@ func TestRelayLatchingRefusesStrangers(t *testing.T) {
 // stranger's.
 func latching(t *testing.T, r *media.Relay, id string, n, m int, interval time.Duration) (s *media.Session, a, b, stranger *mediatest.Endpoint) {
 	t.Helper()
-	s, err := r.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b, stranger = mediatest.NewEndpoint(t), mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
+	s, a, b = openCall(t, r, id)
+	stranger = mediatest.NewEndpoint(t)
 	rtp, rtcp := s.Leg(media.A).Local()
 	stranger.SetPeer(rtp, rtcp)
 	ctx := context.Background()
@@ -220,12 +224,7 @@ func TestRelayLiveness(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, 2)
 	timeout := r.Config().Timeout
-	s, err := r.Open("live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
+	s, a, b := openCall(t, r, "live")
 	start := time.Now()
 	if side, _, dead := s.Dead(start.Add(timeout / 2)); dead {
 		t.Fatalf("side %s dead before the timeout", side)
@@ -281,12 +280,7 @@ func TestRelayTellsAboutDeadStreams(t *testing.T) {
 		got <- death{s.ID(), side}
 		s.Close()
 	}))
-	s, err := r.Open("silent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
+	s, _, b := openCall(t, r, "silent")
 	hold := remoteOf(b)
 	hold.Sends = false
 	s.Leg(media.B).Signal(hold) // only A should be sending, and is not
@@ -304,12 +298,7 @@ func TestRelayTellsAboutDeadStreams(t *testing.T) {
 func TestRelayTimesForwardedReports(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, 2)
-	s, err := r.Open("rtt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mediatest.NewEndpoint(t), mediatest.NewEndpoint(t)
-	connect(s, a, b)
+	s, a, b := openCall(t, r, "rtt")
 	b.AnswerReports(true)
 	if err := a.Send(context.Background(), 3, 0); err != nil {
 		t.Fatal(err)
