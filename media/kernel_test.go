@@ -44,7 +44,13 @@ func TestKernelPathForwardsAndMeasures(t *testing.T) {
 	// Closed, the session's rules are gone: what side A still sends to its
 	// old port reaches no one (the sockets are closed too). Loopback
 	// delivers in well under the 200 ms allowed.
+	if media.KernelRules(r) != 2 {
+		t.Errorf("%d kernel rules for a latched call, want one per direction", media.KernelRules(r))
+	}
 	s.Close()
+	if got := media.KernelRules(r); got != 0 {
+		t.Errorf("%d kernel rules left after Close", got)
+	}
 	if err := a.Send(context.Background(), 5, 0); err != nil {
 		t.Fatal(err)
 	}
