@@ -1,9 +1,11 @@
 package siptx
 
 import (
-	"github.com/emiago/sipgo/sip"
+	"errors"
 	"net"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Client transaction states (RFC 3261 §17.1, with RFC 6026's Accepted).
@@ -39,6 +41,9 @@ type clientTx struct {
 	endPending bool            // terminate once the queue is handed over
 	onRetrans  []sip.FnTxResponse
 	self       timed // weakClient: what its timers hold
+
+	sink  FnResponse // RequestFunc: takes the responses instead of the channel
+	final bool       // sink: a final response was handed over
 }
 
 // start arms the timers and sends the request. The timers are armed
@@ -75,16 +80,22 @@ func (tx *clientTx) receive(res *sip.Response) {
 				tx.interval = tx.l.cfg.T2 // Timer E at T2 (§17.1.2.2)
 			}
 			tx.state = cProceeding
-			tx.passUp(res)
+			sink := tx.passUp(res)
 			tx.mu.Unlock()
+			if sink != nil {
+				sink(res, nil)
+			}
 		case tx.invite && res.IsSuccess():
 			tx.state = cAccepted
 			tx.origin = nil // not retransmitted any more; see serverTx.completeLocked
 			tx.gen[timerA]++
 			tx.gen[timerB]++
 			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerM, tx.gen[timerM])
-			tx.passUp(res)
+			sink := tx.passUp(res)
 			tx.mu.Unlock()
+			if sink != nil {
+				sink(res, nil)
+			}
 		default:
 			tx.state = cCompleted
 			tx.gen[timerA]++
@@ -95,7 +106,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 				tx.ack = ack
 			}
 			tx.origin = nil
-			tx.passUp(res)
+			sink := tx.passUp(res)
 			wait := tx.l.cfg.Wait
 			if !tx.invite {
 				wait = tx.l.cfg.T4
@@ -107,6 +118,9 @@ func (tx *clientTx) receive(res *sip.Response) {
 				tx.l.wheel.after(wait, tx.self, timerD, tx.gen[timerD])
 			}
 			tx.mu.Unlock()
+			if sink != nil {
+				sink(res, nil) // before the end, which would report an error
+			}
 			if ack != nil {
 				tx.sendAck(ack)
 			}
@@ -125,7 +139,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 		tx.mu.Unlock()
 		if res.IsSuccess() && len(fns) > 0 {
 			// Off the transport's reader: the TU's callback may block.
-			tx.l.workers.do(func() {
+			tx.l.workers.Go(func() {
 				for _, f := range fns {
 					f(res)
 				}
@@ -140,13 +154,20 @@ func (tx *clientTx) receive(res *sip.Response) {
 // transport's reader: straight to a TU waiting on Responses, else onto a
 // queue a pump goroutine hands over. The channel is unbuffered, so a
 // response is taken before the transaction ends (endAfterPassUp), as the
-// TU expects: Done never wins a race against the final response. Called
-// with mu held.
-func (tx *clientTx) passUp(res *sip.Response) {
+// TU expects: Done never wins a race against the final response. A
+// transaction of RequestFunc's returns its function instead, for the
+// caller to call once mu is released. Called with mu held.
+func (tx *clientTx) passUp(res *sip.Response) FnResponse {
+	if tx.sink != nil {
+		if !res.IsProvisional() {
+			tx.final = true
+		}
+		return tx.sink
+	}
 	if !tx.pumping {
 		select {
 		case tx.responses <- res:
-			return
+			return nil
 		default:
 		}
 	}
@@ -154,6 +175,18 @@ func (tx *clientTx) passUp(res *sip.Response) {
 	if !tx.pumping {
 		tx.pumping = true
 		go tx.pump()
+	}
+	return nil
+}
+
+// sinkEnd tells a RequestFunc transaction's function why it ended without
+// a final response; a TU that ended it itself is not told.
+func (tx *clientTx) sinkEnd(_ string, err error) {
+	tx.mu.Lock()
+	final := tx.final
+	tx.mu.Unlock()
+	if !final && !errors.Is(err, sip.ErrTransactionCanceled) {
+		tx.sink(nil, err)
 	}
 }
 
@@ -256,7 +289,7 @@ func (tx *clientTx) sendAck(ack *sip.Request) {
 		}
 		return
 	}
-	tx.l.workers.do(func() {
+	tx.l.workers.Go(func() {
 		if err := tx.l.Write(ack); err != nil {
 			tx.l.cfg.Log.Debug("ACK not sent", "err", err)
 		}

@@ -37,6 +37,8 @@ import (
 	"weak"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/internal/gopool"
 )
 
 // Config holds the layer's timers; zero values take RFC 3261's.
@@ -86,7 +88,7 @@ type Layer struct {
 	tpl     *sip.TransportLayer
 	cfg     Config
 	wheel   *wheel
-	workers *pool
+	workers *gopool.Pool
 	handler Handler
 
 	mu      sync.Mutex
@@ -120,7 +122,7 @@ const idleWorkers = 256
 // New starts a transaction layer on tpl; it takes every message tpl reads.
 func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 	cfg.defaults()
-	l := &Layer{tpl: tpl, cfg: cfg, wheel: newWheel(cfg.Tick), workers: newPool(idleWorkers),
+	l := &Layer{tpl: tpl, cfg: cfg, wheel: newWheel(cfg.Tick), workers: gopool.New(idleWorkers),
 		servers: make(map[string]*serverTx), clients: make(map[string]*clientTx),
 		handler: func(req *sip.Request, tx sip.ServerTransaction) {
 			if !req.IsAck() {
@@ -161,7 +163,7 @@ func (l *Layer) Close() {
 	for _, tx := range servers {
 		tx.terminate(nil)
 	}
-	l.workers.close()
+	l.workers.Close()
 	l.wheel.close()
 }
 
@@ -216,7 +218,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		if tx != nil {
 			// Off the reader: the TU's OnCancel may block. The 200 to the
 			// CANCEL goes first: its sender stops retransmitting.
-			l.workers.do(func() {
+			l.workers.Go(func() {
 				l.writeStateless(req, sip.StatusOK, "OK")
 				tx.cancel(req)
 			})
@@ -232,7 +234,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
 		// response possible.
 		tx = &serverTx{base: base{key: key, l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}, origin: req}
-		l.workers.do(func() { l.handler(req, ackTx{tx}) })
+		l.workers.Go(func() { l.handler(req, ackTx{tx}) })
 		return
 	}
 	l.mu.Lock()
@@ -266,7 +268,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 	l.servers[key] = tx
 	l.mu.Unlock()
 	tx.started()
-	if !l.workers.do(func() { l.handler(req, tx); tx.handled() }) {
+	if !l.workers.Go(func() { l.handler(req, tx); tx.handled() }) {
 		tx.terminate(nil)
 	}
 }
@@ -315,6 +317,29 @@ func (l *Layer) connect(ctx context.Context, req *sip.Request) (sip.Connection, 
 // Via (AddVia). ctx bounds finding or opening the connection only: the
 // transaction's own timers bound the rest.
 func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	return l.request(ctx, req, nil)
+}
+
+// FnResponse takes what a client transaction started by RequestFunc
+// hears: each response in order (err nil), or, when the transaction ends
+// without a final response, why (res nil): ErrTransactionTimeout or a
+// transport error.
+type FnResponse func(res *sip.Response, err error)
+
+// RequestFunc starts a client transaction like Request, but hands every
+// response to fn instead of a channel, so that no goroutine need wait on
+// it. fn is called in order, on the transport's reader or a timer, and
+// must not block; it is not called once the TU ended the transaction
+// itself (Terminate), nor for a 2xx retransmitted to an INVITE (see
+// OnRetransmission). The transaction's Responses channel stays empty.
+func (l *Layer) RequestFunc(ctx context.Context, req *sip.Request, fn FnResponse) (sip.ClientTransaction, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("siptx: RequestFunc without a function")
+	}
+	return l.request(ctx, req, fn)
+}
+
+func (l *Layer) request(ctx context.Context, req *sip.Request, fn FnResponse) (sip.ClientTransaction, error) {
 	if req.IsAck() {
 		return nil, fmt.Errorf("siptx: an ACK has no transaction (use Write)")
 	}
@@ -327,8 +352,11 @@ func (l *Layer) Request(ctx context.Context, req *sip.Request) (sip.ClientTransa
 		return nil, err
 	}
 	tx := &clientTx{base: base{key: key, l: l, conn: conn}, origin: req, invite: req.IsInvite(),
-		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response)}
+		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response), sink: fn}
 	tx.self = weakClient(weak.Make(tx))
+	if fn != nil {
+		tx.onTerminate = append(tx.onTerminate, tx.sinkEnd)
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -708,3 +708,124 @@ func TestEndedTransactionIsCollected(t *testing.T) {
 		t.Fatal("no timer armed: the test proves nothing")
 	}
 }
+
+// heard is what a RequestFunc transaction's function was handed.
+type heard struct {
+	code int // 0: an error
+	err  error
+}
+
+func (s *stack) requestFunc(t *testing.T, req *sip.Request) (sip.ClientTransaction, chan heard) {
+	t.Helper()
+	got := make(chan heard, 16)
+	tx, err := s.l.RequestFunc(context.Background(), req, func(res *sip.Response, err error) {
+		if res != nil {
+			got <- heard{code: res.StatusCode}
+			return
+		}
+		got <- heard{err: err}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx, got
+}
+
+func next(t *testing.T, got chan heard) heard {
+	t.Helper()
+	select {
+	case h := <-got:
+		return h
+	case <-time.After(within):
+		t.Fatal("the function was not called")
+		return heard{}
+	}
+}
+
+// A RequestFunc transaction hands its responses to the function in order,
+// ACKs a non-2xx as any INVITE transaction does, reports no error after a
+// final response, and leaves the channel empty.
+func TestClientRequestFunc(t *testing.T) {
+	s := newStack(t, nil)
+	p := newPeer(t)
+	tx, got := s.requestFunc(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
+	inv := p.next("INVITE")
+	p.send(s.addr, answer(inv, 100, "Trying", ""))
+	p.send(s.addr, answer(inv, 180, "Ringing", "f1"))
+	p.send(s.addr, answer(inv, 486, "Busy Here", "f1"))
+	for _, want := range []int{100, 180, 486} {
+		if h := next(t, got); h.code != want {
+			t.Fatalf("handed %+v, want %d", h, want)
+		}
+	}
+	p.next("ACK")
+	tx.Terminate() // the TU is done: not reported
+	select {
+	case <-tx.Done():
+	case <-time.After(within):
+		t.Fatal("not ended by Terminate")
+	}
+	select {
+	case h := <-got:
+		t.Errorf("handed %+v after the final response", h)
+	case res := <-tx.Responses():
+		t.Errorf("response %d on the channel", res.StatusCode)
+	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// No answer: the function hears the timeout, once.
+func TestClientRequestFuncTimeout(t *testing.T) {
+	s := newStack(t, nil)
+	p := newPeer(t)
+	tx, got := s.requestFunc(t, s.outgoing(sip.OPTIONS, p.addr(), "UDP"))
+	if h := next(t, got); h.code != 0 || !errors.Is(h.err, sip.ErrTransactionTimeout) {
+		t.Fatalf("handed %+v, want a timeout", h)
+	}
+	<-tx.Done()
+	select {
+	case h := <-got:
+		t.Errorf("handed %+v after the timeout", h)
+	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// Over TCP the final response ends the transaction at once; the function
+// still hears it before the end, and no error after.
+func TestClientRequestFuncReliable(t *testing.T) {
+	s := newStack(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tx, got := s.requestFunc(t, s.outgoing(sip.OPTIONS, ln.Addr().String(), "TCP"))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req, err := readStream(bufio.NewReader(conn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte(answer(req, 200, "OK", "f2"))); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, got); h.code != 200 {
+		t.Fatalf("handed %+v, want the 200", h)
+	}
+	select {
+	case <-tx.Done():
+	case <-time.After(within):
+		t.Fatal("a final response over TCP did not end the transaction")
+	}
+	if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTerminated) {
+		t.Errorf("Err = %v", err)
+	}
+	select {
+	case h := <-got:
+		t.Errorf("handed %+v after the final response", h)
+	case <-time.After(10 * time.Millisecond):
+	}
+}

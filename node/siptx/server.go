@@ -249,7 +249,7 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 		origin := tx.origin
 		tx.mu.Unlock()
 		// Off the wheel's goroutine: a TCP write may block.
-		tx.l.workers.do(func() {
+		tx.l.workers.Go(func() {
 			_ = tx.respond(sip.NewResponseFromRequest(origin, sip.StatusTrying, "Trying", nil), true)
 		})
 		return
