@@ -45,6 +45,7 @@ import (
 //	                            also "kamailio-s2": Kamailio challenging INVITE, no media)
 //	CALLMESH_LOAD_OUT           file to write the results to as Markdown
 //	CALLMESH_LOAD_PROFILE       directory for CPU and allocation profiles of each callmesh step (log.pprof on the node)
+//	CALLMESH_LOAD_BIN           a callmesh binary to run instead of building ./cmd/callmesh (to compare two builds)
 
 const (
 	// callsCallers is how many distinct callers place the calls (from
