@@ -53,7 +53,11 @@ type Call struct {
 	path     []string // SLA ids of the path (egress: from the token)
 	alerted  time.Time
 
-	events    chan event
+	qmu       sync.Mutex
+	queue     []event       // posted, for the loop
+	spare     []event       // a taken batch's array, for reuse
+	over      bool          // finished: posts are dropped
+	wake      chan struct{} // one token: the queue has events
 	done      chan struct{}
 	final     chan struct{} // closed once the caller has a final answer
 	finalOnce sync.Once
@@ -78,20 +82,61 @@ type branch struct {
 
 	attempt   *Attempt // a path of a failover list (nil: a contact)
 	authTried bool     // a 407 was answered once
+
+	sends    int         // INVITEs sent (a 407 answered sends another)
+	heard    bool        // the last one had a response
+	firstHop *time.Timer // a path's first hop must answer by then
 }
 
 type event struct {
 	ev  call.Event
 	res *sip.Response
 	req *sip.Request
+
+	// A branch's INVITE transaction spoke (reply): a response, or why it
+	// ended without a final one (err), or its first hop's time ran out
+	// (firstHop). gen names the INVITE it is about (branch.sends): the
+	// answer to one replaced after a 407 is ignored.
+	reply    bool
+	br       *branch
+	gen      int
+	err      error
+	firstHop bool
 }
 
-// post hands an event to the call's loop; dropped once the call is over.
+// post hands an event to the call's loop, in order; dropped once the call
+// is over. It never blocks: the transport's reader posts responses.
 func (c *Call) post(e event) {
-	select {
-	case c.events <- e:
-	case <-c.done:
+	c.qmu.Lock()
+	if c.over {
+		c.qmu.Unlock()
+		return
 	}
+	c.queue = append(c.queue, e)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the events posted so far.
+func (c *Call) take() []event {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	q := c.queue
+	c.queue, c.spare = c.spare, nil
+	return q
+}
+
+// giveBack keeps a handled batch's array for the next one.
+func (c *Call) giveBack(q []event) {
+	clear(q) // no response kept alive
+	c.qmu.Lock()
+	if c.spare == nil {
+		c.spare = q[:0]
+	}
+	c.qmu.Unlock()
 }
 
 // Invite takes an authenticated, authorized initial INVITE (sipedge.Calls).
@@ -196,7 +241,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	c := &Call{id: newID(), svc: s, caller: caller.User, trusted: caller.Trusted, callee: aor, class: class,
 		fsm: fsm, invite: req, tx: tx, started: time.Now(), plan: plan, egress: egress,
 		session: caller.Session, hops: caller.Hops, path: caller.SLAs,
-		events: make(chan event, 16), done: make(chan struct{}), final: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), final: make(chan struct{})}
 	if plan != nil {
 		c.session = plan.Session
 	}
@@ -265,8 +310,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		// Branch 0 exists before the loop takes any event: a CANCEL or a
 		// shutdown cancels it like any later one.
 		c.startBranch(0)
-		s.wg.Add(1)
-		go c.run()
+		s.spawn(c.run)
 	} else {
 		for i, b := range contacts {
 			br := c.newBranch(i, b, body)
@@ -275,11 +319,9 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			c.mu.Unlock()
 			s.addBranch(c, br)
 		}
-		s.wg.Add(1)
-		go c.run()
+		s.spawn(c.run)
 		for _, br := range c.branches {
-			s.wg.Add(1)
-			go c.send(br)
+			c.start(br)
 		}
 	}
 	// sipgo ends a server transaction when its handler returns: hold it
@@ -361,96 +403,111 @@ var endToEndNoType = func() []string {
 	return out
 }()
 
-// send runs one branch's INVITE transaction and turns its responses into
-// events.
-func (c *Call) send(br *branch) {
-	defer c.svc.wg.Done()
-	s := c.svc
-	// ctx bounds opening a connection only; the ring timeout (the call's
-	// loop) and the transaction's Timer B bound the rest.
-	ctx := s.ctx
-	fail := func(code int, reason string) {
-		c.noteAttempt(br.idx, code, reason)
-		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}})
-	}
-	c.mu.Lock()
-	req := br.req
-	c.mu.Unlock()
-	tx, err := s.request(ctx, req, br.transport, false)
-	if err != nil {
-		s.log.Debug("branch not sent", "call", c.id, "dest", br.dest, "err", err)
-		fail(408, "transport error")
+// start sends a branch's INVITE: at once when that needs no dial and no
+// lookup, else in the background.
+func (c *Call) start(br *branch) {
+	if immediate(br.dest, br.transport) {
+		c.send(br)
 		return
 	}
+	c.svc.spawn(func() { c.send(br) })
+}
+
+// send starts one branch's INVITE transaction. Its responses come to the
+// call's loop as events (reply), posted by the transaction itself: no
+// goroutine waits on them.
+func (c *Call) send(br *branch) {
+	s := c.svc
 	c.mu.Lock()
-	br.tx = tx
+	req := br.req
+	br.sends++
+	gen := br.sends
 	c.mu.Unlock()
-	onRetransmission := func(res *sip.Response) {
+	// s.ctx bounds opening a connection only; the ring timeout (the call's
+	// loop) and the transaction's Timer B bound the rest.
+	tx, err := s.requestFunc(s.ctx, req, br.transport, func(res *sip.Response, err error) {
+		c.post(event{reply: true, br: br, gen: gen, res: res, err: err})
+	})
+	if err != nil {
+		s.log.Debug("branch not sent", "call", c.id, "dest", br.dest, "err", err)
+		c.noteAttempt(br.idx, 408, "transport error")
+		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: 408, Reason: "transport error"}})
+		return
+	}
+	tx.OnRetransmission(func(res *sip.Response) {
 		if res.IsSuccess() {
 			c.post(event{ev: call.Event{Kind: call.Answer, Branch: br.idx}, res: res})
 		}
+	})
+	c.mu.Lock()
+	br.tx = tx
+	if br.attempt != nil && !br.heard {
+		// A path's first hop must answer (100 Trying at least) in time, or
+		// the path is abandoned for the next (no CANCEL: nothing answered).
+		br.firstHop = time.AfterFunc(s.cfg.FirstHop, func() {
+			c.post(event{reply: true, br: br, gen: gen, firstHop: true})
+		})
 	}
-	tx.OnRetransmission(onRetransmission)
-	// A path's first hop must answer (100 Trying at least) in time, or
-	// the path is abandoned for the next (no CANCEL: nothing answered).
-	var firstHop <-chan time.Time
-	if br.attempt != nil {
-		t := time.NewTimer(s.cfg.FirstHop)
-		defer t.Stop()
-		firstHop = t.C
+	c.mu.Unlock()
+}
+
+// reply takes what a branch's INVITE transaction said, in the call's loop:
+// a provisional, an answer, a failure (a trunk's 407 is answered once), or
+// its end without a final response.
+func (c *Call) reply(e event) {
+	s := c.svc
+	br := e.br
+	c.mu.Lock()
+	if e.gen != br.sends || (e.firstHop && br.heard) {
+		c.mu.Unlock()
+		return // about an INVITE replaced after a 407, or a timer too late
 	}
-	for {
-		select {
-		case res := <-tx.Responses():
-			firstHop = nil
-			switch {
-			case res.IsProvisional():
-				c.post(event{ev: call.Event{Kind: call.Provisional, Branch: br.idx, Code: res.StatusCode, SDP: isSDP(res)}, res: res})
-				continue
-			case res.StatusCode == sip.StatusProxyAuthRequired && c.authorize(br, res):
-				tx.Terminate()
-				c.mu.Lock()
-				req = br.req
-				c.mu.Unlock()
-				if tx, err = s.request(ctx, req, br.transport, false); err != nil {
-					fail(408, "transport error")
-					return
-				}
-				c.mu.Lock()
-				br.tx = tx
-				c.mu.Unlock()
-				tx.OnRetransmission(onRetransmission)
-				continue
-			case res.IsSuccess():
-				c.noteAttempt(br.idx, res.StatusCode, res.Reason)
-				c.post(event{ev: call.Event{Kind: call.Answer, Branch: br.idx}, res: res})
-			default:
-				if res.StatusCode == sip.StatusServiceUnavailable && br.attempt != nil && s.fed != nil {
-					if d := retryAfter(res); d > 0 {
-						s.fed.Unavailable(br.attempt.Provider, d)
-					}
-				}
-				c.noteAttempt(br.idx, res.StatusCode, res.Reason)
-				c.post(event{ev: failureEvent(br, res), res: res})
-			}
-			if sip.IsReliable(br.transport) || !res.IsSuccess() {
-				tx.Terminate()
-			}
-			return
-		case <-firstHop:
-			tx.Terminate()
-			fail(408, "no answer from the first hop")
-			return
-		case <-tx.Done():
-			reason := "Request Timeout"
-			if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTimeout) {
-				reason = "transport error"
-			}
-			fail(408, reason)
-			return
-		case <-c.done:
-			tx.Terminate()
-			return
+	if !e.firstHop {
+		br.heard = true
+		if br.firstHop != nil {
+			br.firstHop.Stop()
+			br.firstHop = nil
 		}
+	}
+	tx := br.tx
+	c.mu.Unlock()
+	fail := func(code int, reason string) {
+		c.noteAttempt(br.idx, code, reason)
+		c.apply(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}})
+	}
+	res := e.res
+	switch {
+	case e.firstHop:
+		if tx != nil {
+			tx.Terminate()
+		}
+		fail(408, "no answer from the first hop")
+	case e.err != nil:
+		reason := "Request Timeout"
+		if !errors.Is(e.err, sip.ErrTransactionTimeout) {
+			reason = "transport error"
+		}
+		fail(408, reason)
+	case res.IsProvisional():
+		c.apply(event{ev: call.Event{Kind: call.Provisional, Branch: br.idx, Code: res.StatusCode, SDP: isSDP(res)}, res: res})
+	case res.StatusCode == sip.StatusProxyAuthRequired && c.authorize(br, res):
+		if tx != nil {
+			tx.Terminate()
+		}
+		c.start(br)
+	case res.IsSuccess():
+		c.noteAttempt(br.idx, res.StatusCode, res.Reason)
+		c.apply(event{ev: call.Event{Kind: call.Answer, Branch: br.idx}, res: res})
+		if sip.IsReliable(br.transport) && tx != nil {
+			tx.Terminate() // no 2xx retransmission to wait for
+		}
+	default:
+		if res.StatusCode == sip.StatusServiceUnavailable && br.attempt != nil && s.fed != nil {
+			if d := retryAfter(res); d > 0 {
+				s.fed.Unavailable(br.attempt.Provider, d)
+			}
+		}
+		c.noteAttempt(br.idx, res.StatusCode, res.Reason)
+		c.apply(event{ev: failureEvent(br, res), res: res})
 	}
 }

@@ -144,8 +144,7 @@ func (c *Call) startBranch(i int) {
 	c.attempts = append(c.attempts, AttemptRecord{Hops: att.Hops, SLAs: att.SLAs, At: time.Now()})
 	c.mu.Unlock()
 	c.svc.addBranch(c, br)
-	c.svc.wg.Add(1)
-	go c.send(br)
+	c.start(br)
 }
 
 // noteAttempt records an attempt's final status.

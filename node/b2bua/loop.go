@@ -27,15 +27,58 @@ const linger = 32 * time.Second
 // run is the call's loop: it owns the state machine and every timer.
 func (c *Call) run() {
 	s := c.svc
-	defer s.wg.Done()
 	ring := time.NewTimer(s.cfg.RingTimeout)
 	defer ring.Stop()
 	var ackTimeout, retransmit, expiry, lingering <-chan time.Time
 	interval := t1
+	// settle arms and stops the timers for the state an event left the
+	// call in; true when the call is over and forgotten.
+	settle := func() bool {
+		c.mu.Lock()
+		state, pending := c.fsm.State(), c.fsm.Pending()
+		answeredNow := state == call.Answered && ackTimeout == nil
+		refresh := c.refresh
+		c.mu.Unlock()
+		if answeredNow {
+			ring.Stop()
+			ackTimeout = time.After(s.cfg.AckTimeout)
+			if !sip.IsReliable(c.a.transport) {
+				retransmit = time.After(interval)
+			}
+		}
+		if state == call.Confirmed || state == call.Ended {
+			ackTimeout, retransmit = nil, nil
+		}
+		if state == call.Confirmed && refresh > 0 && expiry == nil {
+			expiry = time.After(refresh)
+		}
+		if state == call.Ended {
+			if pending == 0 {
+				c.finish()
+				return true
+			}
+			if lingering == nil {
+				lingering = time.After(linger)
+			}
+		}
+		return false
+	}
 	for {
 		select {
-		case e := <-c.events:
-			c.apply(e)
+		case <-c.wake:
+			batch := c.take()
+			for _, e := range batch {
+				if e.reply {
+					c.reply(e)
+				} else {
+					c.apply(e)
+				}
+				if settle() {
+					return
+				}
+			}
+			c.giveBack(batch)
+			continue
 		case <-ring.C:
 			c.apply(event{ev: call.Event{Kind: call.RingTimeout}})
 		case <-ackTimeout:
@@ -67,49 +110,18 @@ func (c *Call) run() {
 			c.finish()
 			return
 		}
-		c.mu.Lock()
-		state, pending := c.fsm.State(), c.fsm.Pending()
-		answeredNow := state == call.Answered && ackTimeout == nil
-		refresh := c.refresh
-		c.mu.Unlock()
-		if answeredNow {
-			ring.Stop()
-			ackTimeout = time.After(s.cfg.AckTimeout)
-			if !sip.IsReliable(c.a.transport) {
-				retransmit = time.After(interval)
-			}
-		}
-		if state == call.Confirmed || state == call.Ended {
-			ackTimeout, retransmit = nil, nil
-		}
-		if state == call.Confirmed && refresh > 0 && expiry == nil {
-			expiry = time.After(refresh)
-		}
-		if state == call.Ended {
-			if pending == 0 {
-				c.finish()
-				return
-			}
-			if lingering == nil {
-				lingering = time.After(linger)
-			}
+		if settle() {
+			return
 		}
 	}
-}
-
-// spawn runs a request of the call's in the background, owned by the
-// service so that Close waits for it.
-func (c *Call) spawn(f func()) {
-	c.svc.wg.Add(1)
-	go func() {
-		defer c.svc.wg.Done()
-		f()
-	}()
 }
 
 // finish forgets the call.
 func (c *Call) finish() {
 	c.finalSent()
+	c.qmu.Lock()
+	c.over, c.queue, c.spare = true, nil, nil
+	c.qmu.Unlock()
 	close(c.done)
 	c.mu.Lock()
 	m := c.media
@@ -117,6 +129,10 @@ func (c *Call) finish() {
 	for _, br := range c.branches {
 		if br.tx != nil {
 			txs = append(txs, br.tx)
+		}
+		if br.firstHop != nil {
+			br.firstHop.Stop()
+			br.firstHop = nil
 		}
 	}
 	c.mu.Unlock()
@@ -143,7 +159,7 @@ func (c *Call) apply(e event) {
 		if e.ev.Kind == call.Provisional && br.cancelWanted {
 			// A CANCEL waits for a provisional (RFC 3261 §9.1).
 			br.cancelWanted = false
-			c.spawn(func() { c.cancel(br, br.cancelReason) })
+			c.background(br.dest, br.transport, func() { c.cancel(br, br.cancelReason) })
 		}
 	}
 	acts := c.fsm.Step(e.ev)
@@ -238,7 +254,7 @@ func (c *Call) do(a call.Action, e event) {
 		}
 		c.mu.Unlock()
 		if heard {
-			c.spawn(func() { c.cancel(br, a.Reason) })
+			c.background(br.dest, br.transport, func() { c.cancel(br, a.Reason) })
 		}
 
 	case call.AckBranch:
@@ -255,13 +271,13 @@ func (c *Call) do(a call.Action, e event) {
 		br := c.branches[a.Branch]
 		bye := br.request(sip.BYE, 0, s.contact)
 		c.mu.Unlock()
-		c.spawn(func() { c.bye(bye, br.transport, a.Reason) })
+		c.background(bye.Destination(), br.transport, func() { c.bye(bye, br.transport, a.Reason) })
 
 	case call.ByeCaller:
 		c.mu.Lock()
 		bye := c.a.request(sip.BYE, 0, s.contact)
 		c.mu.Unlock()
-		c.spawn(func() { c.bye(bye, c.a.transport, a.Reason) })
+		c.background(bye.Destination(), c.a.transport, func() { c.bye(bye, c.a.transport, a.Reason) })
 
 	case call.Release:
 		c.report()
@@ -345,18 +361,26 @@ func (c *Call) cancel(br *branch, reason string) {
 	req.SetBody(nil) // Content-Length: 0, required on TCP
 	req.SetTransport(inv.Transport())
 	req.SetDestination(inv.Destination())
-	// The transaction's Timer F bounds the wait.
-	_, _ = c.svc.do(c.svc.ctx, req, br.transport, true)
+	c.svc.send(req, br.transport, true, "CANCEL", c.id)
 }
 
-// bye sends a BYE and waits for its answer, which changes nothing.
+// bye sends a BYE; its answer changes nothing.
 func (c *Call) bye(req *sip.Request, transport, reason string) {
 	if reason != "" {
 		req.AppendHeader(sip.NewHeader("Reason", reason))
 	}
-	if _, err := c.svc.do(c.svc.ctx, req, transport, false); err != nil { // bounded by Timer F
-		c.svc.log.Debug("BYE unanswered", "call", c.id, "err", err)
+	c.svc.send(req, transport, false, "BYE", c.id)
+}
+
+// background runs f, which sends a request toward dest: at once when that
+// needs no dial and no lookup (the loop never waits on the network), else
+// on a goroutine of its own.
+func (c *Call) background(dest, transport string, f func()) {
+	if immediate(dest, transport) {
+		f()
+		return
 	}
+	c.svc.spawn(f)
 }
 
 // sessionInterval reads the session interval a 2xx agreed (RFC 4028 §7.2):

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/call"
+	"github.com/callmesh/callmesh/node/internal/gopool"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/siptx"
 )
@@ -39,9 +41,11 @@ type Service struct {
 	active   map[string]int       // calls per caller
 	draining bool
 
-	wg     sync.WaitGroup
-	ctx    context.Context
-	cancel context.CancelFunc
+	wg       sync.WaitGroup // every goroutine of a call (spawn)
+	requests sync.WaitGroup // BYEs and CANCELs awaiting their answers (send)
+	pool     *gopool.Pool
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	Counters Counters
 }
@@ -78,6 +82,7 @@ func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, lo
 		contact: sip.Uri{Scheme: "sip", Host: host, Port: p},
 		laddr:   sip.Addr{IP: net.ParseIP(host), Port: p},
 		calls:   make(map[string]*Call), dialogs: make(map[string]dialogRef), active: make(map[string]int),
+		pool: gopool.New(idleGoroutines),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -96,7 +101,7 @@ func (s *Service) Close() error {
 		c.post(event{ev: call.Event{Kind: call.Shutdown}})
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.requests.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -104,7 +109,26 @@ func (s *Service) Close() error {
 	}
 	s.cancel()
 	s.wg.Wait()
+	s.pool.Close()
 	return nil
+}
+
+// idleGoroutines bounds the goroutines kept for calls between calls.
+const idleGoroutines = 512
+
+// spawn runs f in the background on a kept goroutine (a call's loop, a
+// branch, a BYE or CANCEL awaiting its answer), counted so that Close
+// waits for it. A kept goroutine's stack has grown already: a fresh one
+// grew by copying on every call.
+func (s *Service) spawn(f func()) {
+	s.wg.Add(1)
+	g := func() {
+		defer s.wg.Done()
+		f()
+	}
+	if !s.pool.Go(g) {
+		go g() // closing: the call is ending
+	}
 }
 
 // Drain refuses new calls (503 with Retry-After) and lets current ones
@@ -261,6 +285,48 @@ func (s *Service) request(ctx context.Context, req *sip.Request, transport strin
 func (s *Service) write(req *sip.Request, transport string) error {
 	s.prepare(req, transport, false)
 	return s.txl.Write(req)
+}
+
+// requestFunc starts a client transaction for req that hands its
+// responses to fn (siptx.Layer.RequestFunc).
+func (s *Service) requestFunc(ctx context.Context, req *sip.Request, transport string, fn siptx.FnResponse) (sip.ClientTransaction, error) {
+	s.prepare(req, transport, false)
+	return s.txl.RequestFunc(ctx, req, fn)
+}
+
+// send sends a request whose answer changes nothing (BYE, CANCEL): its
+// transaction retransmits it until answered or Timer F. Close waits for
+// the answers, within its grace period.
+func (s *Service) send(req *sip.Request, transport string, keepVia bool, what, id string) {
+	s.prepare(req, transport, keepVia)
+	s.requests.Add(1)
+	_, err := s.txl.RequestFunc(s.ctx, req, func(res *sip.Response, err error) {
+		if res != nil && res.IsProvisional() {
+			return
+		}
+		if err != nil {
+			s.log.Debug(what+" unanswered", "call", id, "err", err)
+		}
+		s.requests.Done()
+	})
+	if err != nil {
+		s.requests.Done()
+		s.log.Debug(what+" not sent", "call", id, "err", err)
+	}
+}
+
+// immediate reports whether sending to dest ("host:port") over transport
+// needs no dial and no name lookup: UDP to an address.
+func immediate(dest, transport string) bool {
+	if sip.IsReliable(transport) {
+		return false
+	}
+	host, _, err := net.SplitHostPort(dest)
+	if err != nil {
+		return false
+	}
+	_, err = netip.ParseAddr(host)
+	return err == nil
 }
 
 // do sends req and returns its final response.
