@@ -14,6 +14,7 @@ import (
 
 	"github.com/callmesh/callmesh/node"
 	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/b2bua"
 	"github.com/callmesh/callmesh/node/digest"
 )
 
@@ -248,6 +249,62 @@ func TestForkedCallFirstAnswerWins(t *testing.T) {
 	if mobile.byes.Load() != 0 {
 		t.Fatal("the cancelled phone got a BYE")
 	}
+}
+
+// A branch that has said nothing when another answers can only be
+// CANCELled once it sends a provisional (RFC 3261 §9.1): the node waits
+// for it, then cancels, and the answered call goes on.
+func TestForkedCallSilentBranchCancelledWhenItRings(t *testing.T) {
+	n := oneNode(t, nil)
+	alice := newPhone(t, n, "alice", "a-secret")
+	desk, mobile := newPhone(t, n, "bob", "b-secret"), newPhone(t, n, "bob", "b-secret")
+	invited := make(chan struct{})
+	answered := make(chan struct{})
+	cancelled := make(chan struct{})
+	mobile.setAnswer(func(d *sipgo.DialogServerSession) {
+		close(invited)
+		<-answered // silent until the desk's answer reached alice
+		_ = d.Respond(180, "Ringing", nil)
+		select {
+		case <-d.Context().Done():
+			close(cancelled)
+		case <-time.After(10 * time.Second):
+		}
+	})
+	desk.setAnswer(func(d *sipgo.DialogServerSession) {
+		select { // both branches exist
+		case <-invited:
+		case <-time.After(5 * time.Second):
+		}
+		_ = d.Respond(200, "OK", desk.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := alice.call(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(answered)
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the silent branch was not cancelled after its 180")
+	}
+	// The call is still served: its state can be read, and it ends.
+	listed := make(chan []b2bua.Info, 1)
+	go func() { listed <- n.Calls().Calls() }()
+	select {
+	case calls := <-listed:
+		if len(calls) != 1 || calls[0].State != "confirmed" {
+			t.Fatalf("calls %+v, want one confirmed", calls)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call's state cannot be read: its lock is held")
+	}
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() bool { return desk.byes.Load() == 1 && n.Calls().Len() == 0 }, "BYE did not reach the answering phone")
 }
 
 func TestHoldSurvivesMediaTimeoutAndDeadMediaEndsTheCall(t *testing.T) {

@@ -71,10 +71,10 @@ type branch struct {
 	idx     int
 	binding sipedge.Binding
 	leg
-	req *sip.Request
-	tx  sip.ClientTransaction
-	ok  *sip.Response // its 2xx
-	ack *sip.Request  // the ACK of that 2xx, for its retransmissions
+	req     *sip.Request
+	tx      sip.ClientTransaction
+	ok      *sip.Response // its 2xx
+	ackBody []byte        // the body of the ACK of that 2xx (a late offer's answer)
 
 	proceeding   bool   // a provisional came: a CANCEL may be sent
 	cancelWanted bool   // CANCEL decided before any provisional
@@ -118,6 +118,13 @@ func (c *Call) post(e event) {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// isOver reports whether the call has finished.
+func (c *Call) isOver() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.over
 }
 
 // take returns the events posted so far.
@@ -440,6 +447,13 @@ func (c *Call) send(br *branch) {
 		}
 	})
 	c.mu.Lock()
+	if gen != br.sends || c.isOver() {
+		// Sent on a goroutine of its own, it was overtaken: by a 407's
+		// answer (a newer INVITE), or by the call's end.
+		c.mu.Unlock()
+		tx.Terminate()
+		return
+	}
 	br.tx = tx
 	if br.attempt != nil && !br.heard {
 		// A path's first hop must answer (100 Trying at least) in time, or
@@ -478,6 +492,10 @@ func (c *Call) reply(e event) {
 	res := e.res
 	switch {
 	case e.firstHop:
+		// Abandoned: a response still in flight is ignored.
+		c.mu.Lock()
+		br.sends++
+		c.mu.Unlock()
 		if tx != nil {
 			tx.Terminate()
 		}

@@ -152,6 +152,7 @@ func (c *Call) finish() {
 // decides.
 func (c *Call) apply(e event) {
 	c.mu.Lock()
+	var cancelNow *branch
 	if e.res != nil && (e.ev.Kind == call.Provisional || e.ev.Kind == call.Answer) {
 		br := c.branches[e.ev.Branch]
 		br.learn(e.res)
@@ -159,11 +160,15 @@ func (c *Call) apply(e event) {
 		if e.ev.Kind == call.Provisional && br.cancelWanted {
 			// A CANCEL waits for a provisional (RFC 3261 §9.1).
 			br.cancelWanted = false
-			c.background(br.dest, br.transport, func() { c.cancel(br, br.cancelReason) })
+			cancelNow = br
 		}
 	}
 	acts := c.fsm.Step(e.ev)
 	c.mu.Unlock()
+	if br := cancelNow; br != nil {
+		// Unlocked: cancel takes the mutex, and may run right here.
+		c.background(br.dest, br.transport, func() { c.cancel(br, br.cancelReason) })
+	}
 	if c.svc.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.svc.log.Debug("call event", "call", c.id, "event", e.ev.Kind, "branch", e.ev.Branch, "code", e.ev.Code, "actions", acts, "state", c.fsm.State())
 	}
@@ -319,22 +324,25 @@ func setToTag(res *sip.Response, tag string) {
 }
 
 // ackFor builds the ACK of the branch's 2xx (RFC 3261 §13.2.2.4), with body
-// for a late offer's answer; it keeps it, so a retransmitted 2xx gets the
-// same ACK. Called with the call's mutex held.
+// for a late offer's answer. It keeps the body: a retransmitted 2xx gets an
+// ACK with the same one. Each ACK is built afresh rather than copied from
+// a kept one: building costs less than a deep copy, and a request being
+// written is not shared. Called with the call's mutex held.
 func (br *branch) ackFor(s *Service, body []byte) *sip.Request {
 	if br.ok == nil {
 		return nil
 	}
-	if br.ack != nil && body == nil {
-		return br.ack.Clone()
+	if body == nil {
+		body = br.ackBody
+	} else {
+		br.ackBody = body
 	}
 	ack := br.request(sip.ACK, br.req.CSeq().SeqNo, s.contact)
 	if len(body) > 0 {
 		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		ack.SetBody(body)
 	}
-	br.ack = ack
-	return ack.Clone()
+	return ack
 }
 
 // cancel sends CANCEL for a branch's INVITE (RFC 3261 §9.1): the same

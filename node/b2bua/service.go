@@ -267,10 +267,18 @@ func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
 // request loses replies under load). TCP reuses the connection a contact
 // registered over, or opens one; the Via's port is the connection's.
 func (s *Service) prepare(req *sip.Request, transport string, keepVia bool) {
+	reliable := sip.IsReliable(transport)
 	if !keepVia {
-		siptx.AddVia(req, s.contact.Host, 0)
+		// Over UDP the request leaves from the edge's port: naming it here
+		// spares the transport reading it back from the socket for every
+		// request. A stream's is the connection's (0: filled in on sending).
+		port := 0
+		if !reliable {
+			port = s.contact.Port
+		}
+		siptx.AddVia(req, s.contact.Host, port)
 	}
-	if !sip.IsReliable(transport) {
+	if !reliable {
 		req.Laddr = s.laddr
 	}
 }
@@ -300,6 +308,7 @@ func (s *Service) requestFunc(ctx context.Context, req *sip.Request, transport s
 func (s *Service) send(req *sip.Request, transport string, keepVia bool, what, id string) {
 	s.prepare(req, transport, keepVia)
 	s.requests.Add(1)
+	var once sync.Once // one answer, or one error, ends the wait
 	_, err := s.txl.RequestFunc(s.ctx, req, func(res *sip.Response, err error) {
 		if res != nil && res.IsProvisional() {
 			return
@@ -307,10 +316,10 @@ func (s *Service) send(req *sip.Request, transport string, keepVia bool, what, i
 		if err != nil {
 			s.log.Debug(what+" unanswered", "call", id, "err", err)
 		}
-		s.requests.Done()
+		once.Do(s.requests.Done)
 	})
 	if err != nil {
-		s.requests.Done()
+		once.Do(s.requests.Done)
 		s.log.Debug(what+" not sent", "call", id, "err", err)
 	}
 }

@@ -137,6 +137,7 @@ type Server struct {
 	udp    net.PacketConn
 	tcp    net.Listener
 	hosts  map[string]bool // lower-case hosts that name our domain
+	port   int             // the listening port (UDP and TCP share it)
 	locks  aorLocks
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -178,6 +179,7 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	if host, _, err := net.SplitHostPort(s.Addr()); err == nil && host != "0.0.0.0" && host != "::" {
 		s.hosts[host] = true
 	}
+	s.port = s.udp.LocalAddr().(*net.UDPAddr).Port
 	s.check = CheckConfig{Schemes: []string{"sip"}, Self: s.isSelf}
 
 	s.name = cfg.UserAgent
@@ -287,8 +289,7 @@ func (s *Server) Close() error {
 
 // isSelf reports whether a Via sent-by names this edge.
 func (s *Server) isSelf(host string, port int) bool {
-	_, p, _ := net.SplitHostPort(s.Addr())
-	return s.hosts[strings.ToLower(host)] && strconv.Itoa(port) == p
+	return port == s.port && s.hosts[strings.ToLower(host)]
 }
 
 // ourHost reports whether host names the federation's domain here.

@@ -183,10 +183,10 @@ func (tx *clientTx) passUp(res *sip.Response) FnResponse {
 // a final response; a TU that ended it itself is not told.
 func (tx *clientTx) sinkEnd(_ string, err error) {
 	tx.mu.Lock()
-	final := tx.final
+	sink, final := tx.sink, tx.final
 	tx.mu.Unlock()
-	if !final && !errors.Is(err, sip.ErrTransactionCanceled) {
-		tx.sink(nil, err)
+	if sink != nil && !final && !errors.Is(err, sip.ErrTransactionCanceled) {
+		sink(nil, err)
 	}
 }
 

@@ -328,10 +328,15 @@ type FnResponse func(res *sip.Response, err error)
 
 // RequestFunc starts a client transaction like Request, but hands every
 // response to fn instead of a channel, so that no goroutine need wait on
-// it. fn is called in order, on the transport's reader or a timer, and
-// must not block; it is not called once the TU ended the transaction
-// itself (Terminate), nor for a 2xx retransmitted to an INVITE (see
-// OnRetransmission). The transaction's Responses channel stays empty.
+// it. fn is called on the transport's reader or a timer, never during
+// RequestFunc itself (a failure to send is its error, not fn's), and must
+// not block. Responses come in the order read; an end without a final
+// response is reported at most once and never after a final one, though
+// a response read as a timer fires may reach fn just after the error,
+// and one read as the TU calls Terminate just after Terminate. The TU's
+// own Terminate is not reported, nor a 2xx retransmitted to an INVITE
+// (see OnRetransmission). The transaction's Responses channel stays
+// empty.
 func (l *Layer) RequestFunc(ctx context.Context, req *sip.Request, fn FnResponse) (sip.ClientTransaction, error) {
 	if fn == nil {
 		return nil, fmt.Errorf("siptx: RequestFunc without a function")
@@ -371,6 +376,10 @@ func (l *Layer) request(ctx context.Context, req *sip.Request, fn FnResponse) (s
 	l.clients[key] = tx
 	l.mu.Unlock()
 	if err := tx.start(); err != nil {
+		// The caller hears of it from the error alone, not from fn too.
+		tx.mu.Lock()
+		tx.sink = nil
+		tx.mu.Unlock()
 		tx.terminate(err)
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package siptx
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -759,7 +760,28 @@ func TestClientRequestFunc(t *testing.T) {
 		}
 	}
 	p.next("ACK")
-	tx.Terminate() // the TU is done: not reported
+	select {
+	case h := <-got:
+		t.Errorf("handed %+v after the final response", h)
+	case res := <-tx.Responses():
+		t.Errorf("response %d on the channel", res.StatusCode)
+	case <-time.After(10 * time.Millisecond):
+	}
+	tx.Terminate()
+}
+
+// A TU that ends a RequestFunc transaction itself, before any final
+// response, is not told of it.
+func TestClientRequestFuncTerminated(t *testing.T) {
+	s := newStack(t, nil)
+	p := newPeer(t)
+	tx, got := s.requestFunc(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
+	inv := p.next("INVITE")
+	p.send(s.addr, answer(inv, 180, "Ringing", "f3"))
+	if h := next(t, got); h.code != 180 {
+		t.Fatalf("handed %+v, want the 180", h)
+	}
+	tx.Terminate()
 	select {
 	case <-tx.Done():
 	case <-time.After(within):
@@ -767,10 +789,26 @@ func TestClientRequestFunc(t *testing.T) {
 	}
 	select {
 	case h := <-got:
-		t.Errorf("handed %+v after the final response", h)
-	case res := <-tx.Responses():
-		t.Errorf("response %d on the channel", res.StatusCode)
+		t.Errorf("handed %+v after the TU's own Terminate", h)
 	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// A request that cannot be sent is RequestFunc's error, and fn hears
+// nothing of it: a caller that counts answers counts it once.
+func TestClientRequestFuncNotSent(t *testing.T) {
+	s := newStack(t, nil)
+	p := newPeer(t)
+	req := s.outgoing(sip.OPTIONS, p.addr(), "UDP")
+	req.SetBody(bytes.Repeat([]byte("x"), 2000)) // too big for sipgo's UDP
+	var calls atomic.Int32
+	_, err := s.l.RequestFunc(context.Background(), req, func(*sip.Response, error) { calls.Add(1) })
+	if err == nil {
+		t.Fatal("a request too big for UDP was sent")
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n := calls.Load(); n != 0 {
+		t.Errorf("fn called %d times for a request that was not sent", n)
 	}
 }
 
@@ -799,7 +837,27 @@ func TestClientRequestFuncReliable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	tx, got := s.requestFunc(t, s.outgoing(sip.OPTIONS, ln.Addr().String(), "TCP"))
+	var current atomic.Pointer[sip.ClientTransaction]
+	got := make(chan heard, 16)
+	endedFirst := make(chan bool, 16)
+	tx, err := s.l.RequestFunc(context.Background(), s.outgoing(sip.OPTIONS, ln.Addr().String(), "TCP"),
+		func(res *sip.Response, err error) {
+			select {
+			case <-(*current.Load()).Done():
+				endedFirst <- true
+			default:
+				endedFirst <- false
+			}
+			if res != nil {
+				got <- heard{code: res.StatusCode}
+				return
+			}
+			got <- heard{err: err}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Store(&tx) // before the peer answers
 	conn, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -814,6 +872,9 @@ func TestClientRequestFuncReliable(t *testing.T) {
 	}
 	if h := next(t, got); h.code != 200 {
 		t.Fatalf("handed %+v, want the 200", h)
+	}
+	if <-endedFirst {
+		t.Error("the transaction ended before fn heard its final response")
 	}
 	select {
 	case <-tx.Done():
