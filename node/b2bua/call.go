@@ -15,6 +15,7 @@ import (
 	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/call"
 	"github.com/callmesh/callmesh/node/sipedge"
+	"github.com/callmesh/callmesh/node/siptx"
 )
 
 // Call is one call in progress: the caller's dialog, the branches toward
@@ -61,10 +62,19 @@ type Call struct {
 	done      chan struct{}
 	final     chan struct{} // closed once the caller has a final answer
 	finalOnce sync.Once
+	release   func() // the caller's INVITE transaction is kept (siptx.Keep) until finalSent
 }
 
-// finalSent notes that the caller's INVITE has its final answer.
-func (c *Call) finalSent() { c.finalOnce.Do(func() { close(c.final) }) }
+// finalSent notes that the caller's INVITE has its final answer (or
+// never will: the call is over), and lets its transaction go on alone.
+func (c *Call) finalSent() {
+	c.finalOnce.Do(func() {
+		close(c.final)
+		if c.release != nil {
+			c.release()
+		}
+	})
+}
 
 // branch is one INVITE toward a contact of the callee.
 type branch struct {
@@ -306,6 +316,10 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		c.abandon()
 		return
 	}
+	// The handler need not wait for the final answer: the transaction is
+	// kept until finalSent (set before the loop can run).
+	kept := false
+	c.release, kept = siptx.Keep(tx)
 	res(sip.StatusTrying, "Trying")
 
 	// The call is listed (Service.Calls) from here on: its branches change
@@ -331,9 +345,12 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			c.start(br)
 		}
 	}
-	// sipgo ends a server transaction when its handler returns: hold it
-	// until the caller has its final answer (or the transaction ends, as
-	// on CANCEL, which the transaction layer answers with 487).
+	if kept {
+		return
+	}
+	// A transaction of another layer ends when its handler returns (as
+	// sipgo's do): hold it until the caller has its final answer (or the
+	// transaction ends, as on CANCEL, which the layer answers with 487).
 	select {
 	case <-c.final:
 	case <-tx.Done():

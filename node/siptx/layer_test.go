@@ -361,6 +361,58 @@ func TestServerNonInvite(t *testing.T) {
 	waitFor(t, func() bool { return infos.Load() == 2 }, "INFO again as a new request")
 }
 
+// A kept transaction outlives its handler: the TU answers it later, and
+// its release then ends it as a handler's return would have.
+func TestServerKept(t *testing.T) {
+	type kept struct {
+		req     *sip.Request
+		tx      sip.ServerTransaction
+		release func()
+	}
+	got := make(chan kept, 2)
+	s := newStack(t, func(req *sip.Request, tx sip.ServerTransaction) {
+		release, ok := Keep(tx)
+		if !ok {
+			t.Error("Keep refused a transaction of this layer")
+		}
+		got <- kept{req, tx, release} // and return without an answer
+	})
+	p := newPeer(t)
+	inv := request("INVITE", "z9hG4bK-kept1", p.addr(), 1)
+	p.send(s.addr, inv)
+	k := <-got
+	p.next("SIP/2.0 100") // the layer's, as the TU is slow
+	time.Sleep(10 * time.Millisecond)
+	select {
+	case <-k.tx.Done():
+		t.Fatal("a kept transaction ended when its handler returned")
+	default:
+	}
+	if err := k.tx.Respond(sip.NewResponseFromRequest(k.req, 486, "Busy Here", nil)); err != nil {
+		t.Fatalf("a kept transaction refused its answer: %v", err)
+	}
+	busy := p.next("SIP/2.0 486")
+	k.release()
+	p.send(s.addr, ackOf(inv, busy, p.addr()))
+	waitFor(t, func() bool {
+		s.l.mu.Lock()
+		defer s.l.mu.Unlock()
+		return s.l.servers[keyOf(t, inv)] == nil
+	}, "the answered INVITE's transaction to end after its ACK")
+
+	// Released without an answer, it ends at once, as a handler that
+	// returned without answering.
+	inv2 := request("INVITE", "z9hG4bK-kept2", p.addr(), 2)
+	p.send(s.addr, inv2)
+	k = <-got
+	k.release()
+	select {
+	case <-k.tx.Done():
+	case <-time.After(within):
+		t.Fatal("a released transaction without an answer did not end")
+	}
+}
+
 // A 2xx's ACK (a new branch) is the TU's, with a transaction that cannot
 // answer.
 func TestServerAckOf2xx(t *testing.T) {

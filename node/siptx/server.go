@@ -45,6 +45,7 @@ type serverTx struct {
 	ack       *sip.Request // the ACK, kept for an Acks asked for later
 	onCancel  sip.FnTxCancel
 	self      timed // weakServer: what its timers hold
+	kept      bool  // Keep: the TU answers after its handler returns
 }
 
 func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *serverTx {
@@ -281,10 +282,32 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 func (tx *serverTx) handled() {
 	tx.mu.Lock()
 	final := tx.state == sCompleted || tx.state == sAccepted || tx.state == sConfirmed
+	kept := tx.kept
 	tx.mu.Unlock()
-	if !final || tx.reliable {
+	if !kept && (!final || tx.reliable) {
 		tx.terminate(nil)
 	}
+}
+
+// Keep tells a server transaction of this layer that its TU answers it
+// after the handler has returned, so that the handler need not hold a
+// goroutine while a callee rings. The TU calls release once it has sent
+// its final response, or gave up: from then on it is as if the handler
+// had just returned. ok is false for a transaction of another layer.
+func Keep(tx sip.ServerTransaction) (release func(), ok bool) {
+	st, ok := tx.(*serverTx)
+	if !ok {
+		return nil, false
+	}
+	st.mu.Lock()
+	st.kept = true
+	st.mu.Unlock()
+	return func() {
+		st.mu.Lock()
+		st.kept = false
+		st.mu.Unlock()
+		st.handled()
+	}, true
 }
 
 func (tx *serverTx) Terminate() { tx.terminate(nil) }
