@@ -119,9 +119,17 @@ func startCallSIPp(t *testing.T, spec callSIPp) *callSIPpProc {
 	if spec.remote != "" {
 		args = append(args, spec.remote)
 	}
+	// Ports are picked free one at a time, and a port given but not bound
+	// yet (a UAS's, registered before it starts) can be handed out again:
+	// the control port must be none of the others, or SIPp cannot start.
+	mp := callsFreeMediaPort(t)
+	cp := freeUDPPort(t)
+	for cp == p.port || (cp >= mp && cp <= mp+3) {
+		cp = freeUDPPort(t)
+	}
 	args = append(args, "-sf", sf,
 		"-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(p.port),
-		"-mp", strconv.Itoa(callsFreeMediaPort(t)), "-cp", strconv.Itoa(freeUDPPort(t)),
+		"-mp", strconv.Itoa(mp), "-cp", strconv.Itoa(cp),
 		"-t", spec.transport, "-nostdin",
 		"-trace_stat", "-stf", p.stat, "-trace_err", "-error_file", p.errFile)
 	if len(spec.lines) > 0 {
