@@ -22,6 +22,12 @@ const kamailioConfig = "../testdata/kamailio/kamailio.cfg"
 // kamailioChildren is how many SIP worker processes Kamailio forks (-n).
 const kamailioChildren = 4
 
+// kamailioRcvBuf caps Kamailio's probing for its UDP receive buffer (-b),
+// which stops at 256 KiB by default: the same 4 MiB the node asks for (and
+// net.core.rmem_max grants here), so that neither rides out a burst on a
+// deeper queue than the other.
+const kamailioRcvBuf = 4 << 20
+
 // kamailio is a running Kamailio registrar in its own process group.
 type kamailio struct {
 	addr    string
@@ -82,7 +88,7 @@ func runKamailio(t *testing.T, cfgPath string, port int, transports []string, de
 		args = append(args, "-A", d)
 	}
 	args = append(args, "-x", "tlsf", "-m", "1024", "-n", strconv.Itoa(kamailioChildren),
-		"-DD", "-E", "-Y", dir, "-w", dir)
+		"-b", strconv.Itoa(kamailioRcvBuf), "-DD", "-E", "-Y", dir, "-w", dir)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
