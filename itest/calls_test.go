@@ -220,14 +220,12 @@ func TestForkedCallFirstAnswerWins(t *testing.T) {
 	desk, mobile := newPhone(t, n, "bob", "b-secret"), newPhone(t, n, "bob", "b-secret")
 	rang := make(chan *sipgo.DialogServerSession, 1)
 	mobile.setAnswer(func(d *sipgo.DialogServerSession) { _ = d.Respond(180, "Ringing", nil); rang <- d })
-	desk.setAnswer(func(d *sipgo.DialogServerSession) {
-		_ = d.Respond(180, "Ringing", nil)
-		select { // answer once the mobile rings too
+	answerWhen(desk, true, func() { // once the mobile rings too
+		select {
 		case r := <-rang:
 			rang <- r
 		case <-time.After(5 * time.Second):
 		}
-		_ = d.Respond(200, "OK", desk.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -251,6 +249,18 @@ func TestForkedCallFirstAnswerWins(t *testing.T) {
 	}
 }
 
+// answerWhen makes p answer an INVITE with 200 and its SDP once wait
+// returns, first ringing if ring.
+func answerWhen(p *phone, ring bool, wait func()) {
+	p.setAnswer(func(d *sipgo.DialogServerSession) {
+		if ring {
+			_ = d.Respond(180, "Ringing", nil)
+		}
+		wait()
+		_ = d.Respond(200, "OK", p.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"))
+	})
+}
+
 // A branch that has said nothing when another answers can only be
 // CANCELled once it sends a provisional (RFC 3261 §9.1): the node waits
 // for it, then cancels, and the answered call goes on.
@@ -271,12 +281,11 @@ func TestForkedCallSilentBranchCancelledWhenItRings(t *testing.T) {
 		case <-time.After(10 * time.Second):
 		}
 	})
-	desk.setAnswer(func(d *sipgo.DialogServerSession) {
-		select { // both branches exist
+	answerWhen(desk, false, func() { // once both branches exist
+		select {
 		case <-invited:
 		case <-time.After(5 * time.Second):
 		}
-		_ = d.Respond(200, "OK", desk.sdp("sendrecv"), sip.NewHeader("Content-Type", "application/sdp"))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -768,20 +768,32 @@ type heard struct {
 	err  error
 }
 
+func heardOf(res *sip.Response, err error) heard {
+	if res != nil {
+		return heard{code: res.StatusCode}
+	}
+	return heard{err: err}
+}
+
 func (s *stack) requestFunc(t *testing.T, req *sip.Request) (sip.ClientTransaction, chan heard) {
 	t.Helper()
 	got := make(chan heard, 16)
-	tx, err := s.l.RequestFunc(context.Background(), req, func(res *sip.Response, err error) {
-		if res != nil {
-			got <- heard{code: res.StatusCode}
-			return
-		}
-		got <- heard{err: err}
-	})
+	tx, err := s.l.RequestFunc(context.Background(), req, func(res *sip.Response, err error) { got <- heardOf(res, err) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tx, got
+}
+
+// quiet fails if the function is handed anything more within a short
+// while.
+func quiet(t *testing.T, got chan heard, when string) {
+	t.Helper()
+	select {
+	case h := <-got:
+		t.Errorf("handed %+v %s", h, when)
+	case <-time.After(10 * time.Millisecond):
+	}
 }
 
 func next(t *testing.T, got chan heard) heard {
@@ -812,12 +824,11 @@ func TestClientRequestFunc(t *testing.T) {
 		}
 	}
 	p.next("ACK")
+	quiet(t, got, "after the final response")
 	select {
-	case h := <-got:
-		t.Errorf("handed %+v after the final response", h)
 	case res := <-tx.Responses():
 		t.Errorf("response %d on the channel", res.StatusCode)
-	case <-time.After(10 * time.Millisecond):
+	default:
 	}
 	tx.Terminate()
 }
@@ -839,11 +850,7 @@ func TestClientRequestFuncTerminated(t *testing.T) {
 	case <-time.After(within):
 		t.Fatal("not ended by Terminate")
 	}
-	select {
-	case h := <-got:
-		t.Errorf("handed %+v after the TU's own Terminate", h)
-	case <-time.After(10 * time.Millisecond):
-	}
+	quiet(t, got, "after the TU's own Terminate")
 }
 
 // A request that cannot be sent is RequestFunc's error, and fn hears
@@ -873,11 +880,7 @@ func TestClientRequestFuncTimeout(t *testing.T) {
 		t.Fatalf("handed %+v, want a timeout", h)
 	}
 	<-tx.Done()
-	select {
-	case h := <-got:
-		t.Errorf("handed %+v after the timeout", h)
-	case <-time.After(10 * time.Millisecond):
-	}
+	quiet(t, got, "after the timeout")
 }
 
 // Over TCP the final response ends the transaction at once; the function
@@ -900,11 +903,7 @@ func TestClientRequestFuncReliable(t *testing.T) {
 			default:
 				endedFirst <- false
 			}
-			if res != nil {
-				got <- heard{code: res.StatusCode}
-				return
-			}
-			got <- heard{err: err}
+			got <- heardOf(res, err)
 		})
 	if err != nil {
 		t.Fatal(err)
@@ -936,9 +935,5 @@ func TestClientRequestFuncReliable(t *testing.T) {
 	if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTerminated) {
 		t.Errorf("Err = %v", err)
 	}
-	select {
-	case h := <-got:
-		t.Errorf("handed %+v after the final response", h)
-	case <-time.After(10 * time.Millisecond):
-	}
+	quiet(t, got, "after the final response")
 }
