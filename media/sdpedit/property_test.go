@@ -214,3 +214,47 @@ func TestRewriteRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestDescriptionIsParseAndRewrite: a Description reads as Parse and
+// rewrites as Rewrite of the same body, byte for byte, origin versions
+// included.
+func TestDescriptionIsParseAndRewrite(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		body := []byte(genBody(t))
+		want, err := Parse(body)
+		if err != nil {
+			t.Fatalf("generated body refused: %v\n%s", err, body)
+		}
+		d, err := ParseDescription(body)
+		if err != nil {
+			t.Fatalf("ParseDescription refused what Parse took: %v", err)
+		}
+		if !reflect.DeepEqual(d.Session(), want) {
+			t.Fatalf("Session:\n%+v\nParse:\n%+v", d.Session(), want)
+		}
+		anchors := genAnchors(t, len(want.Media))
+		o1, o2 := NewOrigin("relay", 77, netip.Addr{}), NewOrigin("relay", 77, netip.Addr{})
+		for range 2 { // the second time the origins' versions move on
+			a, errA := Rewrite(body, anchors, o1)
+			b, errB := d.Rewrite(anchors, o2)
+			if (errA == nil) != (errB == nil) || string(a) != string(b) {
+				t.Fatalf("Rewrite:\n%s (%v)\nDescription.Rewrite:\n%s (%v)", a, errA, b, errB)
+			}
+		}
+	})
+	for _, body := range corpus {
+		d, err := ParseDescription([]byte(body))
+		if err != nil {
+			t.Fatalf("corpus body refused: %v", err)
+		}
+		anchors := make([]Anchor, len(d.Session().Media))
+		for i := range anchors {
+			anchors[i] = Anchor{Addr: netip.MustParseAddr("203.0.113.9"), RTP: 40000 + 2*i}
+		}
+		a, errA := Rewrite([]byte(body), anchors, nil)
+		b, errB := d.Rewrite(anchors, nil)
+		if (errA == nil) != (errB == nil) || string(a) != string(b) {
+			t.Fatalf("corpus body: Rewrite %q (%v), Description.Rewrite %q (%v)", a, errA, b, errB)
+		}
+	}
+}

@@ -56,6 +56,37 @@ func Rewrite(raw []byte, anchors []Anchor, origin *Origin) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return p.rewrite(len(raw), anchors, origin)
+}
+
+// Description is a session description parsed once, to be read (Session)
+// and rewritten (Rewrite) without parsing it again.
+type Description struct{ p *parsed }
+
+// ParseDescription parses raw as Parse does, keeping what Rewrite needs.
+func ParseDescription(raw []byte) (*Description, error) {
+	p, err := parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &Description{p: p}, nil
+}
+
+// Session is what Parse returns for the same body.
+func (d *Description) Session() *Session { return &d.p.sess }
+
+// Rewrite is Rewrite of the body d was parsed from.
+func (d *Description) Rewrite(anchors []Anchor, origin *Origin) ([]byte, error) {
+	n := 0
+	for _, l := range d.p.lines {
+		n += len(l.text) + 2
+	}
+	return d.p.rewrite(n, anchors, origin)
+}
+
+// rewrite builds the rewritten body; size is about the original's length.
+func (p *parsed) rewrite(size int, anchors []Anchor, origin *Origin) ([]byte, error) {
+	var err error
 	if len(anchors) != len(p.media) {
 		return nil, &Error{Msg: fmt.Sprintf("%d anchors for %d m= lines", len(anchors), len(p.media)), Err: ErrAnchors}
 	}
@@ -73,7 +104,7 @@ func Rewrite(raw []byte, anchors []Anchor, origin *Origin) ([]byte, error) {
 		sessAddr = an[k].addr
 	}
 
-	b := make([]byte, 0, len(raw)+len(raw)/8+128)
+	b := make([]byte, 0, size+size/8+128)
 	oAt := -1
 	var sessConn netip.Addr // address the session-level c= line now carries
 	for _, l := range p.lines[:p.sessEnd] {

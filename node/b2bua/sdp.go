@@ -47,10 +47,11 @@ func audioIndex(s *sdpedit.Session) int {
 // names the other leg's ports. Streams beyond the anchored audio stream are
 // refused (port 0, RFC 3264 §6).
 func (a *anchoring) anchor(body []byte, from media.Side) ([]byte, error) {
-	s, err := sdpedit.Parse(body)
+	d, err := sdpedit.ParseDescription(body) // parsed once, read and rewritten
 	if err != nil {
 		return nil, err
 	}
+	s := d.Session()
 	idx := audioIndex(s)
 	if idx >= 0 {
 		a.sess.Leg(from).Signal(media.RemoteFromSDP(s.Media[idx]))
@@ -70,7 +71,7 @@ func (a *anchoring) anchor(body []byte, from media.Side) ([]byte, error) {
 	if a.origins[to] == nil {
 		a.origins[to] = sdpedit.NewOrigin("callmesh", originID(), out.Anchor().Addr)
 	}
-	return sdpedit.Rewrite(body, anchors, a.origins[to])
+	return d.Rewrite(anchors, a.origins[to])
 }
 
 // originID is a random o= session id, below 2^62 so that versions grow
