@@ -64,11 +64,15 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 			}
 			ack, transport = br.ackFor(s, body), br.transport
 		}
+		answered := c.answer != nil // the caller was sent a 2xx
 		c.mu.Unlock()
 		c.post(event{ev: call.Event{Kind: call.Ack}})
 		// The caller has the 2xx: nothing is left for its INVITE transaction
 		// to absorb, so it need not wait out Timer L (32 s of memory per call).
-		c.tx.Terminate()
+		// A stray ACK before any answer leaves the ringing INVITE alone.
+		if answered {
+			c.tx.Terminate()
+		}
 		if ack != nil {
 			_ = s.write(ack, transport)
 		}

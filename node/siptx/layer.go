@@ -15,7 +15,7 @@
 // The TU sees sipgo's interfaces (sip.ServerTransaction,
 // sip.ClientTransaction), with sipgo's semantics where the TU depends on
 // them: a server transaction ends when its handler returns without a final
-// response; a CANCEL is answered 200 and its INVITE 487 by the layer, and
+// response (unless the TU keeps it to answer later: Keep); a CANCEL is answered 200 and its INVITE 487 by the layer, and
 // the TU is told through OnCancel; responses are passed up in order on
 // Responses, 2xx retransmissions on OnRetransmission.
 //
@@ -80,7 +80,7 @@ func (c *Config) defaults() {
 }
 
 // Handler serves a new request. The transaction ends when the handler
-// returns, unless it was answered with a final response.
+// returns, unless it was answered with a final response or kept (Keep).
 type Handler func(req *sip.Request, tx sip.ServerTransaction)
 
 // Layer is the transaction layer.

@@ -411,6 +411,37 @@ func TestServerKept(t *testing.T) {
 	case <-time.After(within):
 		t.Fatal("a released transaction without an answer did not end")
 	}
+
+	// Over TCP a kept transaction with its final response ends at its
+	// release, as it would have when its handler returned: nothing is
+	// retransmitted, and no ACK is awaited.
+	conn, err := net.Dial("tcp4", s.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	inv3 := strings.Replace(request("INVITE", "z9hG4bK-kept3", conn.LocalAddr().String(), 3), "SIP/2.0/UDP", "SIP/2.0/TCP", 1)
+	if _, err := conn.Write([]byte(inv3)); err != nil {
+		t.Fatal(err)
+	}
+	k = <-got
+	if err := k.tx.Respond(sip.NewResponseFromRequest(k.req, 486, "Busy Here", nil)); err != nil {
+		t.Fatalf("a kept TCP transaction refused its answer: %v", err)
+	}
+	select {
+	case <-k.tx.Done():
+		t.Fatal("a kept TCP transaction ended before its release")
+	case <-time.After(10 * time.Millisecond):
+	}
+	k.release()
+	select {
+	case <-k.tx.Done():
+	case <-time.After(within):
+		t.Fatal("a kept TCP transaction with its final response did not end at its release")
+	}
+	if errors.Is(k.tx.Err(), sip.ErrTransactionTimeout) {
+		t.Error("the kept TCP transaction was ended by Timer H, not by its release")
+	}
 }
 
 // A 2xx's ACK (a new branch) is the TU's, with a transaction that cannot

@@ -6,8 +6,7 @@
 // building and sending messages) that grew a fresh stack by copying
 // several times each: a tenth of a node's CPU under call load. A kept
 // goroutine grows its stack once. Every function gets a goroutine of its
-// own, so a function may block (an INVITE's handler holds its transaction
-// until the final answer).
+// own, so a function may block (a call's loop runs for the whole call).
 package gopool
 
 import "sync"
