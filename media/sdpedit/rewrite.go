@@ -61,7 +61,10 @@ func Rewrite(raw []byte, anchors []Anchor, origin *Origin) ([]byte, error) {
 
 // Description is a session description parsed once, to be read (Session)
 // and rewritten (Rewrite) without parsing it again.
-type Description struct{ p *parsed }
+type Description struct {
+	p    *parsed
+	size int // the body's length
+}
 
 // ParseDescription parses raw as Parse does, keeping what Rewrite needs.
 func ParseDescription(raw []byte) (*Description, error) {
@@ -69,7 +72,7 @@ func ParseDescription(raw []byte) (*Description, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Description{p: p}, nil
+	return &Description{p: p, size: len(raw)}, nil
 }
 
 // Session is what Parse returns for the same body.
@@ -77,11 +80,7 @@ func (d *Description) Session() *Session { return &d.p.sess }
 
 // Rewrite is Rewrite of the body d was parsed from.
 func (d *Description) Rewrite(anchors []Anchor, origin *Origin) ([]byte, error) {
-	n := 0
-	for _, l := range d.p.lines {
-		n += len(l.text) + 2
-	}
-	return d.p.rewrite(n, anchors, origin)
+	return d.p.rewrite(d.size, anchors, origin)
 }
 
 // rewrite builds the rewritten body; size is about the original's length.

@@ -427,14 +427,14 @@ var endToEndNoType = func() []string {
 	return out
 }()
 
-// start sends a branch's INVITE: at once when that needs no dial and no
-// lookup, else in the background.
-func (c *Call) start(br *branch) {
-	if immediate(br.dest, br.transport) {
-		c.send(br)
-		return
-	}
-	c.svc.spawn(func() { c.send(br) })
+// start sends a branch's INVITE (see background).
+func (c *Call) start(br *branch) { c.background(br.dest, br.transport, func() { c.send(br) }) }
+
+// failed records a branch's failure (for a path's attempts) and returns it
+// as the state machine's event.
+func (c *Call) failed(br *branch, code int, reason string) event {
+	c.noteAttempt(br.idx, code, reason)
+	return event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}}
 }
 
 // send starts one branch's INVITE transaction. Its responses come to the
@@ -449,13 +449,12 @@ func (c *Call) send(br *branch) {
 	c.mu.Unlock()
 	// s.ctx bounds opening a connection only; the ring timeout (the call's
 	// loop) and the transaction's Timer B bound the rest.
-	tx, err := s.requestFunc(s.ctx, req, br.transport, func(res *sip.Response, err error) {
+	tx, err := s.requestFunc(s.ctx, req, br.transport, false, func(res *sip.Response, err error) {
 		c.post(event{reply: true, br: br, gen: gen, res: res, err: err})
 	})
 	if err != nil {
 		s.log.Debug("branch not sent", "call", c.id, "dest", br.dest, "err", err)
-		c.noteAttempt(br.idx, 408, "transport error")
-		c.post(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: 408, Reason: "transport error"}})
+		c.post(c.failed(br, 408, "transport error"))
 		return
 	}
 	tx.OnRetransmission(func(res *sip.Response) {
@@ -502,10 +501,6 @@ func (c *Call) reply(e event) {
 	}
 	tx := br.tx
 	c.mu.Unlock()
-	fail := func(code int, reason string) {
-		c.noteAttempt(br.idx, code, reason)
-		c.apply(event{ev: call.Event{Kind: call.Failure, Branch: br.idx, Code: code, Reason: reason}})
-	}
 	res := e.res
 	switch {
 	case e.firstHop:
@@ -516,13 +511,13 @@ func (c *Call) reply(e event) {
 		if tx != nil {
 			tx.Terminate()
 		}
-		fail(408, "no answer from the first hop")
+		c.apply(c.failed(br, 408, "no answer from the first hop"))
 	case e.err != nil:
 		reason := "Request Timeout"
 		if !errors.Is(e.err, sip.ErrTransactionTimeout) {
 			reason = "transport error"
 		}
-		fail(408, reason)
+		c.apply(c.failed(br, 408, reason))
 	case res.IsProvisional():
 		c.apply(event{ev: call.Event{Kind: call.Provisional, Branch: br.idx, Code: res.StatusCode, SDP: isSDP(res)}, res: res})
 	case res.StatusCode == sip.StatusProxyAuthRequired && c.authorize(br, res):

@@ -116,9 +116,9 @@ func (s *Service) Close() error {
 // idleGoroutines bounds the goroutines kept for calls between calls.
 const idleGoroutines = 512
 
-// spawn runs f in the background on a kept goroutine (a call's loop, a
-// branch, a BYE or CANCEL awaiting its answer), counted so that Close
-// waits for it. A kept goroutine's stack has grown already: a fresh one
+// spawn runs f in the background on a kept goroutine (a call's loop, or
+// a request that may have to dial or look a name up), counted so that
+// Close waits for it. A kept goroutine's stack has grown already: a fresh one
 // grew by copying on every call.
 func (s *Service) spawn(f func()) {
 	s.wg.Add(1)
@@ -283,12 +283,6 @@ func (s *Service) prepare(req *sip.Request, transport string, keepVia bool) {
 	}
 }
 
-// request starts a client transaction for req.
-func (s *Service) request(ctx context.Context, req *sip.Request, transport string, keepVia bool) (sip.ClientTransaction, error) {
-	s.prepare(req, transport, keepVia)
-	return s.txl.Request(ctx, req)
-}
-
 // write sends a request without a transaction: the ACK of a 2xx.
 func (s *Service) write(req *sip.Request, transport string) error {
 	s.prepare(req, transport, false)
@@ -297,8 +291,8 @@ func (s *Service) write(req *sip.Request, transport string) error {
 
 // requestFunc starts a client transaction for req that hands its
 // responses to fn (siptx.Layer.RequestFunc).
-func (s *Service) requestFunc(ctx context.Context, req *sip.Request, transport string, fn siptx.FnResponse) (sip.ClientTransaction, error) {
-	s.prepare(req, transport, false)
+func (s *Service) requestFunc(ctx context.Context, req *sip.Request, transport string, keepVia bool, fn siptx.FnResponse) (sip.ClientTransaction, error) {
+	s.prepare(req, transport, keepVia)
 	return s.txl.RequestFunc(ctx, req, fn)
 }
 
@@ -306,10 +300,9 @@ func (s *Service) requestFunc(ctx context.Context, req *sip.Request, transport s
 // transaction retransmits it until answered or Timer F. Close waits for
 // the answers, within its grace period.
 func (s *Service) send(req *sip.Request, transport string, keepVia bool, what, id string) {
-	s.prepare(req, transport, keepVia)
 	s.requests.Add(1)
 	var once sync.Once // one answer, or one error, ends the wait
-	_, err := s.txl.RequestFunc(s.ctx, req, func(res *sip.Response, err error) {
+	_, err := s.requestFunc(s.ctx, req, transport, keepVia, func(res *sip.Response, err error) {
 		if res != nil && res.IsProvisional() {
 			return
 		}
