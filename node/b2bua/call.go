@@ -54,11 +54,19 @@ type Call struct {
 	path     []string // SLA ids of the path (egress: from the token)
 	alerted  time.Time
 
-	qmu       sync.Mutex
-	queue     []event       // posted, for the loop
-	spare     []event       // a taken batch's array, for reuse
-	over      bool          // finished: posts are dropped
-	wake      chan struct{} // one token: the queue has events
+	qmu     sync.Mutex
+	queue   []event // posted, not yet served
+	spare   []event // a served batch's array, for reuse
+	running bool    // someone serves the call (run)
+	over    bool    // finished: posts are dropped
+
+	// Owned by the one serving the call (run).
+	timers    [ticks]*time.Timer
+	tgen      [ticks]uint32 // per timer: a bump makes its pending tick stale
+	interval  time.Duration // the 2xx's retransmission interval
+	acking    bool          // the caller's ACK is awaited (or was)
+	lingering bool          // ended, waiting for branches still answering
+
 	done      chan struct{}
 	final     chan struct{} // closed once the caller has a final answer
 	finalOnce sync.Once
@@ -99,9 +107,10 @@ type branch struct {
 }
 
 type event struct {
-	ev  call.Event
-	res *sip.Response
-	req *sip.Request
+	ev   call.Event
+	res  *sip.Response
+	req  *sip.Request
+	tick tick // a timer's (gen: its generation), or the order to stop
 
 	// A branch's INVITE transaction spoke (reply): a response, or why it
 	// ended without a final one (err), or its first hop's time ran out
@@ -114,8 +123,10 @@ type event struct {
 	firstHop bool
 }
 
-// post hands an event to the call's loop, in order; dropped once the call
-// is over. It never blocks: the transport's reader posts responses.
+// post hands an event to the call, in order; dropped once the call is
+// over. When nobody is serving the call, the caller serves it at once
+// (run): it never waits for another goroutine, and never blocks on the
+// network, so the transport's reader may post. Never called with c.mu held.
 func (c *Call) post(e event) {
 	c.qmu.Lock()
 	if c.over {
@@ -123,11 +134,13 @@ func (c *Call) post(e event) {
 		return
 	}
 	c.queue = append(c.queue, e)
-	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.running {
+		c.qmu.Unlock()
+		return
 	}
+	c.running = true
+	c.qmu.Unlock()
+	c.run()
 }
 
 // isOver reports whether the call has finished.
@@ -135,25 +148,6 @@ func (c *Call) isOver() bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	return c.over
-}
-
-// take returns the events posted so far.
-func (c *Call) take() []event {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	q := c.queue
-	c.queue, c.spare = c.spare, nil
-	return q
-}
-
-// giveBack keeps a handled batch's array for the next one.
-func (c *Call) giveBack(q []event) {
-	clear(q) // no response kept alive
-	c.qmu.Lock()
-	if c.spare == nil {
-		c.spare = q[:0]
-	}
-	c.qmu.Unlock()
 }
 
 // Invite takes an authenticated, authorized initial INVITE (sipedge.Calls).
@@ -258,7 +252,8 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	c := &Call{id: newID(), svc: s, caller: caller.User, trusted: caller.Trusted, callee: aor, class: class,
 		fsm: fsm, invite: req, tx: tx, started: time.Now(), plan: plan, egress: egress,
 		session: caller.Session, hops: caller.Hops, path: caller.SLAs,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), final: make(chan struct{})}
+		done: make(chan struct{}), final: make(chan struct{}),
+		running: true} // Invite serves the call until it is set up
 	if plan != nil {
 		c.session = plan.Session
 	}
@@ -309,6 +304,8 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 	s.Counters.Started.Add(1)
+	s.wg.Add(1) // until finish
+	c.arm(tickRing, s.cfg.RingTimeout)
 	// A CANCEL that came while the call was planned (or its callee looked
 	// up) found no listener: the transaction layer answered it 487 itself,
 	// and the callee must not be rung.
@@ -328,10 +325,9 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		c.mu.Lock()
 		c.offer = body
 		c.mu.Unlock()
-		// Branch 0 exists before the loop takes any event: a CANCEL or a
+		// Branch 0 exists before any event is served: a CANCEL or a
 		// shutdown cancels it like any later one.
 		c.startBranch(0)
-		s.spawn(c.run)
 	} else {
 		for i, b := range contacts {
 			br := c.newBranch(i, b, body)
@@ -340,11 +336,13 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			c.mu.Unlock()
 			s.addBranch(c, br)
 		}
-		s.spawn(c.run)
 		for _, br := range c.branches {
 			c.start(br)
 		}
 	}
+	// What came meanwhile (a fast answer, a CANCEL) is served now; then
+	// whoever posts next serves the call.
+	c.run()
 	if kept {
 		return
 	}

@@ -24,105 +24,180 @@ const (
 // (a CANCEL crossing a 2xx), so that a late 2xx is ACKed and ended.
 const linger = 32 * time.Second
 
-// run is the call's loop: it owns the state machine and every timer.
-func (c *Call) run() {
-	s := c.svc
-	ring := time.NewTimer(s.cfg.RingTimeout)
-	defer ring.Stop()
-	var ackTimeout, retransmit, expiry, lingering <-chan time.Time
-	interval := t1
-	// settle arms and stops the timers for the state an event left the
-	// call in; true when the call is over and forgotten.
-	settle := func() bool {
-		c.mu.Lock()
-		state, pending := c.fsm.State(), c.fsm.Pending()
-		answeredNow := state == call.Answered && ackTimeout == nil
-		refresh := c.refresh
-		c.mu.Unlock()
-		if answeredNow {
-			ring.Stop()
-			ackTimeout = time.After(s.cfg.AckTimeout)
-			if !sip.IsReliable(c.a.transport) {
-				retransmit = time.After(interval)
-			}
-		}
-		if state == call.Confirmed || state == call.Ended {
-			ackTimeout, retransmit = nil, nil
-		}
-		if state == call.Confirmed && refresh > 0 && expiry == nil {
-			expiry = time.After(refresh)
-		}
-		if state == call.Ended {
-			if pending == 0 {
-				c.finish()
-				return true
-			}
-			if lingering == nil {
-				lingering = time.After(linger)
-			}
-		}
-		return false
-	}
-	for {
-		select {
-		case <-c.wake:
-			batch := c.take()
-			for _, e := range batch {
-				if e.reply {
-					c.reply(e)
-				} else {
-					c.apply(e)
-				}
-				if settle() {
-					return
-				}
-			}
-			c.giveBack(batch)
-			continue
-		case <-ring.C:
-			c.apply(event{ev: call.Event{Kind: call.RingTimeout}})
-		case <-ackTimeout:
-			c.apply(event{ev: call.Event{Kind: call.AckTimeout}})
-		case <-retransmit:
-			retransmit = nil
-			c.mu.Lock()
-			res, waiting := c.answer, c.fsm.State() == call.Answered
-			c.mu.Unlock()
-			if waiting && res != nil {
-				_ = c.tx.Respond(res)
-				interval = min(2*interval, t2)
-				retransmit = time.After(interval)
-			}
-		case <-expiry:
-			expiry = nil
-			c.mu.Lock()
-			left := c.lastRef.Add(c.refresh).Sub(time.Now())
-			c.mu.Unlock()
-			if left > 0 {
-				expiry = time.After(left)
-				break
-			}
-			c.apply(event{ev: call.Event{Kind: call.SessionExpired}})
-		case <-lingering:
-			c.finish()
-			return
-		case <-s.ctx.Done():
-			c.finish()
-			return
-		}
-		if settle() {
-			return
-		}
+// tick names a timer of the call, or the order to stop at shutdown.
+type tick uint8
+
+const (
+	tickNone       tick = iota
+	tickRing            // the callee rang too long (RingTimeout)
+	tickAck             // the caller never ACKed its 2xx (AckTimeout)
+	tickRetransmit      // the 2xx to a caller over UDP goes again (T1, doubling to T2)
+	tickExpiry          // the session interval (RFC 4028) may have run out
+	tickLinger          // an ended call waited long enough for its branches
+	tickStop            // the node stops: forget the call now
+	ticks
+)
+
+// The call has no goroutine of its own. Whoever posts an event to a call
+// nobody is serving serves it: handles every event queued, in order, then
+// lets go (run). Responses are handled on the transport's reader that
+// read them, timers on their own goroutines, an INVITE on its handler's:
+// no hand-over to another goroutine per message. The one serving owns the
+// state machine's actions and the timers below; nothing it does waits on
+// the network (background).
+
+// arm starts timer k, replacing one armed before: it posts its tick.
+// Called by the one serving the call.
+func (c *Call) arm(k tick, d time.Duration) {
+	c.disarm(k)
+	gen := c.tgen[k]
+	c.timers[k] = time.AfterFunc(d, func() { c.post(event{tick: k, gen: int(gen)}) })
+}
+
+// disarm stops timer k; a tick it posted already is ignored (stale).
+func (c *Call) disarm(k tick) {
+	c.tgen[k]++
+	if t := c.timers[k]; t != nil {
+		t.Stop()
+		c.timers[k] = nil
 	}
 }
 
-// finish forgets the call.
+// fired takes a timer's tick: false when the timer was stopped or
+// replaced since it posted it.
+func (c *Call) fired(e event) bool {
+	if uint32(e.gen) != c.tgen[e.tick] || c.timers[e.tick] == nil {
+		return false
+	}
+	c.timers[e.tick] = nil
+	return true
+}
+
+// run serves the call's queued events until none is left, then lets go:
+// the next post serves it. Called by the one that set c.running.
+func (c *Call) run() {
+	for {
+		c.qmu.Lock()
+		batch := c.queue
+		if len(batch) == 0 {
+			c.running = false
+			c.qmu.Unlock()
+			return
+		}
+		c.queue, c.spare = c.spare, nil
+		c.qmu.Unlock()
+		for _, e := range batch {
+			switch {
+			case e.reply:
+				c.reply(e)
+			case e.tick != tickNone:
+				if c.onTick(e) {
+					return
+				}
+			default:
+				c.apply(e)
+			}
+			if c.settle() {
+				return
+			}
+		}
+		clear(batch) // no response kept alive
+		c.qmu.Lock()
+		if c.spare == nil && !c.over {
+			c.spare = batch[:0]
+		}
+		c.qmu.Unlock()
+	}
+}
+
+// onTick takes a timer's tick; true when the call is over and forgotten.
+func (c *Call) onTick(e event) bool {
+	if e.tick == tickStop {
+		c.finish()
+		return true
+	}
+	if !c.fired(e) {
+		return false
+	}
+	switch e.tick {
+	case tickRing:
+		c.apply(event{ev: call.Event{Kind: call.RingTimeout}})
+	case tickAck:
+		c.apply(event{ev: call.Event{Kind: call.AckTimeout}})
+	case tickRetransmit:
+		c.mu.Lock()
+		res, waiting := c.answer, c.fsm.State() == call.Answered
+		c.mu.Unlock()
+		if waiting && res != nil {
+			_ = c.tx.Respond(res)
+			c.interval = min(2*c.interval, t2)
+			c.arm(tickRetransmit, c.interval)
+		}
+	case tickExpiry:
+		c.mu.Lock()
+		left := c.lastRef.Add(c.refresh).Sub(time.Now())
+		c.mu.Unlock()
+		if left > 0 {
+			c.arm(tickExpiry, left)
+			break
+		}
+		c.apply(event{ev: call.Event{Kind: call.SessionExpired}})
+	case tickLinger:
+		c.finish()
+		return true
+	}
+	return false
+}
+
+// settle arms and stops the timers for the state an event left the call
+// in; true when the call is over and forgotten.
+func (c *Call) settle() bool {
+	s := c.svc
+	c.mu.Lock()
+	state, pending := c.fsm.State(), c.fsm.Pending()
+	refresh := c.refresh
+	c.mu.Unlock()
+	if state == call.Answered && !c.acking {
+		c.acking = true
+		c.disarm(tickRing)
+		c.arm(tickAck, s.cfg.AckTimeout)
+		if !sip.IsReliable(c.a.transport) {
+			c.interval = t1
+			c.arm(tickRetransmit, c.interval)
+		}
+	}
+	if state == call.Confirmed || state == call.Ended {
+		c.disarm(tickAck)
+		c.disarm(tickRetransmit)
+	}
+	if state == call.Confirmed && refresh > 0 && c.timers[tickExpiry] == nil {
+		c.arm(tickExpiry, refresh)
+	}
+	if state == call.Ended {
+		if pending == 0 {
+			c.finish()
+			return true
+		}
+		if !c.lingering {
+			c.lingering = true
+			c.arm(tickLinger, linger)
+		}
+	}
+	return false
+}
+
+// finish forgets the call: its timers stop and posts are dropped. Called
+// once, by the one serving the call.
 func (c *Call) finish() {
+	for k := range c.timers {
+		c.disarm(tick(k))
+	}
 	c.finalSent()
 	c.qmu.Lock()
 	c.over, c.queue, c.spare = true, nil, nil
 	c.qmu.Unlock()
 	close(c.done)
+	defer c.svc.wg.Done()
 	c.mu.Lock()
 	m := c.media
 	var txs []sip.ClientTransaction
@@ -268,7 +343,7 @@ func (c *Call) do(a call.Action, e event) {
 		ack := br.ackFor(s, nil)
 		c.mu.Unlock()
 		if ack != nil {
-			_ = s.write(ack, br.transport)
+			c.background(br.dest, br.transport, func() { _ = s.write(ack, br.transport) })
 		}
 
 	case call.ByeBranch:

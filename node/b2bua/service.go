@@ -41,7 +41,7 @@ type Service struct {
 	active   map[string]int       // calls per caller
 	draining bool
 
-	wg       sync.WaitGroup // every goroutine of a call (spawn)
+	wg       sync.WaitGroup // every call until finished, and every spawn
 	requests sync.WaitGroup // BYEs and CANCELs awaiting their answers (send)
 	pool     *gopool.Pool
 	ctx      context.Context
@@ -92,12 +92,8 @@ func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, lo
 func (s *Service) Close() error {
 	s.mu.Lock()
 	s.draining = true
-	calls := make([]*Call, 0, len(s.calls))
-	for _, c := range s.calls {
-		calls = append(calls, c)
-	}
 	s.mu.Unlock()
-	for _, c := range calls {
+	for _, c := range s.live() {
 		c.post(event{ev: call.Event{Kind: call.Shutdown}})
 	}
 	done := make(chan struct{})
@@ -108,9 +104,33 @@ func (s *Service) Close() error {
 		s.log.Warn("calls still ending at shutdown")
 	}
 	s.cancel()
-	s.wg.Wait()
+	// Calls still waiting for answers are forgotten, as is one that was
+	// being set up meanwhile.
+	all := make(chan struct{})
+	go func() { s.wg.Wait(); close(all) }()
+	for stop := true; stop; {
+		for _, c := range s.live() {
+			c.post(event{tick: tickStop})
+		}
+		select {
+		case <-all:
+			stop = false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	s.pool.Close()
 	return nil
+}
+
+// live lists the calls in progress.
+func (s *Service) live() []*Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	calls := make([]*Call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	return calls
 }
 
 // idleGoroutines bounds the goroutines kept for calls between calls.
@@ -171,12 +191,7 @@ func (s *Service) Len() int {
 
 // Calls describes the calls in progress.
 func (s *Service) Calls() []Info {
-	s.mu.Lock()
-	calls := make([]*Call, 0, len(s.calls))
-	for _, c := range s.calls {
-		calls = append(calls, c)
-	}
-	s.mu.Unlock()
+	calls := s.live()
 	out := make([]Info, 0, len(calls))
 	for _, c := range calls {
 		out = append(out, c.Info())
