@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,7 +80,8 @@ type Calls interface {
 	Invite(req *sip.Request, tx sip.ServerTransaction, caller Caller)
 	// InDialog is given every request that carries a To tag, and every
 	// ACK; it returns false when no call knows the dialog (the edge then
-	// answers 481).
+	// answers 481). For an ACK or a BYE it must not block: those are
+	// handed over on the transport's reader (inDialogQuick).
 	InDialog(req *sip.Request, tx sip.ServerTransaction) bool
 }
 
@@ -188,17 +190,28 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	}
 	s.tpl = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(sip.WithHeadersParsers(lenientHeaders())), nil,
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
-	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Log: s.log.With("component", "siptx")})
+	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: inDialogQuick, Log: s.log.With("component", "siptx")})
 	s.txl.OnRequest(s.route)
 	if s.reg != nil {
 		registerTransactionMetrics(s.reg, s.txl.Stats())
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); _ = s.tpl.ServeUDP(s.udp) }()
+	readers := udpReaders()
+	s.wg.Add(1 + readers)
+	for range readers {
+		go func() { defer s.wg.Done(); _ = s.tpl.ServeUDP(s.udp) }()
+	}
 	go func() { defer s.wg.Done(); _ = s.tpl.ServeTCP(s.tcp) }()
 	return s, nil
 }
+
+// udpReaders is how many goroutines read the UDP socket: one per core, up
+// to four. A reader carries what it read through to the answer it sends
+// (responses, ACK, BYE: siptx Config.Inline, b2bua's calls), so one
+// reader alone would bound the node to one core's worth of that work.
+// Datagrams read by two readers may be handled out of order, as UDP may
+// deliver them: the transaction layer and the calls expect that.
+func udpReaders() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // udpBuffer is the receive and send buffer asked for on the UDP listener.
 const udpBuffer = 4 << 20
@@ -373,6 +386,14 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+}
+
+// inDialogQuick picks the requests served on the transport's reader: ACK
+// and BYE, which the edge and Calls.InDialog answer without waiting on
+// anything (an INVITE may look accounts up; a re-INVITE waits for the
+// other side's answer).
+func inDialogQuick(req *sip.Request) bool {
+	return req.Method == sip.ACK || req.Method == sip.BYE
 }
 
 func hasToTag(req *sip.Request) bool {

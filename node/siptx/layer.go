@@ -56,7 +56,12 @@ type Config struct {
 	// Connect bounds opening a connection for a request (a TCP dial, a
 	// DNS lookup): 10 s.
 	Connect time.Duration
-	Log     *slog.Logger
+	// Inline reports the requests whose handler runs on the transport's
+	// reader that read them, rather than on a goroutine of the layer's:
+	// one hand-over less per request, for handlers that never block (an
+	// ACK, a BYE). Nil: none.
+	Inline func(*sip.Request) bool
+	Log    *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -234,6 +239,10 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
 		// response possible.
 		tx = &serverTx{base: base{key: key, l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}, origin: req}
+		if l.inline(req) {
+			l.handler(req, ackTx{tx})
+			return
+		}
 		l.workers.Go(func() { l.handler(req, ackTx{tx}) })
 		return
 	}
@@ -268,9 +277,19 @@ func (l *Layer) handleRequest(req *sip.Request) {
 	l.servers[key] = tx
 	l.mu.Unlock()
 	tx.started()
+	if l.inline(req) {
+		l.handler(req, tx)
+		tx.handled()
+		return
+	}
 	if !l.workers.Go(func() { l.handler(req, tx); tx.handled() }) {
 		tx.terminate(nil)
 	}
+}
+
+// inline reports whether req's handler runs on the reader (Config.Inline).
+func (l *Layer) inline(req *sip.Request) bool {
+	return l.cfg.Inline != nil && l.cfg.Inline(req)
 }
 
 // writeStateless answers a request outside any transaction.

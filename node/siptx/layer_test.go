@@ -39,8 +39,13 @@ type stack struct {
 
 func newStack(t testing.TB, h Handler) *stack {
 	t.Helper()
+	return newStackConfig(t, testConfig, h)
+}
+
+func newStackConfig(t testing.TB, cfg Config, h Handler) *stack {
+	t.Helper()
 	tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
-	s := &stack{tpl: tpl, l: New(tpl, testConfig)}
+	s := &stack{tpl: tpl, l: New(tpl, cfg)}
 	if h != nil {
 		s.l.OnRequest(h)
 	}
@@ -359,6 +364,60 @@ func TestServerNonInvite(t *testing.T) {
 	}, "unanswered INFO's transaction to end")
 	p.send(s.addr, info)
 	waitFor(t, func() bool { return infos.Load() == 2 }, "INFO again as a new request")
+}
+
+// A request Config.Inline picks is handled on the reader that read it:
+// while its handler runs, the next datagram waits; any other request's
+// handler runs beside the reader.
+func TestServerInline(t *testing.T) {
+	cfg := testConfig
+	cfg.Inline = func(req *sip.Request) bool { return req.Method == sip.BYE }
+	holdInfo, holdBye := make(chan struct{}), make(chan struct{})
+	var once [2]sync.Once
+	free := func(i int, c chan struct{}) { once[i].Do(func() { close(c) }) }
+	var options atomic.Int32
+	s := newStackConfig(t, cfg, func(req *sip.Request, tx sip.ServerTransaction) {
+		switch req.Method {
+		case sip.INFO:
+			<-holdInfo
+		case sip.BYE:
+			<-holdBye
+		case sip.OPTIONS:
+			options.Add(1)
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	// Registered after the stack's: runs first, so a failed test does not
+	// leave a handler holding the layer's Close.
+	t.Cleanup(func() { free(0, holdInfo); free(1, holdBye) })
+	p := newPeer(t)
+
+	// Not inline: the OPTIONS behind a held INFO is answered at once.
+	p.send(s.addr, request("INFO", "z9hG4bK-in1", p.addr(), 1))
+	p.send(s.addr, request("OPTIONS", "z9hG4bK-in2", p.addr(), 2))
+	if m := p.next("SIP/2.0 200"); header(m, "CSeq") != "2 OPTIONS" {
+		t.Fatalf("first answer %q, want the OPTIONS'", header(m, "CSeq"))
+	}
+	free(0, holdInfo)
+	p.next("SIP/2.0 200")
+
+	// Inline: the OPTIONS behind a held BYE waits for it (a stated
+	// tolerance: nothing is expected within 300 ms).
+	p.send(s.addr, request("BYE", "z9hG4bK-in3", p.addr(), 3))
+	p.send(s.addr, request("OPTIONS", "z9hG4bK-in4", p.addr(), 4))
+	if got := p.quiet(300 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("answered while the BYE's handler held the reader: %q", got)
+	}
+	if n := options.Load(); n != 1 {
+		t.Fatalf("OPTIONS handled %d times behind the held BYE, want only the first", n)
+	}
+	free(1, holdBye)
+	if m := p.next("SIP/2.0 200"); header(m, "CSeq") != "3 BYE" {
+		t.Fatalf("first answer %q, want the BYE's", header(m, "CSeq"))
+	}
+	if m := p.next("SIP/2.0 200"); header(m, "CSeq") != "4 OPTIONS" {
+		t.Fatalf("second answer %q, want the OPTIONS'", header(m, "CSeq"))
+	}
 }
 
 // A kept transaction outlives its handler: the TU answers it later, and
