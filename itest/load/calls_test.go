@@ -429,9 +429,9 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			t.Errorf("%s: %s:\n%s", tgt.name, r.died, tgt.logTail())
 			break
 		}
-		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.3f ms per call)%s, UAC %.2f cores, UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
+		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.3f ms per call)%s, UAC %.2f cores (server/UAC %.2f), UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
 			tgt.name, rate, calls, s.successful, s.failed, 100*s.failureRate(), s.reached, s.achieved(), s.p50, s.p99, s.mean, s.max,
-			s.serverCores, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
+			s.serverCores, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
 		s.attempt = attempt
 		if s.passed() {
 			failing, attempt = 0, 1
@@ -493,7 +493,9 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		"cores: more than a few hundredths makes the step's figures doubtful; a failing step with more than " +
 		strconv.FormatFloat(callsOtherLimit, 'f', 2, 64) + " is run again, up to " + strconv.Itoa(callsRetries) + " times, and shown as \"(run N)\"). " +
 		"UAS failed: calls the UAS counted failed (answered but never ended properly). UDP drops: datagrams the kernel dropped, " +
-		"receive buffer full, on the server's SIP socket (during the UAC's run), the UAC's (until the step's length) and the UAS's.\n")
+		"receive buffer full, on the server's SIP socket (during the UAC's run), the UAC's (until the step's length) and the UAS's. " +
+		"Server/UAC: the server's CPU over the UAC SIPp's in the same step. The UAC does the same work whatever server it calls, " +
+		"so this quotient is the server's cost per call in a unit that follows the machine's speed, which drifts by a third within minutes here.\n")
 	for _, r := range reports {
 		fmt.Fprintf(&b, "\n#### %s\n\n", r.target.title)
 		if r.skipped != "" {
@@ -511,7 +513,7 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		for _, p := range r.target.parts {
 			head = append(head, p.name+" CPU")
 		}
-		head = append(head, "server CPU", "server CPU per call", "UAC SIPp CPU", "UAS SIPp CPU", "other CPU", "UAS failed",
+		head = append(head, "server CPU", "server CPU per call", "UAC SIPp CPU", "server/UAC", "UAS SIPp CPU", "other CPU", "UAS failed",
 			"UDP drops server/UAC/UAS")
 		b.WriteString("| " + strings.Join(head, " | ") + " |\n|" + strings.Repeat(" --- |", len(head)) + "\n")
 		for _, s := range r.steps {
@@ -528,8 +530,8 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 				}
 				fmt.Fprintf(&b, " %.2f |", c)
 			}
-			fmt.Fprintf(&b, " %.2f | %.3f ms | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
-				s.serverCores, s.serverCPUPerCall, s.uacCores, s.uasCores, s.otherCores, s.uasFailed,
+			fmt.Fprintf(&b, " %.2f | %.3f ms | %.2f | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
+				s.serverCores, s.serverCPUPerCall, s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed,
 				s.drops[0], s.drops[1], s.drops[2])
 		}
 		b.WriteString("\n")
@@ -567,9 +569,52 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		}
 		fmt.Fprintf(&b, "- %s, highest rate with < %.1f%% failures: callmesh %s, Kamailio %s, ratio %s.\n",
 			scen, 100*callsFailureLimit, callsBestText(cm), callsBestText(km), callsRatio(cm, km))
+		if x, y, n := callsCostPerUAC(cm, km); n > 0 {
+			fmt.Fprintf(&b, "- %s, CPU per call against the UAC's (server/UAC, mean of the %d rates from %d/s that both passed): "+
+				"callmesh %.2f, Kamailio %.2f: callmesh spends %.2f× Kamailio's CPU per call.\n", scen, n, callsCostFrom, x, y, x/y)
+		}
 	}
 	b.WriteString(callsFedSummary(reports))
 	return b.String()
+}
+
+// perUAC is the server's CPU over the UAC SIPp's (NaN without either).
+func (s callsStep) perUAC() float64 {
+	if !(s.uacCores > 0) || math.IsNaN(s.serverCores) {
+		return math.NaN()
+	}
+	return s.serverCores / s.uacCores
+}
+
+// callsCostFrom is the lowest rate the cost comparison takes: below it a
+// server's fixed costs (timers, idle readers) weigh on the quotient.
+const callsCostFrom = 2000
+
+// callsCostPerUAC compares two targets' cost per call in the UAC's unit:
+// the means of server/UAC over the rates from callsCostFrom that both
+// passed, and how many there were.
+func callsCostPerUAC(cm, km *callsReport) (x, y float64, n int) {
+	if cm == nil || km == nil || cm.skipped != "" || km.skipped != "" {
+		return 0, 0, 0
+	}
+	passed := make(map[int]float64)
+	for _, s := range km.steps {
+		if s.rate >= callsCostFrom && s.passed() && !math.IsNaN(s.perUAC()) {
+			passed[s.rate] = s.perUAC()
+		}
+	}
+	for _, s := range cm.steps {
+		if k, ok := passed[s.rate]; ok && s.passed() && !math.IsNaN(s.perUAC()) {
+			x += s.perUAC()
+			y += k
+			n++
+			delete(passed, s.rate) // a step run again counts once
+		}
+	}
+	if n == 0 {
+		return 0, 0, 0
+	}
+	return x / float64(n), y / float64(n), n
 }
 
 func callsFind(reports []*callsReport, name string) *callsReport {
