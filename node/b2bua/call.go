@@ -314,7 +314,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		return
 	}
 	// The handler need not wait for the final answer: the transaction is
-	// kept until finalSent (set before the loop can run).
+	// kept until finalSent (set before any event is served).
 	kept := false
 	c.release, kept = siptx.Keep(tx)
 	res(sip.StatusTrying, "Trying")
@@ -436,7 +436,7 @@ func (c *Call) failed(br *branch, code int, reason string) event {
 }
 
 // send starts one branch's INVITE transaction. Its responses come to the
-// call's loop as events (reply), posted by the transaction itself: no
+// call as events (reply), posted by the transaction itself: no
 // goroutine waits on them.
 func (c *Call) send(br *branch) {
 	s := c.svc
@@ -445,8 +445,8 @@ func (c *Call) send(br *branch) {
 	br.sends++
 	gen := br.sends
 	c.mu.Unlock()
-	// s.ctx bounds opening a connection only; the ring timeout (the call's
-	// loop) and the transaction's Timer B bound the rest.
+	// s.ctx bounds opening a connection only; the call's ring timer and
+	// the transaction's Timer B bound the rest.
 	tx, err := s.requestFunc(s.ctx, req, br.transport, false, func(res *sip.Response, err error) {
 		c.post(event{reply: true, br: br, gen: gen, res: res, err: err})
 	})
@@ -479,7 +479,7 @@ func (c *Call) send(br *branch) {
 	c.mu.Unlock()
 }
 
-// reply takes what a branch's INVITE transaction said, in the call's loop:
+// reply takes what a branch's INVITE transaction said, as the call is served:
 // a provisional, an answer, a failure (a trunk's 407 is answered once), or
 // its end without a final response.
 func (c *Call) reply(e event) {

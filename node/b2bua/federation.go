@@ -134,8 +134,8 @@ func (c *Call) calleeUser() string {
 
 // startBranch sends the failover list's next path. Paths start in order
 // (the state machine starts the first idle one), so path i is appended as
-// c.branches[i]: a branch exists from the moment the loop can name it.
-// It only sends: the loop need not run yet.
+// c.branches[i]: a branch exists from the moment an event can name it.
+// It only sends: nothing need be served yet.
 func (c *Call) startBranch(i int) {
 	c.mu.Lock()
 	att := &c.plan.Attempts[i]

@@ -456,7 +456,7 @@ func (c *Call) bye(req *sip.Request, transport, reason string) {
 }
 
 // background runs f, which sends a request toward dest: at once when that
-// needs no dial and no lookup (the loop never waits on the network), else
+// needs no dial and no lookup (serving a call never waits on the network), else
 // on a goroutine of its own.
 func (c *Call) background(dest, transport string, f func()) {
 	if immediate(dest, transport) {

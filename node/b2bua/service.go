@@ -133,13 +133,12 @@ func (s *Service) live() []*Call {
 	return calls
 }
 
-// idleGoroutines bounds the goroutines kept for calls between calls.
+// idleGoroutines bounds the goroutines kept idle for spawn.
 const idleGoroutines = 512
 
-// spawn runs f in the background on a kept goroutine (a call's loop, or
-// a request that may have to dial or look a name up), counted so that
-// Close waits for it. A kept goroutine's stack has grown already: a fresh one
-// grew by copying on every call.
+// spawn runs f in the background on a kept goroutine (a request that may
+// have to dial or look a name up), counted so that Close waits for it. A
+// kept goroutine's stack has grown already: a fresh one grew by copying.
 func (s *Service) spawn(f func()) {
 	s.wg.Add(1)
 	g := func() {
