@@ -116,6 +116,11 @@ providers:
 			e(i, cfg)
 		}
 	}})
+	// The providers stop before the nodes (cleanups run last first), as
+	// their clients would: stopped after, each INVITE transaction a
+	// provider still held (Timer M) released a connection sipgo had
+	// already closed and zeroed, one warning per call.
+	t.Cleanup(func() { f.alpha.Close(); f.beta.Close(); f.gamma.Close(); f.term.Close() })
 	Eventually(t, 30*time.Second, f.c.Converged, "3 nodes did not converge")
 	want := []string{"alpha-termco", "node0-alpha", "node0-beta", "node0-gamma", "node2-alpha", "node2-beta", "node2-gamma"}
 	for _, n := range f.c.Running() {
