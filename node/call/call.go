@@ -238,6 +238,17 @@ func (c *Call) Pending() int {
 
 func (c *Call) setup() bool { return c.state == Calling || c.state == Early }
 
+// byeWinner ends the winning branch's dialog with reason: BYE, after an
+// ACK of its 2xx while the caller's own ACK (which the node passes on) has
+// not come. A UAC ACKs every 2xx (RFC 3261 §13.2.2.4); a callee left
+// without one would retransmit it until its Timer H.
+func (c *Call) byeWinner(reason string, acts []Action) []Action {
+	if c.state == Answered {
+		acts = append(acts, Action{Kind: AckBranch, Branch: c.winner})
+	}
+	return append(acts, Action{Kind: ByeBranch, Branch: c.winner, Reason: reason})
+}
+
 func (c *Call) established() bool { return c.state == Answered || c.state == Confirmed }
 
 // cancelOthers cancels every pending branch but keep.
@@ -370,8 +381,8 @@ func (c *Call) Step(ev Event) []Action {
 		if c.state != Answered {
 			return nil
 		}
-		acts = append(acts, Action{Kind: ByeCaller, Reason: ReasonNoACK},
-			Action{Kind: ByeBranch, Branch: c.winner, Reason: ReasonNoACK})
+		acts = append(acts, Action{Kind: ByeCaller, Reason: ReasonNoACK})
+		acts = c.byeWinner(ReasonNoACK, acts)
 		return c.end("no ACK", acts)
 
 	case Bye:
@@ -379,7 +390,7 @@ func (c *Call) Step(ev Event) []Action {
 			return nil
 		}
 		if ev.Side == Caller {
-			acts = append(acts, Action{Kind: ByeBranch, Branch: c.winner})
+			acts = c.byeWinner("", acts)
 		} else {
 			acts = append(acts, Action{Kind: ByeCaller})
 		}
@@ -395,8 +406,8 @@ func (c *Call) Step(ev Event) []Action {
 		}
 		switch {
 		case c.established():
-			acts = append(acts, Action{Kind: ByeCaller, Reason: reason},
-				Action{Kind: ByeBranch, Branch: c.winner, Reason: reason})
+			acts = append(acts, Action{Kind: ByeCaller, Reason: reason})
+			acts = c.byeWinner(reason, acts)
 			return c.end(why, acts)
 		case c.setup() && ev.Kind == Shutdown:
 			acts = c.cancelOthers(-1, reason, acts)

@@ -138,7 +138,16 @@ func TestCancelRingTimeoutAndNoAck(t *testing.T) {
 	}, Ended)
 	run(t, 1, []step{
 		{Event{Kind: Answer}, "answer-caller(0)"},
-		{Event{Kind: AckTimeout}, "bye-caller bye-branch(0) release"},
+		// The callee's 2xx is ACKed before its BYE: the caller's ACK,
+		// which would have been passed on, never came.
+		{Event{Kind: AckTimeout}, "bye-caller ack-branch(0) bye-branch(0) release"},
+	}, Ended)
+	// A caller that hangs up before its ACK is handled (a BYE overtaking
+	// it): the same.
+	run(t, 1, []step{
+		{Event{Kind: Answer}, "answer-caller(0)"},
+		{Event{Kind: Bye, Side: Caller}, "ack-branch(0) bye-branch(0) release"},
+		{Event{Kind: Ack}, ""},
 	}, Ended)
 }
 
@@ -158,8 +167,11 @@ func TestMediaDeadAndShutdown(t *testing.T) {
 	got := New(1)
 	got.Step(Event{Kind: Answer})
 	as := got.Step(Event{Kind: Shutdown})
-	if as[0].Reason != ReasonShutdown || as[1].Reason != ReasonShutdown {
-		t.Errorf("shutdown BYEs carry reasons %q, %q", as[0].Reason, as[1].Reason)
+	if acts(as) != "bye-caller ack-branch(0) bye-branch(0) release" {
+		t.Fatalf("shutdown while the caller's ACK is awaited: %q", acts(as))
+	}
+	if as[0].Reason != ReasonShutdown || as[2].Reason != ReasonShutdown {
+		t.Errorf("shutdown BYEs carry reasons %q, %q", as[0].Reason, as[2].Reason)
 	}
 }
 
