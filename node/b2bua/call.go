@@ -59,6 +59,7 @@ type Call struct {
 	spare   []event // a served batch's array, for reuse
 	running bool    // someone serves the call (run)
 	over    bool    // finished: posts are dropped
+	offload bool    // served on a goroutine of its own (see post)
 
 	// Owned by the one serving the call (run).
 	timers    [ticks]*time.Timer
@@ -112,6 +113,11 @@ type event struct {
 	req  *sip.Request
 	tick tick // a timer's (gen: its generation), or the order to stop
 
+	// A request to write toward the other side, in order with the
+	// call's other messages: the ACK of a 2xx, passed on.
+	out          *sip.Request
+	outTransport string
+
 	// A branch's INVITE transaction spoke (reply): a response, or why it
 	// ended without a final one (err), or its first hop's time ran out
 	// (firstHop). gen names the INVITE it is about (branch.sends): the
@@ -125,8 +131,11 @@ type event struct {
 
 // post hands an event to the call, in order; dropped once the call is
 // over. When nobody is serving the call, the caller serves it at once
-// (run): it never waits for another goroutine, and never blocks on the
-// network, so the transport's reader may post. Never called with c.mu held.
+// (run), so the transport's reader may post: serving a call whose every
+// message goes over UDP to an address never waits. A call with a leg over
+// TCP or toward a name (offload) may wait on a write or a dial: it is
+// served on a goroutine of its own, which only that call can hold up.
+// Never called with c.mu held.
 func (c *Call) post(e event) {
 	c.qmu.Lock()
 	if c.over {
@@ -139,8 +148,24 @@ func (c *Call) post(e event) {
 		return
 	}
 	c.running = true
+	off := c.offload
 	c.qmu.Unlock()
-	c.run()
+	if off {
+		c.svc.spawn(func() { c.run(true) })
+		return
+	}
+	c.run(false)
+}
+
+// mayWait marks the call as one whose serving may wait on the network
+// (post). Called while set up.
+func (c *Call) mayWait(dest, transport string) {
+	if immediate(dest, transport) {
+		return
+	}
+	c.qmu.Lock()
+	c.offload = true
+	c.qmu.Unlock()
 }
 
 // isOver reports whether the call has finished.
@@ -262,6 +287,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	c.a = leg{callID: req.CallID().Value(), localTag: newTag(), remoteTag: fromTag,
 		localURI: *to.Address.Clone(), remoteURI: *from.Address.Clone(),
 		routes: routeSet(req, false), dest: req.Source(), transport: req.Transport()}
+	c.mayWait(c.a.dest, c.a.transport)
 	if ct := req.Contact(); ct != nil {
 		c.a.remoteTarget = *ct.Address.Clone()
 	} else {
@@ -296,15 +322,19 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			}
 		}
 	}
-	if !s.register(c) {
+	if err := s.register(c); err != nil {
 		if c.media != nil {
 			c.media.sess.Close()
+		}
+		if errors.Is(err, errDraining) {
+			s.Counters.Refused.Add(1)
+			res(sip.StatusServiceUnavailable, "Service Unavailable (shutting down)", retry)
+			return
 		}
 		res(sip.StatusLoopDetected, "Loop Detected (a call with this Call-ID and tag exists)")
 		return
 	}
 	s.Counters.Started.Add(1)
-	s.wg.Add(1) // until finish
 	c.arm(tickRing, s.cfg.RingTimeout)
 	// A CANCEL that came while the call was planned (or its callee looked
 	// up) found no listener: the transaction layer answered it 487 itself,
@@ -331,6 +361,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	} else {
 		for i, b := range contacts {
 			br := c.newBranch(i, b, body)
+			c.mayWait(br.dest, br.transport)
 			c.mu.Lock()
 			c.branches = append(c.branches, br)
 			c.mu.Unlock()
@@ -340,9 +371,9 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			c.start(br)
 		}
 	}
-	// What came meanwhile (a fast answer, a CANCEL) is served now; then
-	// whoever posts next serves the call.
-	c.run()
+	// What came meanwhile (a fast answer, a CANCEL) is served now, on the
+	// handler's goroutine; then whoever posts next serves the call.
+	c.run(true)
 	if kept {
 		return
 	}

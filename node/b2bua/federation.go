@@ -143,6 +143,7 @@ func (c *Call) startBranch(i int) {
 	c.branches = append(c.branches, br)
 	c.attempts = append(c.attempts, AttemptRecord{Hops: att.Hops, SLAs: att.SLAs, At: time.Now()})
 	c.mu.Unlock()
+	c.mayWait(br.dest, br.transport)
 	c.svc.addBranch(c, br)
 	c.start(br)
 }

@@ -74,7 +74,7 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 			c.tx.Terminate()
 		}
 		if ack != nil {
-			c.background(ack.Destination(), transport, func() { _ = s.write(ack, transport) })
+			c.post(event{out: ack, outTransport: transport})
 		}
 		return
 	}
@@ -97,7 +97,7 @@ func (c *Call) onAck(ref dialogRef, req *sip.Request) {
 	}
 	transport := p.out.transport
 	c.mu.Unlock()
-	c.background(ack.Destination(), transport, func() { _ = s.write(ack, transport) })
+	c.post(event{out: ack, outTransport: transport})
 }
 
 // pendingAck maps the ACK of a forwarded re-INVITE's 2xx to the other

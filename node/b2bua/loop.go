@@ -44,7 +44,7 @@ const (
 // read them, timers on their own goroutines, an INVITE on its handler's:
 // no hand-over to another goroutine per message. The one serving owns the
 // state machine's actions and the timers below; nothing it does waits on
-// the network (background).
+// the network unless on a goroutine of its own (post, background).
 
 // arm starts timer k, replacing one armed before: it posts its tick.
 // Called by the one serving the call.
@@ -74,8 +74,10 @@ func (c *Call) fired(e event) bool {
 }
 
 // run serves the call's queued events until none is left, then lets go:
-// the next post serves it. Called by the one that set c.running.
-func (c *Call) run() {
+// the next post serves it. Called by the one that set c.running; own
+// when on a goroutine that may wait (see post). A call found to need one
+// meanwhile (a path over TCP) is handed to one.
+func (c *Call) run(own bool) {
 	for {
 		c.qmu.Lock()
 		batch := c.queue
@@ -84,10 +86,17 @@ func (c *Call) run() {
 			c.qmu.Unlock()
 			return
 		}
+		if c.offload && !own {
+			c.qmu.Unlock()
+			c.svc.spawn(func() { c.run(true) })
+			return
+		}
 		c.queue, c.spare = c.spare, nil
 		c.qmu.Unlock()
 		for _, e := range batch {
 			switch {
+			case e.out != nil:
+				_ = c.svc.write(e.out, e.outTransport)
 			case e.reply:
 				c.reply(e)
 			case e.tick != tickNone:
@@ -343,7 +352,7 @@ func (c *Call) do(a call.Action, e event) {
 		ack := br.ackFor(s, nil)
 		c.mu.Unlock()
 		if ack != nil {
-			c.background(br.dest, br.transport, func() { _ = s.write(ack, br.transport) })
+			_ = s.write(ack, br.transport) // before a BYE that may follow
 		}
 
 	case call.ByeBranch:

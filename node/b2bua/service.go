@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -104,8 +105,8 @@ func (s *Service) Close() error {
 		s.log.Warn("calls still ending at shutdown")
 	}
 	s.cancel()
-	// Calls still waiting for answers are forgotten, as is one that was
-	// being set up meanwhile.
+	// Calls still waiting for answers are forgotten. No call registers
+	// once draining is set.
 	all := make(chan struct{})
 	go func() { s.wg.Wait(); close(all) }()
 	for stop := true; stop; {
@@ -213,21 +214,33 @@ func newID() string {
 
 func newTag() string { return sip.GenerateTagN(16) }
 
-// register adds a call and its caller-side dialog; false when a call with
-// the same Call-ID and From tag exists (a second INVITE, not a
-// retransmission, which the transaction layer absorbs).
-func (s *Service) register(c *Call) bool {
+// register adds a call and its caller-side dialog: errDuplicate when a
+// call with the same Call-ID and From tag exists (a second INVITE, not a
+// retransmission, which the transaction layer absorbs), errDraining once
+// the service stops taking calls.
+func (s *Service) register(c *Call) error {
 	key := c.a.callID + ";" + c.a.remoteTag
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.draining {
+		// Close or Drain began while the call was being looked up: it
+		// would not be waited for.
+		return errDraining
+	}
 	if _, dup := s.dialogs[key]; dup {
-		return false
+		return errDuplicate
 	}
 	s.calls[c.id] = c
 	s.dialogs[key] = dialogRef{c: c, side: call.Caller}
 	s.active[c.caller]++
-	return true
+	s.wg.Add(1) // until finish; under mu, so never after Close began waiting
+	return nil
 }
+
+var (
+	errDraining  = errors.New("b2bua: draining")
+	errDuplicate = errors.New("b2bua: a call with this Call-ID and tag exists")
+)
 
 func (s *Service) addBranch(c *Call, b *branch) {
 	s.mu.Lock()

@@ -80,8 +80,10 @@ type Calls interface {
 	Invite(req *sip.Request, tx sip.ServerTransaction, caller Caller)
 	// InDialog is given every request that carries a To tag, and every
 	// ACK; it returns false when no call knows the dialog (the edge then
-	// answers 481). For an ACK or a BYE it must not block: those are
-	// handed over on the transport's reader (inDialogQuick).
+	// answers 481). For an ACK or a BYE it must not wait on anything but
+	// the connection the request came on: those are handed over on that
+	// transport's reader (inDialogQuick), and a UDP reader serves every
+	// peer.
 	InDialog(req *sip.Request, tx sip.ServerTransaction) bool
 }
 
@@ -210,7 +212,11 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 // (responses, ACK, BYE: siptx Config.Inline, b2bua's calls), so one
 // reader alone would bound the node to one core's worth of that work.
 // Datagrams read by two readers may be handled out of order, as UDP may
-// deliver them: the transaction layer and the calls expect that.
+// deliver them. A retransmission racing its original finds the
+// transaction made (siptx); a BYE overtaking the caller's ACK still has
+// the callee's 2xx ACKed (call: byeWinner); a CANCEL cannot overtake its
+// INVITE, since a UAC sends one only after a provisional (RFC 3261 §9.1),
+// which goes out once the INVITE's transaction exists.
 func udpReaders() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // udpBuffer is the receive and send buffer asked for on the UDP listener.

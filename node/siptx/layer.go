@@ -6,7 +6,8 @@
 //
 //   - Responses and retransmissions are matched and handled on the
 //     transport's reader, without a goroutine per message; a new request's
-//     handler runs on a kept goroutine (pool), not a fresh one.
+//     handler runs on a kept goroutine (pool), not a fresh one, or on the
+//     reader itself for the requests Config.Inline picks.
 //   - Every transaction timer lives in one timing wheel (wheel), not in a
 //     runtime timer each.
 //   - A request's connection is looked up once, without a context and its
