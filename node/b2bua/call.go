@@ -158,7 +158,8 @@ func (c *Call) post(e event) {
 }
 
 // mayWait marks the call as one whose serving may wait on the network
-// (post). Called while set up.
+// (post) when its leg toward dest is not UDP to an address: at set-up,
+// and when a path's branch is added.
 func (c *Call) mayWait(dest, transport string) {
 	if immediate(dest, transport) {
 		return

@@ -198,6 +198,7 @@ func (c *Call) settle() bool {
 // finish forgets the call: its timers stop and posts are dropped. Called
 // once, by the one serving the call.
 func (c *Call) finish() {
+	defer c.svc.wg.Done() // taken by register
 	for k := range c.timers {
 		c.disarm(tick(k))
 	}
@@ -206,7 +207,6 @@ func (c *Call) finish() {
 	c.over, c.queue, c.spare = true, nil, nil
 	c.qmu.Unlock()
 	close(c.done)
-	defer c.svc.wg.Done()
 	c.mu.Lock()
 	m := c.media
 	var txs []sip.ClientTransaction

@@ -92,11 +92,9 @@ func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, lo
 // Close ends every call at once and waits for them.
 func (s *Service) Close() error {
 	s.mu.Lock()
-	s.draining = true
+	s.draining = true // no call registers from here on
 	s.mu.Unlock()
-	for _, c := range s.live() {
-		c.post(event{ev: call.Event{Kind: call.Shutdown}})
-	}
+	s.tell(event{ev: call.Event{Kind: call.Shutdown}})
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); s.requests.Wait(); close(done) }()
 	select {
@@ -105,22 +103,17 @@ func (s *Service) Close() error {
 		s.log.Warn("calls still ending at shutdown")
 	}
 	s.cancel()
-	// Calls still waiting for answers are forgotten. No call registers
-	// once draining is set.
-	all := make(chan struct{})
-	go func() { s.wg.Wait(); close(all) }()
-	for stop := true; stop; {
-		for _, c := range s.live() {
-			c.post(event{tick: tickStop})
-		}
-		select {
-		case <-all:
-			stop = false
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	s.tell(event{tick: tickStop}) // calls still waiting for answers are forgotten
+	s.wg.Wait()
 	s.pool.Close()
 	return nil
+}
+
+// tell posts e to every call in progress.
+func (s *Service) tell(e event) {
+	for _, c := range s.live() {
+		c.post(e)
+	}
 }
 
 // live lists the calls in progress.

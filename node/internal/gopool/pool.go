@@ -6,7 +6,8 @@
 // building and sending messages) that grew a fresh stack by copying
 // several times each: a tenth of a node's CPU under call load. A kept
 // goroutine grows its stack once. Every function gets a goroutine of its
-// own, so a function may block (a call's loop runs for the whole call).
+// own, so a function may block (a call served on a goroutine of its own
+// may wait on a TCP write or a dial).
 package gopool
 
 import "sync"
