@@ -16,9 +16,10 @@
 // The TU sees sipgo's interfaces (sip.ServerTransaction,
 // sip.ClientTransaction), with sipgo's semantics where the TU depends on
 // them: a server transaction ends when its handler returns without a final
-// response (unless the TU keeps it to answer later: Keep); a CANCEL is answered 200 and its INVITE 487 by the layer, and
-// the TU is told through OnCancel; responses are passed up in order on
-// Responses, 2xx retransmissions on OnRetransmission.
+// response (unless the TU keeps it to answer later: Keep); a CANCEL is
+// answered 200 and its INVITE 487 by the layer, and the TU is told through
+// OnCancel; responses are passed up in order on Responses, 2xx
+// retransmissions on OnRetransmission.
 //
 // Responses to requests that came over UDP go to the request's source
 // address and port (as RFC 3581 asks when rport is present, and as every
@@ -240,11 +241,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
 		// response possible.
 		tx = &serverTx{base: base{key: key, l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}, origin: req}
-		if l.inline(req) {
-			l.handler(req, ackTx{tx})
-			return
-		}
-		l.workers.Go(func() { l.handler(req, ackTx{tx}) })
+		l.serve(req, func() { l.handler(req, ackTx{tx}) })
 		return
 	}
 	l.mu.Lock()
@@ -278,19 +275,20 @@ func (l *Layer) handleRequest(req *sip.Request) {
 	l.servers[key] = tx
 	l.mu.Unlock()
 	tx.started()
-	if l.inline(req) {
-		l.handler(req, tx)
-		tx.handled()
-		return
-	}
-	if !l.workers.Go(func() { l.handler(req, tx); tx.handled() }) {
+	if !l.serve(req, func() { l.handler(req, tx); tx.handled() }) {
 		tx.terminate(nil)
 	}
 }
 
-// inline reports whether req's handler runs on the reader (Config.Inline).
-func (l *Layer) inline(req *sip.Request) bool {
-	return l.cfg.Inline != nil && l.cfg.Inline(req)
+// serve runs f, which hands req to the TU: on this reader when
+// Config.Inline picks req, else on a worker. False when the layer is
+// closing and f did not run.
+func (l *Layer) serve(req *sip.Request, f func()) bool {
+	if l.cfg.Inline != nil && l.cfg.Inline(req) {
+		f()
+		return true
+	}
+	return l.workers.Go(f)
 }
 
 // writeStateless answers a request outside any transaction.

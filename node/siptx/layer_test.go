@@ -875,6 +875,16 @@ func (s *stack) requestFunc(t *testing.T, req *sip.Request) (sip.ClientTransacti
 	return tx, got
 }
 
+// funcToPeer starts a RequestFunc transaction of method from a new stack
+// to a new peer, over UDP.
+func funcToPeer(t *testing.T, method sip.RequestMethod) (*stack, *peer, sip.ClientTransaction, chan heard) {
+	t.Helper()
+	s := newStack(t, nil)
+	p := newPeer(t)
+	tx, got := s.requestFunc(t, s.outgoing(method, p.addr(), "UDP"))
+	return s, p, tx, got
+}
+
 // quiet fails if the function is handed anything more within a short
 // while.
 func quiet(t *testing.T, got chan heard, when string) {
@@ -901,9 +911,7 @@ func next(t *testing.T, got chan heard) heard {
 // ACKs a non-2xx as any INVITE transaction does, reports no error after a
 // final response, and leaves the channel empty.
 func TestClientRequestFunc(t *testing.T) {
-	s := newStack(t, nil)
-	p := newPeer(t)
-	tx, got := s.requestFunc(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
+	s, p, tx, got := funcToPeer(t, sip.INVITE)
 	inv := p.next("INVITE")
 	p.send(s.addr, answer(inv, 100, "Trying", ""))
 	p.send(s.addr, answer(inv, 180, "Ringing", "f1"))
@@ -926,9 +934,7 @@ func TestClientRequestFunc(t *testing.T) {
 // A TU that ends a RequestFunc transaction itself, before any final
 // response, is not told of it.
 func TestClientRequestFuncTerminated(t *testing.T) {
-	s := newStack(t, nil)
-	p := newPeer(t)
-	tx, got := s.requestFunc(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
+	s, p, tx, got := funcToPeer(t, sip.INVITE)
 	inv := p.next("INVITE")
 	p.send(s.addr, answer(inv, 180, "Ringing", "f3"))
 	if h := next(t, got); h.code != 180 {
@@ -963,9 +969,7 @@ func TestClientRequestFuncNotSent(t *testing.T) {
 
 // No answer: the function hears the timeout, once.
 func TestClientRequestFuncTimeout(t *testing.T) {
-	s := newStack(t, nil)
-	p := newPeer(t)
-	tx, got := s.requestFunc(t, s.outgoing(sip.OPTIONS, p.addr(), "UDP"))
+	_, _, tx, got := funcToPeer(t, sip.OPTIONS)
 	if h := next(t, got); h.code != 0 || !errors.Is(h.err, sip.ErrTransactionTimeout) {
 		t.Fatalf("handed %+v, want a timeout", h)
 	}
