@@ -64,10 +64,7 @@ func TestCallThroughOneNode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := alice.call(ctx, "bob")
-	if err != nil {
-		t.Fatalf("call: %v", err)
-	}
+	d := alice.mustCall(t, ctx, "bob")
 	// Media is anchored: alice is told to send to the relay, not to bob.
 	if mediaPeer(t, d.InviteResponse.Body()) == bob.rtp.Addr() {
 		t.Fatal("the answer names bob's RTP address: media not anchored")
@@ -229,10 +226,7 @@ func TestForkedCallFirstAnswerWins(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := alice.call(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := alice.mustCall(t, ctx, "bob")
 	ringing := <-rang
 	select {
 	case <-ringing.Context().Done():
@@ -289,10 +283,7 @@ func TestForkedCallSilentBranchCancelledWhenItRings(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := alice.call(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := alice.mustCall(t, ctx, "bob")
 	close(answered)
 	select {
 	case <-cancelled:
@@ -327,10 +318,7 @@ func TestHoldSurvivesMediaTimeoutAndDeadMediaEndsTheCall(t *testing.T) {
 	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := alice.call(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := alice.mustCall(t, ctx, "bob")
 	// Hold: a re-INVITE with sendonly, answered recvonly by bob's phone.
 	reinvite := func(dir string) {
 		t.Helper()
@@ -389,10 +377,7 @@ func TestAnchorNeverLeavesSDPUntouched(t *testing.T) {
 	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := alice.call(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := alice.mustCall(t, ctx, "bob")
 	if got := string(bob.dialog(0).InviteRequest.Body()); got != string(alice.sdp("sendrecv")) {
 		t.Fatalf("bob got SDP %q, want alice's untouched", got)
 	}
@@ -552,10 +537,7 @@ func TestSessionTimerEndsAnUnrefreshedCall(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := alice.call(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := alice.mustCall(t, ctx, "bob")
 	if se := d.InviteResponse.GetHeader("Session-Expires"); se == nil || !strings.HasPrefix(se.Value(), "2") {
 		t.Fatalf("the caller was not given the session interval: %v", se)
 	}

@@ -215,6 +215,16 @@ func (p *phone) call(ctx context.Context, target string) (*sipgo.DialogClientSes
 	return p.callWith(ctx, target, nil)
 }
 
+// mustCall is call, failing the test unless the call is answered.
+func (p *phone) mustCall(t *testing.T, ctx context.Context, target string) *sipgo.DialogClientSession {
+	t.Helper()
+	d, err := p.call(ctx, target)
+	if err != nil {
+		t.Fatalf("call %s: %v", target, err)
+	}
+	return d
+}
+
 // callWith is call, telling onResponse about every response to the INVITE.
 func (p *phone) callWith(ctx context.Context, target string, onResponse func(*sip.Response)) (*sipgo.DialogClientSession, error) {
 	domain := p.n.Config().Domain
