@@ -23,5 +23,5 @@ func startCallsKamailio(t *testing.T, defines ...string) *kamailio {
 
 // callsKamailioTitle describes a proxy.cfg Kamailio for reports.
 func callsKamailioTitle(k *kamailio, what string) string {
-	return fmt.Sprintf("Kamailio %s: %s (proxy.cfg), -x tlsf -m 1024 -n %d -b %d", k.version, what, kamailioChildren, kamailioRcvBuf)
+	return fmt.Sprintf("Kamailio %s: %s (proxy.cfg), %s", k.version, what, kamailioTuningText)
 }

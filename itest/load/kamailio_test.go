@@ -28,6 +28,14 @@ const kamailioChildren = 4
 // deeper queue than the other.
 const kamailioRcvBuf = 4 << 20
 
+// kamailioTuning is how Kamailio is run, as operators do: the TLSF memory
+// manager, 1 GiB of shared memory, kamailioChildren workers and a
+// kamailioRcvBuf receive buffer. Reports quote it (kamailioTuningText).
+var kamailioTuning = []string{"-x", "tlsf", "-m", "1024", "-n", strconv.Itoa(kamailioChildren), "-b", strconv.Itoa(kamailioRcvBuf)}
+
+// kamailioTuningText is kamailioTuning for a report's title.
+var kamailioTuningText = strings.Join(kamailioTuning, " ")
+
 // kamailio is a running Kamailio registrar in its own process group.
 type kamailio struct {
 	addr    string
@@ -45,9 +53,9 @@ func startKamailio(t *testing.T, realm string) *kamailio {
 }
 
 // runKamailio starts Kamailio with configuration file cfgPath on port of
-// 127.0.0.1 over the given transports, with defines (-A), as operators run
-// it (TLSF memory manager, 1 GiB of shared memory, kamailioChildren
-// workers), in the foreground with its log in a file. The test's cleanup
+// 127.0.0.1 over the given transports, with defines (-A), tuned as
+// operators run it (kamailioTuning), in the foreground with its log in a
+// file. The test's cleanup
 // stops it and every process it forked.
 func runKamailio(t *testing.T, cfgPath string, port int, transports []string, defines ...string) *kamailio {
 	t.Helper()
@@ -87,8 +95,8 @@ func runKamailio(t *testing.T, cfgPath string, port int, transports []string, de
 	for _, d := range defines {
 		args = append(args, "-A", d)
 	}
-	args = append(args, "-x", "tlsf", "-m", "1024", "-n", strconv.Itoa(kamailioChildren),
-		"-b", strconv.Itoa(kamailioRcvBuf), "-DD", "-E", "-Y", dir, "-w", dir)
+	args = append(args, kamailioTuning...)
+	args = append(args, "-DD", "-E", "-Y", dir, "-w", dir)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -311,7 +311,7 @@ func kamailioServer(t *testing.T) server {
 	k := startKamailio(t, node.DefaultDomain)
 	return server{
 		name:    "kamailio",
-		title:   fmt.Sprintf("Kamailio %s: registrar with digest, -x tlsf -m 1024 -n %d -b %d", k.version, kamailioChildren, kamailioRcvBuf),
+		title:   fmt.Sprintf("Kamailio %s: registrar with digest, %s", k.version, kamailioTuningText),
 		addr:    k.addr,
 		cpu:     k.cpu,
 		logTail: k.logTail,
