@@ -58,7 +58,7 @@ func (tx *clientTx) start() error {
 	tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerB, tx.gen[timerB])
 	origin := tx.origin
 	tx.mu.Unlock()
-	if err := tx.conn.WriteMsg(origin); err != nil {
+	if err := send(tx.conn, origin); err != nil {
 		return transportErr(err)
 	}
 	return nil
@@ -248,7 +248,7 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 		tx.l.wheel.after(tx.interval, tx.self, timerA, tx.gen[timerA])
 		origin := tx.origin
 		tx.mu.Unlock()
-		if err := tx.conn.WriteMsg(origin); err != nil {
+		if err := send(tx.conn, origin); err != nil {
 			tx.terminate(transportErr(err))
 		}
 		return
@@ -284,7 +284,7 @@ func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
 // address; a name is resolved again, off the transport's reader.
 func (tx *clientTx) sendAck(ack *sip.Request) {
 	if host, _, err := net.SplitHostPort(ack.Destination()); err == nil && net.ParseIP(host) != nil {
-		if err := tx.conn.WriteMsg(ack); err != nil {
+		if err := send(tx.conn, ack); err != nil {
 			tx.l.cfg.Log.Debug("ACK not sent", "err", err)
 		}
 		return

@@ -298,7 +298,7 @@ func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
 	if err != nil {
 		return
 	}
-	_ = conn.WriteMsg(res)
+	_ = send(conn, res)
 	_, _ = conn.TryClose()
 }
 
@@ -411,7 +411,7 @@ func (l *Layer) Write(req *sip.Request) error {
 		return err
 	}
 	defer conn.TryClose()
-	return transportErr(conn.WriteMsg(req))
+	return transportErr(send(conn, req))
 }
 
 // Do sends req and returns its final response.

@@ -107,7 +107,7 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 	}
 	tx.mu.Unlock()
 	if res != nil {
-		_ = tx.conn.WriteMsg(res)
+		_ = send(tx.conn, res)
 	}
 	return true
 }
@@ -135,7 +135,7 @@ func (tx *serverTx) cancel(req *sip.Request) {
 	f := tx.onCancel // before completeLocked lets it go
 	tx.completeLocked(res)
 	tx.mu.Unlock()
-	if err := tx.conn.WriteMsg(res); err != nil {
+	if err := send(tx.conn, res); err != nil {
 		tx.terminate(transportErr(err))
 	}
 	if f != nil {
@@ -192,13 +192,13 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 		}
 		if !tx.completeLocked(res) {
 			tx.mu.Unlock()
-			err := tx.conn.WriteMsg(res)
+			err := send(tx.conn, res)
 			tx.terminate(nil)
 			return transportErr(err)
 		}
 	}
 	tx.mu.Unlock()
-	if err := tx.conn.WriteMsg(res); err != nil {
+	if err := send(tx.conn, res); err != nil {
 		err = transportErr(err)
 		tx.terminate(err)
 		return err
@@ -264,7 +264,7 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 		tx.l.wheel.after(tx.interval, tx.self, timerG, tx.gen[timerG])
 		res := tx.last
 		tx.mu.Unlock()
-		_ = tx.conn.WriteMsg(res)
+		_ = send(tx.conn, res)
 		return
 	case timerH:
 		tx.mu.Unlock()

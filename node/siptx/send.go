@@ -1,0 +1,57 @@
+package siptx
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/callmesh/callmesh/node/sipwire"
+	"github.com/emiago/sipgo/sip"
+)
+
+// send writes msg on conn. A datagram to an IP address is written by
+// sipwire, which allocates nothing, and sent with one system call;
+// anything else (a stream, a destination that is still a name) goes
+// through sipgo's WriteMsg. Either way the destination is the one sipgo
+// would use: a request's resolved Destination, a response's
+// Destination (RFC 3581 §4: the request's source).
+func send(conn sip.Connection, msg sip.Message) error {
+	uc, ok := conn.(*sip.UDPConnection)
+	if !ok {
+		return conn.WriteMsg(msg)
+	}
+	pc, ok := uc.PacketConn.(*net.UDPConn)
+	if !ok {
+		return conn.WriteMsg(msg)
+	}
+	to, err := netip.ParseAddrPort(msg.Destination())
+	if err != nil || to.Port() == 0 {
+		return conn.WriteMsg(msg)
+	}
+	buf := sendBuffers.Get().(*bytes.Buffer)
+	defer putSendBuffer(buf)
+	buf.Reset()
+	sipwire.Write(buf, msg)
+	// sipgo's limit on a datagram, kept so that a message too large for
+	// UDP fails here as it would in WriteMsg.
+	if buf.Len() > sip.UDPMTUSize-200 {
+		return sip.ErrUDPMTUCongestion
+	}
+	to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+	if _, err := pc.WriteToUDPAddrPort(buf.Bytes(), to); err != nil {
+		return fmt.Errorf("udp conn %s: %w", uc.PacketAddr, err)
+	}
+	return nil
+}
+
+var sendBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putSendBuffer keeps a buffer for the next message unless an oversized
+// one grew it.
+func putSendBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<16 {
+		sendBuffers.Put(buf)
+	}
+}
