@@ -12,6 +12,7 @@ type edgeMetrics struct {
 	authFailures prometheus.Counter
 	blocks       prometheus.Counter
 	denied       prometheus.Counter
+	unparsable   prometheus.Counter
 }
 
 func newEdgeMetrics(reg prometheus.Registerer) *edgeMetrics {
@@ -36,9 +37,13 @@ func newEdgeMetrics(reg prometheus.Registerer) *edgeMetrics {
 			Namespace: "callmesh", Subsystem: "sip", Name: "sessions_denied_total",
 			Help: "Session-starting requests refused for a missing right.",
 		}),
+		unparsable: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "sip", Name: "unparsable_datagrams_total",
+			Help: "UDP datagrams dropped because they are not a SIP message.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.registers, m.rejected, m.authFailures, m.blocks, m.denied)
+		reg.MustRegister(m.registers, m.rejected, m.authFailures, m.blocks, m.denied, m.unparsable)
 	}
 	return m
 }

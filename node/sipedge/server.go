@@ -137,6 +137,7 @@ type Server struct {
 	reg    prometheus.Registerer // nil: no metrics
 	name   string                // Server and User-Agent header
 	tpl    *sip.TransportLayer
+	parser *sip.Parser // the messages sipgo parses: over TCP, and datagrams sipwire refuses
 	txl    *siptx.Layer
 	udp    net.PacketConn
 	tcp    net.Listener
@@ -190,7 +191,8 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	if s.name == "" {
 		s.name = "callmesh"
 	}
-	s.tpl = sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(sip.WithHeadersParsers(lenientHeaders())), nil,
+	s.parser = sip.NewParser(sip.WithHeadersParsers(lenientHeaders()))
+	s.tpl = sip.NewTransportLayer(net.DefaultResolver, s.parser, nil,
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
 	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: inDialogQuick, Log: s.log.With("component", "siptx")})
 	s.txl.OnRequest(s.route)
@@ -198,11 +200,8 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 		registerTransactionMetrics(s.reg, s.txl.Stats())
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	readers := udpReaders()
-	s.wg.Add(1 + readers)
-	for range readers {
-		go func() { defer s.wg.Done(); _ = s.tpl.ServeUDP(s.udp) }()
-	}
+	s.serveUDP(udpReaders())
+	s.wg.Add(1)
 	go func() { defer s.wg.Done(); _ = s.tpl.ServeTCP(s.tcp) }()
 	return s, nil
 }

@@ -42,6 +42,6 @@ func FuzzLayer(f *testing.F) {
 		}
 		msg.SetTransport("UDP")
 		msg.SetSource(s.addr)
-		s.l.handleMessage(msg)
+		s.l.Receive(msg)
 	})
 }

@@ -126,7 +126,8 @@ func (s *Stats) Rejected() uint64 { return s.rejected.Load() }
 // idleWorkers bounds the handler goroutines kept idle.
 const idleWorkers = 256
 
-// New starts a transaction layer on tpl; it takes every message tpl reads.
+// New starts a transaction layer on tpl; it takes every message tpl reads,
+// and any its owner passes to Receive.
 func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 	cfg.defaults()
 	l := &Layer{tpl: tpl, cfg: cfg, wheel: newWheel(cfg.Tick), workers: gopool.New(idleWorkers),
@@ -136,7 +137,7 @@ func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotImplemented, "Not Implemented", nil))
 			}
 		}}
-	tpl.OnMessage(l.handleMessage)
+	tpl.OnMessage(l.Receive)
 	return l
 }
 
@@ -174,9 +175,11 @@ func (l *Layer) Close() {
 	l.wheel.close()
 }
 
-// handleMessage is the transport layer's handler: it runs on the reader of
-// the connection the message came on.
-func (l *Layer) handleMessage(msg sip.Message) {
+// Receive takes a message read from the network, with its transport and
+// source set. It runs on the reader of the connection the message came
+// on: the transport layer's own readers call it, and so may the owner of
+// a socket it reads itself.
+func (l *Layer) Receive(msg sip.Message) {
 	switch m := msg.(type) {
 	case *sip.Request:
 		l.handleRequest(m)

@@ -1,0 +1,88 @@
+package sipedge
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// readUDP reads SIP datagrams from the listener until it closes and hands
+// each message to the transaction layer; several readers share the one
+// socket (udpReaders). It is the edge's own loop rather than sipgo's
+// TransportLayer.ServeUDP, which allocates a net.Addr for every datagram
+// and a string of it, and logs every unparsable one at error level with
+// its content. It keeps ServeUDP's contract with the rest of
+// sipgo: the listener is in the UDP connection pool under its own address
+// (serveUDP) and under the source of whatever this reader read last, so
+// that a response, or a request to a peer that has written to us, goes
+// out from the listening port (RFC 3581 §4).
+func (s *Server) readUDP(conn *sip.UDPConnection, pc *net.UDPConn) {
+	buf := make([]byte, udpDatagramMax)
+	pool := s.tpl.Pool("udp")
+	var last netip.AddrPort
+	var source string
+	for {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A read error on an unconnected UDP socket concerns one
+			// datagram (one too large for the buffer, say), not the
+			// socket: log it and read on, a little later.
+			s.log.Warn("SIP UDP read failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		data := buf[:n]
+		if keepalive(data) {
+			continue
+		}
+		if from != last {
+			// A dual-stack socket reports an IPv4 source as IPv4-mapped
+			// IPv6; the pool and the Vias know it in dotted form.
+			last = from
+			source = netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String()
+			pool.Add(source, conn)
+		}
+		msg, err := s.parser.ParseSIP(data)
+		if err != nil {
+			s.m.unparsable.Inc()
+			s.log.Debug("SIP datagram dropped: cannot be parsed", "source", source, "err", err)
+			continue
+		}
+		msg.SetTransport("UDP")
+		msg.SetSource(source)
+		s.txl.Receive(msg)
+	}
+}
+
+// udpDatagramMax is the largest datagram read whole: UDP's own limit.
+const udpDatagramMax = 65535
+
+// keepalive reports whether a datagram is a keep-alive rather than a
+// message: empty, or nothing but CR, LF and NUL bytes (RFC 5626 §4.4.1
+// sends a CRLF; some devices send NULs).
+func keepalive(data []byte) bool {
+	for _, c := range data {
+		if c != '\r' && c != '\n' && c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// serveUDP puts the listener in sipgo's UDP connection pool, as
+// ServeUDP would, and starts its readers.
+func (s *Server) serveUDP(readers int) {
+	pc := s.udp.(*net.UDPConn)
+	conn := &sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String(), Listener: true}
+	s.tpl.Pool("udp").Add(conn.PacketAddr, conn)
+	s.wg.Add(readers)
+	for range readers {
+		go func() { defer s.wg.Done(); s.readUDP(conn, pc) }()
+	}
+}
