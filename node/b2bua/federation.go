@@ -12,6 +12,7 @@ import (
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/call"
 	"github.com/callmesh/callmesh/node/digest"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Federation carries calls beyond this node: to users registered at other
@@ -89,7 +90,7 @@ func CalleeReason(code int) string {
 
 // calleeMarked reports whether a response carries CalleeReason.
 func calleeMarked(res *sip.Response) bool {
-	for _, h := range res.GetHeaders("Reason") {
+	for h := range sipwire.Headers(res, "Reason") {
 		if strings.Contains(h.Value(), `text="callee"`) {
 			return true
 		}

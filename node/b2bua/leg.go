@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // leg is one dialog the node takes part in: with the caller (where the node
@@ -71,9 +73,9 @@ func (l *leg) contactFor(base sip.Uri) sip.Uri {
 
 // routeSet reads a route set from Record-Route headers: in order for the
 // UAS side (§12.1.1), reversed for the UAC side (§12.1.2).
-func routeSet(m interface{ GetHeaders(string) []sip.Header }, reverse bool) []sip.Uri {
+func routeSet(m interface{ Headers() []sip.Header }, reverse bool) []sip.Uri {
 	var out []sip.Uri
-	for _, h := range m.GetHeaders("Record-Route") {
+	for h := range sipwire.Headers(m, "Record-Route") {
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
 			out = append(out, *rr.Address.Clone())
 			continue

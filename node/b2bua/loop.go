@@ -11,6 +11,7 @@ import (
 
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/call"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // T1 and T2 are RFC 3261's retransmission timers (§17.1.1.1), for the 2xx
@@ -440,7 +441,7 @@ func (c *Call) cancel(br *branch, reason string) {
 		req.AppendHeader(via.Clone())
 	}
 	for _, n := range []string{"From", "To", "Call-ID", "Route"} {
-		for _, h := range inv.GetHeaders(n) {
+		for h := range sipwire.Headers(inv, n) {
 			req.AppendHeader(sip.HeaderClone(h))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/node/digest"
+	"github.com/callmesh/callmesh/node/sipwire"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -29,7 +30,7 @@ const (
 // the nonce was stale; on authBad, reason is a 400 reason phrase.
 func (s *Server) authenticate(ctx context.Context, req *sip.Request, header string) (user string, res authResult, stale bool, reason string) {
 	var creds []sip.Header
-	for _, h := range req.GetHeaders(header) {
+	for h := range sipwire.Headers(req, header) {
 		creds = append(creds, h)
 	}
 	if len(creds) == 0 {

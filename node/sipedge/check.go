@@ -61,6 +61,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Rejection is a final response to send instead of handling the request.
@@ -392,7 +394,7 @@ func schemeAccepted(scheme string, accepted []string) bool {
 // checkRequire implements RFC 3261 §8.2.2.3.
 func checkRequire(req *sip.Request, supported []string) *Rejection {
 	var unsupported []string
-	for _, h := range req.GetHeaders("Require") {
+	for h := range sipwire.Headers(req, "Require") {
 		for tag := range strings.SplitSeq(h.Value(), ",") {
 			tag = strings.Trim(tag, " \t")
 			switch {
@@ -488,7 +490,7 @@ func looped(req *sip.Request, self func(host string, port int) bool) bool {
 		return false
 	}
 	var vias []*sip.ViaHeader
-	for _, h := range req.GetHeaders("Via") {
+	for h := range sipwire.Headers(req, "Via") {
 		if v, ok := h.(*sip.ViaHeader); ok {
 			vias = append(vias, v)
 		}
@@ -583,17 +585,17 @@ func loopValue(req *sip.Request, prevHop *sip.ViaHeader) string {
 		put("via", "")
 	}
 	put("cseq", seq)
-	for _, r := range req.GetHeaders("Route") {
+	for r := range sipwire.Headers(req, "Route") {
 		put("route", r.Value())
 	}
-	for _, r := range req.GetHeaders("Proxy-Require") {
+	for r := range sipwire.Headers(req, "Proxy-Require") {
 		for tag := range strings.SplitSeq(r.Value(), ",") {
 			if tag = strings.Trim(tag, " \t"); tag != "" {
 				put("proxy-require", strings.ToLower(tag))
 			}
 		}
 	}
-	for _, a := range req.GetHeaders("Proxy-Authorization") {
+	for a := range sipwire.Headers(req, "Proxy-Authorization") {
 		put("proxy-authorization", a.Value())
 	}
 	sum := h.Sum(nil)

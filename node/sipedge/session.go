@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/sipwire"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -124,7 +125,7 @@ const TokenParam = "cmtoken"
 // of its Route URIs (the egress node's, last of a preloaded route set) or on
 // its Request-URI (behind a trunk that routes on it); "" without one.
 func SessionToken(req *sip.Request) string {
-	for _, h := range req.GetHeaders("Route") {
+	for h := range sipwire.Headers(req, "Route") {
 		if rh, ok := h.(*sip.RouteHeader); ok {
 			if v, ok := rh.Address.UriParams.Get(TokenParam); ok && v != "" {
 				return v

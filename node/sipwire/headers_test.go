@@ -1,0 +1,49 @@
+package sipwire
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+func TestHeadersLikeGetHeaders(t *testing.T) {
+	raw := "INVITE sip:bob@example.com SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n" +
+		"v: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK2\r\n" +
+		"Record-Route: <sip:p1.example.com;lr>\r\n" +
+		"record-route: <sip:p2.example.com;lr>\r\n" +
+		"X-Custom: a\r\n" +
+		"x-CUSTOM: b\r\n" +
+		"From: <sip:alice@example.com>;tag=1\r\n" +
+		"To: <sip:bob@example.com>\r\n" +
+		"Call-ID: h\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	m, err := sip.ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := m.(*sip.Request)
+	for _, name := range []string{"Via", "via", "Record-Route", "RECORD-ROUTE", "X-Custom", "x-custom", "Subject", "v"} {
+		got := slices.Collect(Headers(msg, name))
+		if want := msg.GetHeaders(name); !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want sipgo's %v", name, got, want)
+		}
+	}
+	if n := len(slices.Collect(Headers(msg, "Via"))); n != 2 {
+		t.Errorf("got %d Vias, want 2", n)
+	}
+	// Stopping early stops the walk.
+	for range Headers(msg, "X-Custom") {
+		break
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		for h := range Headers(msg, "x-custom") {
+			_ = h
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Headers allocated %.1f times", allocs)
+	}
+}
