@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // readUDP reads SIP datagrams from the listener until it closes and hands
@@ -48,7 +50,13 @@ func (s *Server) readUDP(conn *sip.UDPConnection, pc *net.UDPConn) {
 			source = netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String()
 			pool.Add(source, conn)
 		}
-		msg, err := s.parser.ParseSIP(data)
+		// sipwire parses the common messages with a fraction of sipgo's
+		// allocations and gives the same result; whatever it declines,
+		// sipgo parses (and judges) as it always did.
+		msg, err := sipwire.Parse(data)
+		if err != nil {
+			msg, err = s.parser.ParseSIP(data)
+		}
 		if err != nil {
 			s.m.unparsable.Inc()
 			s.log.Debug("SIP datagram dropped: cannot be parsed", "source", source, "err", err)

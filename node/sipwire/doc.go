@@ -1,0 +1,3 @@
+// Package sipwire reads and writes SIP messages in sipgo's types with few
+// allocations.
+package sipwire
