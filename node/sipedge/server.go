@@ -21,6 +21,7 @@ import (
 	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/digest"
 	"github.com/callmesh/callmesh/node/siptx"
+	"github.com/callmesh/callmesh/node/sipwire"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -191,7 +192,7 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	if s.name == "" {
 		s.name = "callmesh"
 	}
-	s.parser = sip.NewParser(sip.WithHeadersParsers(lenientHeaders()))
+	s.parser = sipwire.NewParser()
 	s.tpl = sip.NewTransportLayer(net.DefaultResolver, s.parser, nil,
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
 	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: inDialogQuick, Log: s.log.With("component", "siptx")})

@@ -28,10 +28,9 @@ func (r refusal) Unwrap() error { return ErrUnsupported }
 const maxLines = 64
 
 // Parse parses one complete SIP message received as a UDP datagram. The
-// result is deeply equal to what sip.Parser.ParseSIP produces for data
-// with the node's header parsers (sipgo's defaults, with To, From,
-// Call-ID, CSeq and Max-Forwards kept as raw headers when they do not
-// parse). Parse returns an error wrapping ErrUnsupported for a message it
+// result is deeply equal to what NewParser's ParseSIP produces for data
+// (sipgo's parser, with To, From, Call-ID, CSeq and Max-Forwards kept as
+// raw headers when they do not parse). Parse returns an error wrapping ErrUnsupported for a message it
 // does not handle; it never returns a message sipgo would not.
 //
 // Header values share one string copied from data, and the message and

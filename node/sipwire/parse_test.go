@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,31 +15,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// parseLenientHeaders is the node's header-parser set (node/sipedge):
-// sipgo's defaults with the single-valued mandatory headers kept as raw
-// headers when their value does not parse.
-func parseLenientHeaders() map[string]sip.HeaderParser {
-	m := maps.Clone(sip.DefaultHeadersParser())
-	for name, canonical := range map[string]string{
-		"to": "To", "t": "To", "from": "From", "f": "From",
-		"call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq", "max-forwards": "Max-Forwards",
-	} {
-		strict, ok := m[name]
-		if !ok {
-			continue
-		}
-		m[name] = func(hn []byte, text string) (sip.Header, error) {
-			if h, err := strict(hn, text); err == nil {
-				return h, nil
-			}
-			return sip.NewHeader(canonical, text), nil
-		}
-	}
-	return m
-}
-
 // parseReference is the parser Parse must agree with.
-var parseReference = sip.NewParser(sip.WithHeadersParsers(parseLenientHeaders()))
+var parseReference = NewParser()
 
 // parseCheck asserts the property that defines Parse: when it accepts
 // data, sipgo accepts it too and the two messages are deeply equal. It

@@ -69,11 +69,7 @@ func writeHeader(buf *bytes.Buffer, h sip.Header) {
 		buf.WriteByte('/')
 		buf.WriteString(h.Transport)
 		buf.WriteByte(' ')
-		writeHost(buf, h.Host)
-		if h.Port > 0 {
-			buf.WriteByte(':')
-			writeInt(buf, h.Port)
-		}
+		writeHostPort(buf, h.Host, h.Port)
 		writeParams(buf, ';', h.Params)
 	case *sip.FromHeader:
 		buf.WriteString("From: ")
@@ -162,11 +158,7 @@ func writeURI(buf *bytes.Buffer, u *sip.Uri) {
 		}
 		buf.WriteByte('@')
 	}
-	writeHost(buf, u.Host)
-	if u.Port > 0 {
-		buf.WriteByte(':')
-		writeInt(buf, u.Port)
-	}
+	writeHostPort(buf, u.Host, u.Port)
 	writeParams(buf, ';', u.UriParams)
 	if len(u.Headers) > 0 {
 		// The first header follows '?' where the others follow '&'.
@@ -175,10 +167,18 @@ func writeURI(buf *bytes.Buffer, u *sip.Uri) {
 	}
 }
 
-// writeHost writes a host, in brackets when it is a bare IPv6 address
-// (RFC 3261 §25.1, IPv6reference). An IPv4-mapped address or one with a
-// zone is written as given, as sipgo does, and so is one in brackets
-// already.
+// writeHostPort writes host, then the port if there is one (RFC 3261
+// §25.1, hostport). A bare IPv6 address goes in brackets (IPv6reference);
+// an IPv4-mapped address or one with a zone is written as given, as sipgo
+// does, and so is one in brackets already.
+func writeHostPort(buf *bytes.Buffer, host string, port int) {
+	writeHost(buf, host)
+	if port > 0 {
+		buf.WriteByte(':')
+		writeInt(buf, port)
+	}
+}
+
 func writeHost(buf *bytes.Buffer, host string) {
 	if strings.IndexByte(host, ':') >= 0 && host[0] != '[' {
 		if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() && a.Zone() == "" {

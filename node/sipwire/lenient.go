@@ -1,4 +1,4 @@
-package sipedge
+package sipwire
 
 import (
 	"maps"
@@ -6,12 +6,17 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// lenientHeaders returns sipgo's header parsers with the single-valued
-// mandatory headers (To, From, Call-ID, CSeq, Max-Forwards) made lenient: a
-// value sipgo cannot parse is kept as a raw header instead of failing the
+// NewParser returns the sipgo parser that Parse agrees with, for the
+// messages Parse declines and for streams: sipgo's, with the single-valued
+// mandatory headers (To, From, Call-ID, CSeq, Max-Forwards) made lenient.
+// A value sipgo cannot parse is kept as a raw header instead of failing the
 // whole message. sipgo drops an unparseable UDP datagram without an answer
-// and closes a TCP connection; kept raw, the request reaches CheckRequest,
-// which answers 400 "Malformed <Header> header" (RFC 3261 §21.4.1).
+// and closes a TCP connection; kept raw, a request reaches the edge's
+// checks, which answer 400 "Malformed <Header> header" (RFC 3261 §21.4.1).
+func NewParser() *sip.Parser {
+	return sip.NewParser(sip.WithHeadersParsers(lenientHeaders()))
+}
+
 func lenientHeaders() map[string]sip.HeaderParser {
 	m := maps.Clone(sip.DefaultHeadersParser()) // sipgo's shared map: never modify it
 	for name, canonical := range map[string]string{
