@@ -96,6 +96,18 @@ func TestSIPBadInput(t *testing.T) {
 			}
 		})
 	}
+	// A datagram that is no SIP message gets no answer (there is nobody to
+	// address one to) and is counted; a keep-alive is neither.
+	const unparsable = "callmesh_sip_unparsable_datagrams_total"
+	before := counter(t, n.Registry(), unparsable, nil)
+	for _, junk := range []string{"hello\n", "\x00\x01\x02 binary", "INVITE\n\n", "\n\n"} {
+		if got := rawSIP(t, addr, junk); got != "" {
+			t.Errorf("%q answered with %q", junk, got)
+		}
+	}
+	if got := counter(t, n.Registry(), unparsable, nil) - before; got != 3 {
+		t.Errorf("%s rose by %v, want 3 (the keep-alive is not counted)", unparsable, got)
+	}
 	// Still serving.
 	if got := rawSIP(t, addr, req("OPTIONS sip:"+domain+" SIP/2.0")); !strings.HasPrefix(got, "SIP/2.0 200") {
 		t.Fatalf("after bad input, OPTIONS got %q", got)
