@@ -209,6 +209,11 @@ func TestCalleeHangsUp(t *testing.T) {
 		t.Fatalf("bob's BYE: %v", err)
 	}
 	Eventually(t, 10*time.Second, func() bool { return alice.byes.Load() == 1 && n.Calls().Len() == 0 }, "alice was not told")
+	// The node's BYE names the dialog alice's call set up: her From tag
+	// and the To tag of the 200 she was answered with (RFC 3261 §12.2.1.1).
+	if alice.strays.Load() != 0 {
+		t.Fatal("alice answered the node's BYE 481: it was not in her dialog")
+	}
 }
 
 func TestForkedCallFirstAnswerWins(t *testing.T) {

@@ -40,6 +40,7 @@ type phone struct {
 	dialogs []*sipgo.DialogServerSession
 	reqs    []*sip.Request // requests received, in order
 	byes    atomic.Int32
+	strays  atomic.Int32 // BYEs that matched none of its dialogs (answered 481)
 }
 
 // newPhone starts a phone for user (an account on n) and registers it.
@@ -84,6 +85,7 @@ func newPhone(t testing.TB, n *node.Node, user, password string) *phone {
 		p.byes.Add(1)
 		if err := p.in.ReadBye(req, tx); err != nil {
 			if err := p.out.ReadBye(req, tx); err != nil {
+				p.strays.Add(1)
 				_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 			}
 		}

@@ -400,11 +400,15 @@ func (c *Call) response(from *sip.Response, code int, reason string, side media.
 	return res
 }
 
+// setToTag gives a response to the caller's initial INVITE the caller's
+// leg's To tag, replacing the one sipgo's NewResponseFromRequest makes up
+// for every response but a 100 whose request has none. Left there, each
+// response would carry a tag of its own, the 180's unlike the 200's, and
+// the dialog the caller confirms would not be the one the node's own
+// requests (a BYE when the callee hangs up) name (RFC 3261 §12.1.1).
 func setToTag(res *sip.Response, tag string) {
 	if to := res.To(); to != nil {
-		if _, ok := to.Params.Get("tag"); !ok {
-			to.Params.Add("tag", tag)
-		}
+		to.Params.Add("tag", tag) // Add replaces a value already there
 	}
 }
 
