@@ -209,10 +209,18 @@ func TestCalleeHangsUp(t *testing.T) {
 		t.Fatalf("bob's BYE: %v", err)
 	}
 	Eventually(t, 10*time.Second, func() bool { return alice.byes.Load() == 1 && n.Calls().Len() == 0 }, "alice was not told")
-	// The node's BYE names the dialog alice's call set up: her From tag
-	// and the To tag of the 200 she was answered with (RFC 3261 §12.2.1.1).
-	if alice.strays.Load() != 0 {
-		t.Fatal("alice answered the node's BYE 481: it was not in her dialog")
+	noStrayByes(t, alice)
+}
+
+// noStrayByes fails the test if a phone answered a BYE of the node's 481:
+// each must name the dialog the phone's call set up, the phone's own tag
+// and the one in the 200 it was answered with (RFC 3261 §12.2.1.1).
+func noStrayByes(t *testing.T, phones ...*phone) {
+	t.Helper()
+	for _, p := range phones {
+		if n := p.strays.Load(); n != 0 {
+			t.Errorf("%s answered %d of the node's BYEs 481: not in any dialog of its own", p.user, n)
+		}
 	}
 }
 
@@ -361,6 +369,7 @@ func TestHoldSurvivesMediaTimeoutAndDeadMediaEndsTheCall(t *testing.T) {
 	}
 	// Resumed and silent: the relay ends it, both sides hear BYE with a Reason.
 	Eventually(t, 15*time.Second, func() bool { return alice.byes.Load() == 1 && bob.byes.Load() == 1 }, "dead media did not end the call")
+	noStrayByes(t, alice, bob)
 	for _, p := range []*phone{alice, bob} {
 		p.mu.Lock()
 		var bye *sip.Request
@@ -425,6 +434,7 @@ func TestCallLimitsDrainAndTrustedSources(t *testing.T) {
 		t.Fatal("drain did not end the calls")
 	}
 	Eventually(t, 10*time.Second, func() bool { return alice.byes.Load() == 2 && bob.byes.Load() == 2 }, "calls not ended with BYE")
+	noStrayByes(t, alice, bob)
 }
 
 // TestReliableProvisionalsAndInDialogRequests: a caller that requires
@@ -566,5 +576,6 @@ func TestSessionTimerEndsAnUnrefreshedCall(t *testing.T) {
 	}
 	// No more refreshes: ended within a few intervals, with a Reason.
 	Eventually(t, 15*time.Second, func() bool { return alice.byes.Load() == 1 && bob.byes.Load() == 1 }, "unrefreshed call not ended")
+	noStrayByes(t, alice, bob)
 	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "call not cleaned up")
 }
