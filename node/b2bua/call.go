@@ -161,7 +161,7 @@ func (c *Call) post(e event) {
 // (post) when its leg toward dest is not UDP to an address: at set-up,
 // and when a path's branch is added.
 func (c *Call) mayWait(dest, transport string) {
-	if immediate(dest, transport) {
+	if siptx.Immediate(dest, transport) {
 		return
 	}
 	c.qmu.Lock()

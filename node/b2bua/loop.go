@@ -11,6 +11,7 @@ import (
 
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/call"
+	"github.com/callmesh/callmesh/node/siptx"
 	"github.com/callmesh/callmesh/node/sipwire"
 )
 
@@ -473,7 +474,7 @@ func (c *Call) bye(req *sip.Request, transport, reason string) {
 // needs no dial and no lookup (serving a call never waits on the network), else
 // on a goroutine of its own.
 func (c *Call) background(dest, transport string, f func()) {
-	if immediate(dest, transport) {
+	if siptx.Immediate(dest, transport) {
 		f()
 		return
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -335,20 +334,6 @@ func (s *Service) send(req *sip.Request, transport string, keepVia bool, what, i
 		once.Do(s.requests.Done)
 		s.log.Debug(what+" not sent", "call", id, "err", err)
 	}
-}
-
-// immediate reports whether sending to dest ("host:port") over transport
-// needs no dial and no name lookup: UDP to an address.
-func immediate(dest, transport string) bool {
-	if sip.IsReliable(transport) {
-		return false
-	}
-	host, _, err := net.SplitHostPort(dest)
-	if err != nil {
-		return false
-	}
-	_, err = netip.ParseAddr(host)
-	return err == nil
 }
 
 // do sends req and returns its final response.

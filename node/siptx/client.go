@@ -2,7 +2,6 @@ package siptx
 
 import (
 	"errors"
-	"net"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -283,7 +282,7 @@ func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
 // on the transaction's connection when the INVITE's destination is an
 // address; a name is resolved again, off the transport's reader.
 func (tx *clientTx) sendAck(ack *sip.Request) {
-	if host, _, err := net.SplitHostPort(ack.Destination()); err == nil && net.ParseIP(host) != nil {
+	if _, ok := address(ack.Destination()); ok {
 		if err := send(tx.conn, ack); err != nil {
 			tx.l.cfg.Log.Debug("ACK not sent", "err", err)
 		}

@@ -30,7 +30,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,8 +323,7 @@ func (l *Layer) forget(b *base) {
 // lookup) is bounded by Config.Connect as well as ctx; a UDP request to an
 // IP address opens nothing and needs no timer.
 func (l *Layer) connect(ctx context.Context, req *sip.Request) (sip.Connection, error) {
-	host, _, err := net.SplitHostPort(req.Destination())
-	if sip.IsReliable(req.Transport()) || err != nil || net.ParseIP(host) == nil {
+	if !Immediate(req.Destination(), req.Transport()) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Connect)
 		defer cancel()

@@ -26,8 +26,8 @@ func send(conn sip.Connection, msg sip.Message) error {
 	if !ok {
 		return conn.WriteMsg(msg)
 	}
-	to, err := netip.ParseAddrPort(msg.Destination())
-	if err != nil || to.Port() == 0 {
+	to, ok := address(msg.Destination())
+	if !ok {
 		return conn.WriteMsg(msg)
 	}
 	buf := sendBuffers.Get().(*bytes.Buffer)
@@ -39,11 +39,32 @@ func send(conn sip.Connection, msg sip.Message) error {
 	if buf.Len() > sip.UDPMTUSize-200 {
 		return sip.ErrUDPMTUCongestion
 	}
-	to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
 	if _, err := pc.WriteToUDPAddrPort(buf.Bytes(), to); err != nil {
 		return fmt.Errorf("udp conn %s: %w", uc.PacketAddr, err)
 	}
 	return nil
+}
+
+// address returns a destination ("host:port") whose host is an IP
+// address, as the address to send to; false for a name, which must be
+// looked up first. It allocates nothing.
+func address(dest string) (netip.AddrPort, bool) {
+	a, err := netip.ParseAddrPort(dest)
+	if err != nil || a.Port() == 0 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), true
+}
+
+// Immediate reports whether a request toward dest ("host:port") over
+// transport goes out at once, with no dial and no name lookup: UDP to an
+// address. Only then may it be sent from a goroutine that must not wait.
+func Immediate(dest, transport string) bool {
+	if sip.IsReliable(transport) {
+		return false
+	}
+	_, ok := address(dest)
+	return ok
 }
 
 var sendBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}

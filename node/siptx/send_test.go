@@ -56,3 +56,29 @@ func readDatagram(t *testing.T, pc net.PacketConn) string {
 	}
 	return string(buf[:n])
 }
+
+// Only UDP to an address goes out at once; a name needs a lookup, a
+// stream may need a dial.
+func TestImmediate(t *testing.T) {
+	for _, tc := range []struct {
+		dest, transport string
+		want            bool
+	}{
+		{"192.0.2.1:5060", "UDP", true},
+		{"[2001:db8::1]:5060", "udp", true},
+		{"[::ffff:192.0.2.1]:5060", "UDP", true},
+		{"192.0.2.1:5060", "TCP", false},
+		{"sip.example.com:5060", "UDP", false},
+		{"192.0.2.1", "UDP", false},
+		{"192.0.2.1:0", "UDP", false},
+		{"", "UDP", false},
+	} {
+		if got := Immediate(tc.dest, tc.transport); got != tc.want {
+			t.Errorf("Immediate(%q, %q) = %v, want %v", tc.dest, tc.transport, got, tc.want)
+		}
+	}
+	// An IPv4 peer seen through a dual-stack socket is sent to as IPv4.
+	if a, _ := address("[::ffff:192.0.2.1]:5060"); !a.Addr().Is4() {
+		t.Errorf("address kept %v mapped", a)
+	}
+}
