@@ -186,9 +186,14 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		_ = tx.Respond(r)
 	}
 	retry := sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter))
-	if s.Draining() {
+	// refuse answers a call that comes while the service drains: at once,
+	// or after its lookups if the drain began meanwhile (register).
+	refuse := func() {
 		s.Counters.Refused.Add(1)
 		res(sip.StatusServiceUnavailable, "Service Unavailable (shutting down)", retry)
+	}
+	if s.Draining() {
+		refuse()
 		return
 	}
 	// lookup bounds what the call asks of the federation and the accounts.
@@ -328,8 +333,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			c.media.sess.Close()
 		}
 		if errors.Is(err, errDraining) {
-			s.Counters.Refused.Add(1)
-			res(sip.StatusServiceUnavailable, "Service Unavailable (shutting down)", retry)
+			refuse()
 			return
 		}
 		res(sip.StatusLoopDetected, "Loop Detected (a call with this Call-ID and tag exists)")
