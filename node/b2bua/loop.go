@@ -68,7 +68,7 @@ func (c *Call) disarm(k tick) {
 // fired takes a timer's tick: false when the timer was stopped or
 // replaced since it posted it.
 func (c *Call) fired(e event) bool {
-	if uint32(e.gen) != c.tgen[e.tick] || c.timers[e.tick] == nil {
+	if uint32(e.gen) != c.tgen[e.tick] {
 		return false
 	}
 	c.timers[e.tick] = nil
