@@ -494,8 +494,10 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		strconv.FormatFloat(callsOtherLimit, 'f', 2, 64) + " is run again, up to " + strconv.Itoa(callsRetries) + " times, and shown as \"(run N)\"). " +
 		"UAS failed: calls the UAS counted failed (answered but never ended properly). UDP drops: datagrams the kernel dropped, " +
 		"receive buffer full, on the server's SIP socket (during the UAC's run), the UAC's (until the step's length) and the UAS's. " +
-		"Server/UAC: the server's CPU over the UAC SIPp's in the same step. The UAC does the same work whatever server it calls, " +
-		"so this quotient is the server's cost per call in a unit that follows the machine's speed, which drifts by a third within minutes here.\n")
+		"Server/UAC: the server's CPU over the UAC SIPp's in the same step. The UAC sends and parses the same calls whatever server it calls, " +
+		"so this quotient is the server's cost per call in a unit that follows the machine's speed, which drifts by a third within minutes here. " +
+		"It is not the machine's alone: the UAC spends less per call on a server that answers in bursts (it wakes less often), " +
+		"and a server started cold has a higher quotient in its first steps.\n")
 	for _, r := range reports {
 		fmt.Fprintf(&b, "\n#### %s\n\n", r.target.title)
 		if r.skipped != "" {
