@@ -16,6 +16,7 @@ import (
 	"github.com/callmesh/callmesh/node/call"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/siptx"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Call is one call in progress: the caller's dialog, the branches toward
@@ -179,7 +180,7 @@ func (c *Call) isOver() bool {
 // Invite takes an authenticated, authorized initial INVITE (sipedge.Calls).
 func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipedge.Caller) {
 	res := func(code int, reason string, hdrs ...sip.Header) {
-		r := sip.NewResponseFromRequest(req, code, reason, nil)
+		r := sipwire.Response(req, code, reason, "")
 		for _, h := range hdrs {
 			r.AppendHeader(h)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/node/call"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // InDialog takes a request that belongs to a dialog (sipedge.Calls): it
@@ -36,7 +37,7 @@ func (s *Service) InDialog(req *sip.Request, tx sip.ServerTransaction) bool {
 }
 
 func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res := sipwire.Response(req, code, reason, "")
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
@@ -196,7 +197,7 @@ func (c *Call) forward(ref dialogRef, req *sip.Request, tx sip.ServerTransaction
 		respond(tx, req, sip.StatusRequestTimeout, "Request Timeout (no answer from the other side)")
 		return
 	}
-	answer := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
+	answer := sipwire.Response(req, res.StatusCode, res.Reason, "")
 	copyHeaders(answer, res, endToEnd...)
 	if offer && res.IsSuccess() {
 		answer.AppendHeader(&sip.ContactHeader{Address: in.contactFor(s.contact)})

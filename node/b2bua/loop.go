@@ -321,9 +321,8 @@ func (c *Call) do(a call.Action, e event) {
 		} else {
 			s.Counters.Failed.Add(1)
 		}
-		res := sip.NewResponseFromRequest(c.invite, a.Final.Code, a.Final.Reason, nil)
 		c.mu.Lock()
-		setToTag(res, c.a.localTag)
+		res := c.callerResponse(a.Final.Code, a.Final.Reason)
 		c.mu.Unlock()
 		switch by := c.fsm.EndedBy(); {
 		case c.egress && (by == "callee" || by == "no answer"):
@@ -383,8 +382,7 @@ func (c *Call) do(a call.Action, e event) {
 // the end-to-end headers, and the body anchored at the relay. Called with
 // the call's mutex held.
 func (c *Call) response(from *sip.Response, code int, reason string, side media.Side) *sip.Response {
-	res := sip.NewResponseFromRequest(c.invite, code, reason, nil)
-	setToTag(res, c.a.localTag)
+	res := c.callerResponse(code, reason)
 	res.AppendHeader(&sip.ContactHeader{Address: c.a.contactFor(c.svc.contact)})
 	copyHeaders(res, from, endToEnd...)
 	body := from.Body()
@@ -401,16 +399,15 @@ func (c *Call) response(from *sip.Response, code int, reason string, side media.
 	return res
 }
 
-// setToTag gives a response to the caller's initial INVITE the caller's
-// leg's To tag, replacing the one sipgo's NewResponseFromRequest makes up
-// for every response but a 100 whose request has none. Left there, each
-// response would carry a tag of its own, the 180's unlike the 200's, and
+// callerResponse starts a response to the caller's initial INVITE, with
+// the caller's leg's To tag. Every response the caller is sent carries
+// that one tag: with one of its own each (sipgo's NewResponseFromRequest
+// draws one for every response but a 100), the 180's unlike the 200's,
 // the dialog the caller confirms would not be the one the node's own
 // requests (a BYE when the callee hangs up) name (RFC 3261 §12.1.1).
-func setToTag(res *sip.Response, tag string) {
-	if to := res.To(); to != nil {
-		to.Params.Add("tag", tag) // Add replaces a value already there
-	}
+// Called with the call's mutex held.
+func (c *Call) callerResponse(code int, reason string) *sip.Response {
+	return sipwire.Response(c.invite, code, reason, c.a.localTag)
 }
 
 // ackFor builds the ACK of the branch's 2xx (RFC 3261 §13.2.2.4), with body

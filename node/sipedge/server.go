@@ -352,7 +352,7 @@ func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
 }
 
 func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res := sipwire.Response(req, code, reason, "")
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}

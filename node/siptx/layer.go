@@ -40,6 +40,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callmesh/callmesh/node/internal/gopool"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Config holds the layer's timers; zero values take RFC 3261's.
@@ -133,7 +134,7 @@ func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 		servers: make(map[string]*serverTx), clients: make(map[string]*clientTx),
 		handler: func(req *sip.Request, tx sip.ServerTransaction) {
 			if !req.IsAck() {
-				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotImplemented, "Not Implemented", nil))
+				_ = tx.Respond(sipwire.Response(req, sip.StatusNotImplemented, "Not Implemented", ""))
 			}
 		}}
 	tpl.OnMessage(l.Receive)
@@ -295,7 +296,7 @@ func (l *Layer) serve(req *sip.Request, f func()) bool {
 
 // writeStateless answers a request outside any transaction.
 func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res := sipwire.Response(req, code, reason, "")
 	conn, err := l.tpl.GetConnection(req.Transport(), req.Source())
 	if err != nil {
 		return

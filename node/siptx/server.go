@@ -6,6 +6,8 @@ import (
 	"weak"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Server transaction states (RFC 3261 §17.2, with RFC 6026's Accepted).
@@ -120,13 +122,14 @@ func (tx *serverTx) cancel(req *sip.Request) {
 		tx.mu.Unlock()
 		return
 	}
-	res := sip.NewResponseFromRequest(tx.origin, sip.StatusRequestTerminated, "Request Terminated", nil)
+	// The same To tag as the provisional responses (RFC 3261 §8.2.6.2).
+	tag := ""
 	if tx.last != nil {
-		// The same To tag as the provisional responses (RFC 3261 §8.2.6.2).
-		if tag, ok := tx.last.To().Params.Get("tag"); ok {
-			res.To().Params.Add("tag", tag)
+		if to := tx.last.To(); to != nil {
+			tag, _ = to.Params.Get("tag")
 		}
 	}
+	res := sipwire.Response(tx.origin, sip.StatusRequestTerminated, "Request Terminated", tag)
 	// The 487 is the transaction's final response from here on, before
 	// the TU hears of the CANCEL: whatever the TU then sends or does
 	// (answer, return from its handler) cannot lose it.
@@ -251,7 +254,7 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 		tx.mu.Unlock()
 		// Off the wheel's goroutine: a TCP write may block.
 		tx.l.workers.Go(func() {
-			_ = tx.respond(sip.NewResponseFromRequest(origin, sip.StatusTrying, "Trying", nil), true)
+			_ = tx.respond(sipwire.Response(origin, sip.StatusTrying, "Trying", ""), true)
 		})
 		return
 	case timerG:

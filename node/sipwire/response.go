@@ -1,0 +1,163 @@
+package sipwire
+
+import (
+	"net"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+)
+
+// Response builds the response to a request read from the network, as
+// sip.NewResponseFromRequest does (RFC 3261 §8.2.6): the same status line,
+// the same headers in the same order, deeply equal, with the same
+// destination. It differs in what it allocates and in one choice:
+//
+//   - The copies of the top Via, From, To, CSeq and Content-Length, and of
+//     their parameter lists, share one allocation; sipgo makes each apart
+//     (about twenty allocations for a response to an INVITE).
+//   - toTag, when not empty, is the To tag: put there, or replacing the
+//     request's. A B2BUA answers each request of a leg with the leg's own
+//     tag, and sipgo would first draw a random one (a UUID read from the
+//     system's random source) for it to replace. When toTag is empty the
+//     rule is sipgo's: a response other than 100 to a request without a To
+//     tag gets a random one.
+//
+// As with sipgo's, the copies are the response's own: changing them (a
+// Via's received parameter, the To tag) leaves the request as it was.
+// The Call-ID header is shared, as sipgo shares it.
+//
+// req must be a request read from the network: sipgo sends the response
+// of one it resolved itself to an address this package cannot read.
+func Response(req *sip.Request, code int, reason string, toTag string) *sip.Response {
+	res := sip.NewResponse(code, reason)
+	res.SipVersion = req.SipVersion
+	a := new(replyArena)
+
+	// RFC 3261 §12.1.1 and Table 3 of §20: Record-Route is copied into
+	// the responses that may make a dialog.
+	allowedMethod := req.Method != sip.REGISTER && !req.IsAck()
+	allowedStatus := (code >= 180 && code < 190) || (code >= 200 && code < 300)
+	earlyInvite := req.IsInvite() && code > 100 && code < 200
+	if allowedMethod && (allowedStatus || earlyInvite) {
+		for h := range Headers(req, "Record-Route") {
+			res.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+
+	first := true
+	for h := range Headers(req, "Via") {
+		v, ok := h.(*sip.ViaHeader)
+		if !ok || !first {
+			res.AppendHeader(sip.HeaderClone(h))
+			continue
+		}
+		first = false
+		// RFC 3581 §4: an rport without a value is answered with the
+		// source port, and the source address as received.
+		rport := false
+		if val, ok := v.Params.Get("rport"); ok && val == "" {
+			rport = true
+		}
+		a.via = sip.ViaHeader{ProtocolName: v.ProtocolName, ProtocolVersion: v.ProtocolVersion,
+			Transport: v.Transport, Host: v.Host, Port: max(v.Port, 0)}
+		if v.Params != nil {
+			extra := 0
+			if rport {
+				extra = 2
+			}
+			a.via.Params = a.params(v.Params, extra)
+		}
+		res.AppendHeader(&a.via)
+		if rport {
+			host, port, _ := net.SplitHostPort(req.Source())
+			a.via.Params.Add("rport", port)
+			a.via.Params.Add("received", host)
+		}
+	}
+
+	if h := req.From(); h != nil {
+		a.from = sip.FromHeader{DisplayName: h.DisplayName, Address: a.uri(&h.Address)}
+		if h.Params != nil {
+			a.from.Params = a.params(h.Params, 0)
+		}
+		res.AppendHeader(&a.from)
+	}
+	if h := req.To(); h != nil {
+		a.to = sip.ToHeader{DisplayName: h.DisplayName, Address: a.uri(&h.Address)}
+		if h.Params != nil || toTag != "" {
+			a.to.Params = a.params(h.Params, 1)
+		}
+		res.AppendHeader(&a.to)
+	}
+	if h := req.CallID(); h != nil {
+		res.AppendHeader(h)
+	}
+	if h := req.CSeq(); h != nil {
+		a.cseq = *h
+		res.AppendHeader(&a.cseq)
+	}
+
+	if code == sip.StatusTrying {
+		for h := range Headers(req, "Timestamp") {
+			res.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	if to := res.To(); to != nil {
+		switch {
+		case toTag != "":
+			to.Params.Add("tag", toTag) // Add replaces a value already there
+		case code != sip.StatusTrying && !to.Params.Has("tag"):
+			to.Params.Add("tag", uuid.NewString())
+		}
+	}
+
+	// What SetBody(nil) adds (sip.MessageData.SetBody allocates it
+	// whatever it finds), from the arena; the body is nil already.
+	res.AppendHeader(&a.clen)
+	res.SetTransport(req.Transport())
+	res.SetDestination(req.Source())
+	return res
+}
+
+// replyArena holds what Response copies from the request.
+type replyArena struct {
+	via  sip.ViaHeader
+	from sip.FromHeader
+	to   sip.ToHeader
+	cseq sip.CSeqHeader
+	clen sip.ContentLengthHeader
+	kv   [16]sip.HeaderKV
+	n    int // kv[:n] are taken
+}
+
+// params copies p with room for extra more (nil stays nil unless extra
+// asks for room): from the arena while it lasts. The copy's capacity ends
+// at that room, so that appending beyond it moves the copy rather than
+// writing over the next one.
+func (a *replyArena) params(p sip.HeaderParams, extra int) sip.HeaderParams {
+	if p == nil && extra == 0 {
+		return nil
+	}
+	need := len(p) + extra
+	if need > len(a.kv)-a.n {
+		c := make(sip.HeaderParams, len(p), need)
+		copy(c, p)
+		return c
+	}
+	c := sip.HeaderParams(a.kv[a.n : a.n+len(p) : a.n+need])
+	copy(c, p)
+	a.n += need
+	return c
+}
+
+// uri copies u as Uri.Clone does, its parameter lists into the arena.
+func (a *replyArena) uri(u *sip.Uri) sip.Uri {
+	c := *u
+	if u.UriParams != nil {
+		c.UriParams = a.params(u.UriParams, 0)
+	}
+	if u.Headers != nil {
+		c.Headers = a.params(u.Headers, 0)
+	}
+	return c
+}
