@@ -205,6 +205,7 @@ type callsStep struct {
 	p50, p99, mean, max float64 // response time 1 (first INVITE to 200), ms
 	serverCores         float64 // during the step's length from its start
 	serverCPUPerCall    float64 // ms per successful call, over the whole UAC run
+	serverSysShare      float64 // the kernel's share of the server's CPU during the step's length
 	uacCores, uasCores  float64
 	otherCores          float64 // every other process: work sharing the cores
 	uasFailed           int     // calls the UAS counted failed during the step
@@ -367,6 +368,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		rate := p.rates[i]
 		calls := int(math.Round(float64(rate) * p.step.Seconds()))
 		server0, parts0, uas0, procs0 := tgt.cpu(), tgt.partsCPU(), uas.cpu(), allProcs()
+		sys0 := groupsSys(tgt.groups())
 		drops0 := callsUDPDrops(append(serverPorts, uasPort)...)
 		uac := startCallSIPp(t, callSIPp{
 			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
@@ -385,6 +387,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		}
 		window := time.Since(start)
 		serverW, partsW, uasW, uacW := tgt.cpu()-server0, tgt.partsCPU(), uas.cpu()-uas0, uac.cpu()
+		sysW := groupsSys(tgt.groups()) - sys0
 		otherW := callsOtherCPU(procs0, allProcs(), tgt.groups(), uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
 		uacDrops := callsUDPDrops(port)[port]
 		if err := uac.wait(p.step + 2*time.Minute); err != nil {
@@ -400,12 +403,14 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			rate: rate, calls: calls, successful: o.successful, failed: calls - o.successful, reached: o.started,
 			p50: quantile(times, 0.50), p99: quantile(times, 0.99), mean: mean(times), max: quantile(times, 1),
 			serverCores: serverW.Seconds() / window.Seconds(),
-			uacCores:    uacW.Seconds() / window.Seconds(),
-			uasCores:    uasW.Seconds() / window.Seconds(),
-			partCores:   callsPartCores(parts0, partsW, window),
-			otherCores:  otherW.Seconds() / window.Seconds(),
-			uacErrors:   o.errors,
-			drops:       [3]uint64{callsDropsSum(drops0, drops, serverPorts), uacDrops, drops[uasPort] - drops0[uasPort]},
+			// Both read at the same moments, from the same processes.
+			serverSysShare: sysW.Seconds() / serverW.Seconds(),
+			uacCores:       uacW.Seconds() / window.Seconds(),
+			uasCores:       uasW.Seconds() / window.Seconds(),
+			partCores:      callsPartCores(parts0, partsW, window),
+			otherCores:     otherW.Seconds() / window.Seconds(),
+			uacErrors:      o.errors,
+			drops:          [3]uint64{callsDropsSum(drops0, drops, serverPorts), uacDrops, drops[uasPort] - drops0[uasPort]},
 		}
 		if o.successful > 0 {
 			s.serverCPUPerCall = ms(serverCPU) / float64(o.successful)
@@ -429,9 +434,9 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			t.Errorf("%s: %s:\n%s", tgt.name, r.died, tgt.logTail())
 			break
 		}
-		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.3f ms per call)%s, UAC %.2f cores (server/UAC %.2f), UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
+		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.0f%% system, %.3f ms per call)%s, UAC %.2f cores (server/UAC %.2f), UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
 			tgt.name, rate, calls, s.successful, s.failed, 100*s.failureRate(), s.reached, s.achieved(), s.p50, s.p99, s.mean, s.max,
-			s.serverCores, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
+			s.serverCores, 100*s.serverSysShare, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
 		s.attempt = attempt
 		if s.passed() {
 			failing, attempt = 0, 1
@@ -488,7 +493,8 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		"- Response time: from the first INVITE to the 200 (both transactions in S2), as SIPp measures it; its clock ticks about every 4 ms, " +
 		"so 0 means under 4 ms; SIPp retransmits an INVITE after 500 ms, so a p99 of 500 ms or more means 1% of the calls or more needed one. " +
 		"Reached: the rate at which SIPp started calls; achieved: reached × the share of successful calls. CPU: cores used during the step's " +
-		"length from its start (server: every process of it; UAC and UAS: each SIPp); CPU per call: the server's CPU time from the start of the step " +
+		"length from its start (server: every process of it; UAC and UAS: each SIPp); server system share: the part of the server's CPU " +
+		"spent in the kernel (system time in /proc: mostly its sends and receives), the rest being its own code; CPU per call: the server's CPU time from the start of the step " +
 		"until the UAC ended, over the successful calls; other CPU: every other process on the machine (other work sharing the " +
 		"cores: more than a few hundredths makes the step's figures doubtful; a failing step with more than " +
 		strconv.FormatFloat(callsOtherLimit, 'f', 2, 64) + " is run again, up to " + strconv.Itoa(callsRetries) + " times, and shown as \"(run N)\"). " +
@@ -515,7 +521,7 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		for _, p := range r.target.parts {
 			head = append(head, p.name+" CPU")
 		}
-		head = append(head, "server CPU", "server CPU per call", "UAC SIPp CPU", "server/UAC", "UAS SIPp CPU", "other CPU", "UAS failed",
+		head = append(head, "server CPU", "server system share", "server CPU per call", "UAC SIPp CPU", "server/UAC", "UAS SIPp CPU", "other CPU", "UAS failed",
 			"UDP drops server/UAC/UAS")
 		b.WriteString("| " + strings.Join(head, " | ") + " |\n|" + strings.Repeat(" --- |", len(head)) + "\n")
 		for _, s := range r.steps {
@@ -532,8 +538,8 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 				}
 				fmt.Fprintf(&b, " %.2f |", c)
 			}
-			fmt.Fprintf(&b, " %.2f | %.3f ms | %.2f | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
-				s.serverCores, s.serverCPUPerCall, s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed,
+			fmt.Fprintf(&b, " %.2f | %.0f%% | %.3f ms | %.2f | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
+				s.serverCores, 100*s.serverSysShare, s.serverCPUPerCall, s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed,
 				s.drops[0], s.drops[1], s.drops[2])
 		}
 		b.WriteString("\n")

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ const clockTicks = 100
 // proc is one process as /proc/PID/stat shows it.
 type proc struct {
 	cpu  time.Duration // user and system time, every thread
+	sys  time.Duration // the system time alone
 	pgid int
 }
 
@@ -41,7 +43,7 @@ func readProc(pid int) (proc, bool) {
 	pgid, _ := strconv.Atoi(f[2])
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return proc{cpu: time.Duration(ut+st) * time.Second / clockTicks, pgid: pgid}, true
+	return proc{cpu: time.Duration(ut+st) * time.Second / clockTicks, sys: time.Duration(st) * time.Second / clockTicks, pgid: pgid}, true
 }
 
 // pidCPU is the CPU time process pid has used; 0 once it has gone.
@@ -75,6 +77,17 @@ func groupCPU(pgid int) time.Duration {
 	for _, p := range allProcs() {
 		if p.pgid == pgid {
 			sum += p.cpu
+		}
+	}
+	return sum
+}
+
+// groupsSys sums the system time of the live processes of the groups.
+func groupsSys(pgids []int) time.Duration {
+	var sum time.Duration
+	for _, p := range allProcs() {
+		if slices.Contains(pgids, p.pgid) {
+			sum += p.sys
 		}
 	}
 	return sum
