@@ -200,7 +200,7 @@ func (c *Call) forward(ref dialogRef, req *sip.Request, tx sip.ServerTransaction
 	answer := sipwire.Response(req, res.StatusCode, res.Reason, "")
 	copyHeaders(answer, res, endToEnd...)
 	if offer && res.IsSuccess() {
-		answer.AppendHeader(&sip.ContactHeader{Address: in.contactFor(s.contact)})
+		answer.AppendHeader(&sip.ContactHeader{Address: in.contactFor(s.contact, nil)})
 		if ct := res.Contact(); ct != nil {
 			out.remoteTarget = *ct.Address.Clone()
 		}

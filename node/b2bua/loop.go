@@ -383,7 +383,7 @@ func (c *Call) do(a call.Action, e event) {
 // the call's mutex held.
 func (c *Call) response(from *sip.Response, code int, reason string, side media.Side) *sip.Response {
 	res := c.callerResponse(code, reason)
-	res.AppendHeader(&sip.ContactHeader{Address: c.a.contactFor(c.svc.contact)})
+	res.AppendHeader(&sip.ContactHeader{Address: c.a.contactFor(c.svc.contact, nil)})
 	copyHeaders(res, from, endToEnd...)
 	body := from.Body()
 	if len(body) > 0 && c.media != nil && isSDP(from) {

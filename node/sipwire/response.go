@@ -32,6 +32,7 @@ func Response(req *sip.Request, code int, reason string, toTag string) *sip.Resp
 	res := sip.NewResponse(code, reason)
 	res.SipVersion = req.SipVersion
 	a := new(replyArena)
+	a.buf = NewParamBuf(a.kv[:])
 
 	// RFC 3261 §12.1.1 and Table 3 of §20: Record-Route is copied into
 	// the responses that may make a dialog.
@@ -65,7 +66,7 @@ func Response(req *sip.Request, code int, reason string, toTag string) *sip.Resp
 			if rport {
 				extra = 2
 			}
-			a.via.Params = a.params(v.Params, extra)
+			a.via.Params = a.buf.Copy(v.Params, extra)
 		}
 		res.AppendHeader(&a.via)
 		if rport {
@@ -76,16 +77,16 @@ func Response(req *sip.Request, code int, reason string, toTag string) *sip.Resp
 	}
 
 	if h := req.From(); h != nil {
-		a.from = sip.FromHeader{DisplayName: h.DisplayName, Address: a.uri(&h.Address)}
+		a.from = sip.FromHeader{DisplayName: h.DisplayName, Address: a.buf.URI(&h.Address)}
 		if h.Params != nil {
-			a.from.Params = a.params(h.Params, 0)
+			a.from.Params = a.buf.Copy(h.Params, 0)
 		}
 		res.AppendHeader(&a.from)
 	}
 	if h := req.To(); h != nil {
-		a.to = sip.ToHeader{DisplayName: h.DisplayName, Address: a.uri(&h.Address)}
+		a.to = sip.ToHeader{DisplayName: h.DisplayName, Address: a.buf.URI(&h.Address)}
 		if h.Params != nil || toTag != "" {
-			a.to.Params = a.params(h.Params, 1)
+			a.to.Params = a.buf.Copy(h.Params, 1)
 		}
 		res.AppendHeader(&a.to)
 	}
@@ -127,37 +128,45 @@ type replyArena struct {
 	cseq sip.CSeqHeader
 	clen sip.ContentLengthHeader
 	kv   [16]sip.HeaderKV
-	n    int // kv[:n] are taken
+	buf  ParamBuf // hands out kv
 }
 
-// params copies p with room for extra more (nil stays nil unless extra
-// asks for room): from the arena while it lasts. The copy's capacity ends
-// at that room, so that appending beyond it moves the copy rather than
-// writing over the next one.
-func (a *replyArena) params(p sip.HeaderParams, extra int) sip.HeaderParams {
+// ParamBuf hands out header parameter lists from a buffer the caller
+// allocated with the message's headers, so that a message built by hand
+// costs one allocation for its headers rather than one per list. A nil
+// or exhausted ParamBuf allocates each list on its own.
+type ParamBuf struct{ free []sip.HeaderKV }
+
+// NewParamBuf hands out lists from buf.
+func NewParamBuf(buf []sip.HeaderKV) ParamBuf { return ParamBuf{free: buf} }
+
+// Copy copies p with room for extra more; nil stays nil unless extra asks
+// for room. The copy's capacity ends at that room, so that appending
+// beyond it moves the copy rather than writing over the next list.
+func (b *ParamBuf) Copy(p sip.HeaderParams, extra int) sip.HeaderParams {
 	if p == nil && extra == 0 {
 		return nil
 	}
 	need := len(p) + extra
-	if need > len(a.kv)-a.n {
+	if b == nil || need > len(b.free) {
 		c := make(sip.HeaderParams, len(p), need)
 		copy(c, p)
 		return c
 	}
-	c := sip.HeaderParams(a.kv[a.n : a.n+len(p) : a.n+need])
+	c := sip.HeaderParams(b.free[:len(p):need])
 	copy(c, p)
-	a.n += need
+	b.free = b.free[need:]
 	return c
 }
 
-// uri copies u as Uri.Clone does, its parameter lists into the arena.
-func (a *replyArena) uri(u *sip.Uri) sip.Uri {
+// URI copies u as Uri.Clone does, its parameter lists from the buffer.
+func (b *ParamBuf) URI(u *sip.Uri) sip.Uri {
 	c := *u
 	if u.UriParams != nil {
-		c.UriParams = a.params(u.UriParams, 0)
+		c.UriParams = b.Copy(u.UriParams, 0)
 	}
 	if u.Headers != nil {
-		c.Headers = a.params(u.Headers, 0)
+		c.Headers = b.Copy(u.Headers, 0)
 	}
 	return c
 }
