@@ -127,8 +127,11 @@ type replyArena struct {
 	to   sip.ToHeader
 	cseq sip.CSeqHeader
 	clen sip.ContentLengthHeader
-	kv   [16]sip.HeaderKV
-	buf  ParamBuf // hands out kv
+	// Room for a usual response's parameters (a Via's branch, rport and
+	// received, the two tags, a URI parameter or two) in the same
+	// allocation size as sipgo's copies; more are allocated.
+	kv  [8]sip.HeaderKV
+	buf ParamBuf // hands out kv
 }
 
 // ParamBuf hands out header parameter lists from a buffer the caller
