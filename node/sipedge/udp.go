@@ -16,14 +16,16 @@ import (
 // socket (udpReaders). It is the edge's own loop rather than sipgo's
 // TransportLayer.ServeUDP, which allocates a net.Addr for every datagram
 // and a string of it, and logs every unparsable one at error level with
-// its content. It keeps ServeUDP's contract with the rest of
-// sipgo: the listener is in the UDP connection pool under its own address
-// (serveUDP) and under the source of whatever this reader read last, so
-// that a response, or a request to a peer that has written to us, goes
-// out from the listening port (RFC 3581 §4).
-func (s *Server) readUDP(conn *sip.UDPConnection, pc *net.UDPConn) {
+// its content. Everything sent over UDP leaves from the listening port
+// (RFC 3581 §4), and the listener is in sipgo's UDP connection pool under
+// its own address only (serveUDP): answers leave by it through the
+// transaction layer (AnswerUDPFrom), requests by naming it as their
+// local address (Laddr). ServeUDP also put it in the pool under the source
+// of every datagram read, and never took one out: a node reached by many
+// NATed phones, or by a scanner sweeping source ports, grew that map for
+// as long as it ran.
+func (s *Server) readUDP(pc *net.UDPConn) {
 	buf := make([]byte, udpDatagramMax)
-	pool := s.tpl.Pool("udp")
 	var last netip.AddrPort
 	var source string
 	for {
@@ -48,7 +50,6 @@ func (s *Server) readUDP(conn *sip.UDPConnection, pc *net.UDPConn) {
 			// IPv6; the pool and the Vias know it in dotted form.
 			last = from
 			source = netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String()
-			pool.Add(source, conn)
 		}
 		// sipwire parses the common messages with a fraction of sipgo's
 		// allocations and gives the same result; whatever it declines,
@@ -83,14 +84,23 @@ func keepalive(data []byte) bool {
 	return true
 }
 
-// serveUDP puts the listener in sipgo's UDP connection pool, as
-// ServeUDP would, and starts its readers.
+// serveUDP puts the listener in sipgo's UDP connection pool under its own
+// address, as ServeUDP would, makes it the connection answers leave by,
+// and starts its readers.
 func (s *Server) serveUDP(readers int) {
 	pc := s.udp.(*net.UDPConn)
 	conn := &sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String(), Listener: true}
 	s.tpl.Pool("udp").Add(conn.PacketAddr, conn)
+	s.txl.AnswerUDPFrom(conn)
 	s.wg.Add(readers)
 	for range readers {
-		go func() { defer s.wg.Done(); s.readUDP(conn, pc) }()
+		go func() { defer s.wg.Done(); s.readUDP(pc) }()
 	}
+}
+
+// udpLaddr is the listener's address as a request's Laddr names it: the
+// key serveUDP put it in the pool under.
+func (s *Server) udpLaddr() sip.Addr {
+	ua := s.udp.LocalAddr().(*net.UDPAddr)
+	return sip.Addr{IP: ua.IP, Port: ua.Port}
 }

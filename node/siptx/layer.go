@@ -98,6 +98,8 @@ type Layer struct {
 	workers *gopool.Pool
 	handler Handler
 
+	udp atomic.Pointer[sip.UDPConnection] // AnswerUDPFrom
+
 	mu      sync.Mutex
 	servers map[string]*serverTx
 	clients map[string]*clientTx
@@ -139,6 +141,24 @@ func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 		}}
 	tpl.OnMessage(l.Receive)
 	return l
+}
+
+// AnswerUDPFrom names the connection that the answers to requests read
+// over UDP leave by: the listening socket they came in on, so that they
+// leave from the port the peer wrote to (RFC 3581 §4; a NAT in front of
+// the peer passes nothing else). Without it the layer asks the transport's
+// connection pool for the request's source, which then must hold every
+// source ever read: sipgo's ServeUDP adds each and never removes one.
+func (l *Layer) AnswerUDPFrom(conn *sip.UDPConnection) { l.udp.Store(conn) }
+
+// serverConn is the connection a request's answers leave by, referenced
+// (the caller releases it with TryClose).
+func (l *Layer) serverConn(req *sip.Request) (sip.Connection, error) {
+	if c := l.udp.Load(); c != nil && strings.EqualFold(req.Transport(), "UDP") {
+		c.Ref(1)
+		return c, nil
+	}
+	return l.tpl.GetConnection(req.Transport(), req.Source())
 }
 
 // OnRequest sets the handler of new requests; set it before serving.
@@ -258,7 +278,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		return
 	}
 	l.mu.Unlock()
-	conn, err := l.tpl.GetConnection(req.Transport(), req.Source())
+	conn, err := l.serverConn(req)
 	if err != nil {
 		l.cfg.Log.Debug("SIP request dropped: no connection to answer on", "source", req.Source(), "err", err)
 		return
@@ -297,7 +317,7 @@ func (l *Layer) serve(req *sip.Request, f func()) bool {
 // writeStateless answers a request outside any transaction.
 func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
 	res := sipwire.Response(req, code, reason, "")
-	conn, err := l.tpl.GetConnection(req.Transport(), req.Source())
+	conn, err := l.serverConn(req)
 	if err != nil {
 		return
 	}

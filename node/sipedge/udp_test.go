@@ -1,0 +1,121 @@
+package sipedge
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/digest"
+)
+
+func udpTestEdge(t *testing.T) (*Server, *net.UDPAddr) {
+	t.Helper()
+	s, err := Start(Config{
+		Domain: "example.com", Listen: "127.0.0.1:0",
+		Policy:     RegisterPolicy{MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: time.Hour, MaxContacts: 1},
+		Algorithms: []digest.Algorithm{digest.MD5},
+		Nonce:      digest.NonceConfig{Secret: []byte("0123456789abcdef0123456789abcdef")},
+	}, noAccounts{}, noBindings{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	server, err := net.ResolveUDPAddr("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, server
+}
+
+// Answers over UDP leave from the listening port, to the source of the
+// request, however many sources write to the edge; and the edge keeps no
+// state per source (sipgo's ServeUDP kept each in its connection pool for
+// as long as the listener lived).
+func TestUDPAnswersFromListenerWithoutStatePerSource(t *testing.T) {
+	s, server := udpTestEdge(t)
+
+	const sources = 40
+	for i := range sources {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		msg := strings.Join([]string{
+			"OPTIONS sip:example.com SIP/2.0",
+			fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-src%d;rport", port, i),
+			"Max-Forwards: 70",
+			"From: <sip:probe@example.com>;tag=p" + fmt.Sprint(i),
+			"To: <sip:example.com>",
+			fmt.Sprintf("Call-ID: src-%d@test", i),
+			"CSeq: 1 OPTIONS",
+			"Content-Length: 0",
+			"", ""}, "\r\n")
+		if _, err := c.WriteToUDP([]byte(msg), server); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := c.ReadFromUDP(buf)
+		c.Close()
+		if err != nil {
+			t.Fatalf("source %d: no answer: %v", i, err)
+		}
+		if from.String() != server.String() {
+			t.Fatalf("source %d: answered from %s, not the listener %s", i, from, server)
+		}
+		if !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 ") {
+			t.Fatalf("source %d: %q", i, buf[:n])
+		}
+	}
+	// The listener, under its own address: the only entry requests name
+	// as their local address.
+	if n := s.tpl.Pool("udp").Size(); n != 1 {
+		t.Fatalf("%d entries in the UDP connection pool after %d sources, want the listener's alone", n, sources)
+	}
+}
+
+// A request to a contact that registered over UDP leaves from the
+// listening port too: the port the contact's NAT let the REGISTER out to.
+func TestUDPRequestFromListener(t *testing.T) {
+	s, server := udpTestEdge(t)
+	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	from := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		n, src, err := phone.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		from <- src.String()
+		msg, err := sip.ParseMessage(buf[:n])
+		if err != nil {
+			return
+		}
+		res := sip.NewResponseFromRequest(msg.(*sip.Request), 200, "OK", nil)
+		_, _ = phone.WriteToUDP([]byte(res.String()), src)
+	}()
+
+	b := Binding{AOR: "ivan@example.com", URI: "sip:ivan@" + phone.LocalAddr().String(), Source: phone.LocalAddr().String(), Transport: "udp"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := s.Qualify(ctx, b)
+	if err != nil {
+		t.Fatalf("Qualify: %v", err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("answer %d", res.StatusCode)
+	}
+	if got := <-from; got != server.String() {
+		t.Fatalf("OPTIONS came from %s, not the listener %s", got, server)
+	}
+}
