@@ -494,7 +494,7 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		"so 0 means under 4 ms; SIPp retransmits an INVITE after 500 ms, so a p99 of 500 ms or more means 1% of the calls or more needed one. " +
 		"Reached: the rate at which SIPp started calls; achieved: reached × the share of successful calls. CPU: cores used during the step's " +
 		"length from its start (server: every process of it; UAC and UAS: each SIPp); server system share: the part of the server's CPU " +
-		"spent in the kernel (system time in /proc: mostly its sends and receives), the rest being its own code; CPU per call: the server's CPU time from the start of the step " +
+		"spent in the kernel (system time in /proc: mostly its sends and receives; rough, as the kernel splits by clock ticks), the rest being its own code; CPU per call: the server's CPU time from the start of the step " +
 		"until the UAC ended, over the successful calls; other CPU: every other process on the machine (other work sharing the " +
 		"cores: more than a few hundredths makes the step's figures doubtful; a failing step with more than " +
 		strconv.FormatFloat(callsOtherLimit, 'f', 2, 64) + " is run again, up to " + strconv.Itoa(callsRetries) + " times, and shown as \"(run N)\"). " +
