@@ -30,16 +30,7 @@ func (noBindings) Save(string, []Binding) error   { return nil }
 // A request to a contact that registered over UDP still goes over TCP when
 // it is larger than 1300 bytes (RFC 3261 §18.1.1).
 func TestQualifyLargeRequestGoesOverTCP(t *testing.T) {
-	s, err := Start(Config{
-		Domain: "example.com", Listen: "127.0.0.1:0",
-		Policy:     RegisterPolicy{MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: time.Hour, MaxContacts: 1},
-		Algorithms: []digest.Algorithm{digest.MD5},
-		Nonce:      digest.NonceConfig{Secret: []byte("0123456789abcdef0123456789abcdef")},
-	}, noAccounts{}, noBindings{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := testEdge(t)
 
 	// The phone: a TCP listener only, so a UDP send would never arrive.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -13,7 +13,9 @@ import (
 	"github.com/callmesh/callmesh/node/digest"
 )
 
-func udpTestEdge(t *testing.T) (*Server, *net.UDPAddr) {
+// testEdge starts an edge on a free port of 127.0.0.1, without accounts or
+// bindings, and returns it with its UDP address.
+func testEdge(t *testing.T) (*Server, *net.UDPAddr) {
 	t.Helper()
 	s, err := Start(Config{
 		Domain: "example.com", Listen: "127.0.0.1:0",
@@ -37,7 +39,7 @@ func udpTestEdge(t *testing.T) (*Server, *net.UDPAddr) {
 // state per source (sipgo's ServeUDP kept each in its connection pool for
 // as long as the listener lived).
 func TestUDPAnswersFromListenerWithoutStatePerSource(t *testing.T) {
-	s, server := udpTestEdge(t)
+	s, server := testEdge(t)
 
 	const sources = 40
 	for i := range sources {
@@ -83,7 +85,7 @@ func TestUDPAnswersFromListenerWithoutStatePerSource(t *testing.T) {
 // A request to a contact that registered over UDP leaves from the
 // listening port too: the port the contact's NAT let the REGISTER out to.
 func TestUDPRequestFromListener(t *testing.T) {
-	s, server := udpTestEdge(t)
+	s, server := testEdge(t)
 	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
