@@ -46,8 +46,10 @@ func (s *Server) readUDP(pc *net.UDPConn) {
 			continue
 		}
 		if from != last {
-			// A dual-stack socket reports an IPv4 source as IPv4-mapped
-			// IPv6; the pool and the Vias know it in dotted form.
+			// The source's string is made only when it changes. A
+			// dual-stack socket reports an IPv4 source as IPv4-mapped
+			// IPv6; the Vias and the registrations know it in dotted
+			// form.
 			last = from
 			source = netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String()
 		}
