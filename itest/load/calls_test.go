@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +47,8 @@ import (
 //	                            also "kamailio-s2": Kamailio challenging INVITE, no media)
 //	CALLMESH_LOAD_OUT           file to write the results to as Markdown
 //	CALLMESH_LOAD_PROFILE       directory for CPU and allocation profiles of each callmesh step (log.pprof on the node)
+//	CALLMESH_LOAD_PERF          directory for a perf profile of each step of every target, Kamailio too
+//	                            (TARGET-RATE.perf.data; needs perf, Debian's linux-perf; read with perf report -i)
 //	CALLMESH_LOAD_BIN           a callmesh binary to run instead of building ./cmd/callmesh (to compare two builds)
 
 const (
@@ -154,6 +158,38 @@ type callsTarget struct {
 	// admins are callmesh nodes' admin listeners, "PART=HOST:PORT", for a
 	// CPU profile of each step when CALLMESH_LOAD_PROFILE names a directory.
 	admins []string
+}
+
+// perfStep records a perf profile of every process of the target over
+// most of a step into CALLMESH_LOAD_PERF (TARGET-RATE.perf.data), when that
+// is set; wait for the returned channel. On this machine Go's own profiler
+// samples a fraction of a node's CPU (BENCHMARKS.md), and it cannot see
+// Kamailio; perf counts both alike.
+func (tgt callsTarget) perfStep(t *testing.T, rate int, step time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("CALLMESH_LOAD_PERF")
+	if dir == "" {
+		close(done)
+		return done
+	}
+	var pids []string
+	groups := tgt.groups()
+	for pid, p := range allProcs() {
+		if slices.Contains(groups, p.pgid) {
+			pids = append(pids, strconv.Itoa(pid))
+		}
+	}
+	secs := max(1, int(step.Seconds())-2)
+	out := filepath.Join(dir, fmt.Sprintf("%s-%d.perf.data", tgt.name, rate))
+	cmd := exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-g",
+		"-p", strings.Join(pids, ","), "-o", out, "--", "sleep", strconv.Itoa(secs))
+	go func() {
+		defer close(done)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: perf record (CALLMESH_LOAD_PERF; perf is in Debian's linux-perf): %v: %s", tgt.name, err, callsOneLine(string(b), 300))
+		}
+	}()
+	return done
 }
 
 // profileStep fetches a CPU profile and an allocation profile of each of
@@ -377,7 +413,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			args: []string{"-auth_uri", callee.name + "@" + domain},
 			rtt:  true, load: true, timeout: p.step + time.Minute,
 		})
-		profiled := tgt.profileStep(t, rate, p.step)
+		profiled, perfed := tgt.profileStep(t, rate, p.step), tgt.perfStep(t, rate, p.step)
 		// CPU while the load is offered: over the step's length (calls
 		// that hang until SIPp gives up on them must not dilute it).
 		start := time.Now()
@@ -395,6 +431,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			t.Fatal(err)
 		}
 		<-profiled
+		<-perfed
 		serverCPU := tgt.cpu() - server0
 		drops := callsUDPDrops(append(serverPorts, uasPort)...)
 		o := uac.outcome(t)
