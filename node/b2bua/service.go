@@ -33,7 +33,6 @@ type Service struct {
 
 	txl     *siptx.Layer
 	contact sip.Uri // our Contact in both dialogs
-	laddr   sip.Addr
 
 	mu       sync.Mutex
 	calls    map[string]*Call     // by call id
@@ -80,7 +79,6 @@ func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, lo
 	s := &Service{
 		cfg: cfg, log: log, dir: dir, relay: relay, edge: edge, txl: edge.Transactions(),
 		contact: sip.Uri{Scheme: "sip", Host: host, Port: p},
-		laddr:   sip.Addr{IP: net.ParseIP(host), Port: p},
 		calls:   make(map[string]*Call), dialogs: make(map[string]dialogRef), active: make(map[string]int),
 		pool: gopool.New(idleGoroutines),
 	}
@@ -280,25 +278,22 @@ func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
 }
 
 // prepare readies a request of the node's: a new top Via unless keepVia
-// (a CANCEL shares its INVITE's), sent by the edge's host; over UDP it
-// leaves from the listening socket, so answers come back to it and the far
-// end sees the address it knows (INTEROP: a fresh ephemeral socket per
+// (a CANCEL shares its INVITE's), sent by the edge's host. Over UDP it
+// leaves from the listening socket (the edge's transaction layer sends
+// every UDP message by it), so answers come back to it and the far end
+// sees the address it knows (INTEROP: a fresh ephemeral socket per
 // request loses replies under load). TCP reuses the connection a contact
 // registered over, or opens one; the Via's port is the connection's.
 func (s *Service) prepare(req *sip.Request, transport string, keepVia bool) {
-	reliable := sip.IsReliable(transport)
 	if !keepVia {
 		// Over UDP the request leaves from the edge's port: naming it here
 		// spares the transport reading it back from the socket for every
 		// request. A stream's is the connection's (0: filled in on sending).
 		port := 0
-		if !reliable {
+		if !sip.IsReliable(transport) {
 			port = s.contact.Port
 		}
 		siptx.AddVia(req, s.contact.Host, port)
-	}
-	if !reliable {
-		req.Laddr = s.laddr
 	}
 }
 

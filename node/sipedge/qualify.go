@@ -54,10 +54,6 @@ func (s *Server) Qualify(ctx context.Context, b Binding, extra ...sip.Header) (*
 		req.SetTransport(transport)
 		req.Via().Transport = transport
 	}
-	if !sip.IsReliable(transport) {
-		// From the listening port, where the contact's NAT expects us.
-		req.Laddr = s.udpLaddr()
-	}
 	res, err := s.txl.Do(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("qualify %s at %s over %s: %w", b.AOR, b.Source, transport, err)

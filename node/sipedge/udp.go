@@ -17,11 +17,9 @@ import (
 // TransportLayer.ServeUDP, which allocates a net.Addr for every datagram
 // and a string of it, and logs every unparsable one at error level with
 // its content. Everything sent over UDP leaves from the listening port
-// (RFC 3581 §4), and the listener is in sipgo's UDP connection pool under
-// its own address only (serveUDP): answers leave by it through the
-// transaction layer (AnswerUDPFrom), requests by naming it as their
-// local address (Laddr). ServeUDP also put it in the pool under the source
-// of every datagram read, and never took one out: a node reached by many
+// (RFC 3581 §4): the transaction layer sends by it (siptx SendUDPFrom).
+// ServeUDP also put it in sipgo's connection pool under the source of
+// every datagram read, and never took one out: a node reached by many
 // NATed phones, or by a scanner sweeping source ports, grew that map for
 // as long as it ran.
 func (s *Server) readUDP(pc *net.UDPConn) {
@@ -86,23 +84,14 @@ func keepalive(data []byte) bool {
 	return true
 }
 
-// serveUDP puts the listener in sipgo's UDP connection pool under its own
-// address, as ServeUDP would, makes it the connection answers leave by,
-// and starts its readers.
+// serveUDP makes the listener the socket the transaction layer sends by
+// over UDP, and starts its readers.
 func (s *Server) serveUDP(readers int) {
 	pc := s.udp.(*net.UDPConn)
 	conn := &sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String(), Listener: true}
-	s.tpl.Pool("udp").Add(conn.PacketAddr, conn)
-	s.txl.AnswerUDPFrom(conn)
+	s.txl.SendUDPFrom(conn)
 	s.wg.Add(readers)
 	for range readers {
 		go func() { defer s.wg.Done(); s.readUDP(pc) }()
 	}
-}
-
-// udpLaddr is the listener's address as a request's Laddr names it: the
-// key serveUDP put it in the pool under.
-func (s *Server) udpLaddr() sip.Addr {
-	ua := s.udp.LocalAddr().(*net.UDPAddr)
-	return sip.Addr{IP: ua.IP, Port: ua.Port}
 }

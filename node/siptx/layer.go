@@ -30,6 +30,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,7 +99,7 @@ type Layer struct {
 	workers *gopool.Pool
 	handler Handler
 
-	udp atomic.Pointer[sip.UDPConnection] // AnswerUDPFrom
+	udp atomic.Pointer[udpListener] // SendUDPFrom
 
 	mu      sync.Mutex
 	servers map[string]*serverTx
@@ -143,23 +144,42 @@ func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 	return l
 }
 
-// AnswerUDPFrom names the connection that the answers to requests read
-// over UDP leave by: the listening socket they came in on, so that they
-// leave from the port the peer wrote to (RFC 3581 §4; a NAT in front of
-// the peer passes nothing else). Without it the layer asks the transport's
-// connection pool for the request's source, which then must hold every
-// source ever read: sipgo's ServeUDP adds each and never removes one.
-func (l *Layer) AnswerUDPFrom(conn *sip.UDPConnection) { l.udp.Store(conn) }
+// udpListener is the socket every UDP message leaves by (SendUDPFrom).
+type udpListener struct {
+	conn  *sip.UDPConnection
+	laddr sip.Addr // its address, as a request's Laddr names it
+}
+
+// SendUDPFrom names the listening socket every UDP message of the layer
+// leaves by, so that a peer, and a NAT in front of it, sees the port it
+// wrote to or registered from (RFC 3581 §4): the answers to requests read
+// over UDP, and requests that name no other local address. It puts conn
+// in the transport's connection pool under its own address, where sipgo
+// finds a request's Laddr. Without it the layer asks the pool for each
+// request's source, which then must hold every source ever read (sipgo's
+// ServeUDP adds each and never removes one), and a request opens a socket
+// of its own.
+func (l *Layer) SendUDPFrom(conn *sip.UDPConnection) {
+	ua, _ := conn.LocalAddr().(*net.UDPAddr)
+	if ua == nil {
+		return
+	}
+	u := &udpListener{conn: conn, laddr: sip.Addr{IP: ua.IP, Port: ua.Port}}
+	l.tpl.Pool("udp").Add(u.laddr.String(), conn)
+	l.udp.Store(u)
+}
 
 // serverConn is the connection a request's answers leave by, referenced
 // (the caller releases it with TryClose).
 func (l *Layer) serverConn(req *sip.Request) (sip.Connection, error) {
-	if c := l.udp.Load(); c != nil && strings.EqualFold(req.Transport(), "UDP") {
-		c.Ref(1)
-		return c, nil
+	if u := l.udp.Load(); u != nil && isUDP(req.Transport()) {
+		u.conn.Ref(1)
+		return u.conn, nil
 	}
 	return l.tpl.GetConnection(req.Transport(), req.Source())
 }
+
+func isUDP(transport string) bool { return strings.EqualFold(transport, "UDP") }
 
 // OnRequest sets the handler of new requests; set it before serving.
 func (l *Layer) OnRequest(h Handler) { l.handler = h }
@@ -344,6 +364,9 @@ func (l *Layer) forget(b *base) {
 // lookup) is bounded by Config.Connect as well as ctx; a UDP request to an
 // IP address opens nothing and needs no timer.
 func (l *Layer) connect(ctx context.Context, req *sip.Request) (sip.Connection, error) {
+	if u := l.udp.Load(); u != nil && req.Laddr.IP == nil && isUDP(req.Transport()) {
+		req.Laddr = u.laddr // SendUDPFrom
+	}
 	if !Immediate(req.Destination(), req.Transport()) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Connect)
