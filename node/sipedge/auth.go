@@ -29,10 +29,7 @@ const (
 // the authenticated user on authOK; on authChallenge, stale says whether
 // the nonce was stale; on authBad, reason is a 400 reason phrase.
 func (s *Server) authenticate(ctx context.Context, req *sip.Request, header string) (user string, res authResult, stale bool, reason string) {
-	var creds []sip.Header
-	for h := range sipwire.Headers(req, header) {
-		creds = append(creds, h)
-	}
+	creds := slices.Collect(sipwire.Headers(req, header))
 	if len(creds) == 0 {
 		return "", authChallenge, false, ""
 	}

@@ -79,13 +79,13 @@ type Rejection struct {
 // Response builds the response that carries r for req, or returns nil when
 // req must not be answered (an ACK). The reason phrase passes through
 // [SanitizeReason], and the response is SIP/2.0 whatever the request said:
-// sip.NewResponseFromRequest copies the request's version, so a 505 built
-// with it would announce the very version it refuses.
+// a response is built with the request's version, so a 505 left so would
+// announce the very version it refuses.
 func (r *Rejection) Response(req *sip.Request) *sip.Response {
 	if r == nil || req == nil || req.IsAck() {
 		return nil
 	}
-	res := sip.NewResponseFromRequest(req, r.Code, SanitizeReason(r.Reason), nil)
+	res := sipwire.Response(req, r.Code, SanitizeReason(r.Reason), "")
 	res.SipVersion = "SIP/2.0"
 	for _, h := range r.Header {
 		if h != nil {

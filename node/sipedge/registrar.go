@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // onRegister is the registrar (RFC 3261 §10.3).
@@ -76,7 +78,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.m.registers.WithLabelValues("ok").Inc()
 	// §10.3 step 8: 200 OK listing every current binding with its expiry.
-	resp := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	resp := sipwire.Response(req, sip.StatusOK, "OK", "")
 	for _, b := range out.Bindings {
 		resp.AppendHeader(contactHeader(b, now))
 	}
