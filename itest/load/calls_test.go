@@ -404,7 +404,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		rate := p.rates[i]
 		calls := int(math.Round(float64(rate) * p.step.Seconds()))
 		server0, parts0, uas0, procs0 := tgt.cpu(), tgt.partsCPU(), uas.cpu(), allProcs()
-		sys0 := groupsSys(tgt.groups())
+		_, sys0 := groupsTime(tgt.groups()...)
 		drops0 := callsUDPDrops(append(serverPorts, uasPort)...)
 		uac := startCallSIPp(t, callSIPp{
 			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
@@ -423,7 +423,8 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		}
 		window := time.Since(start)
 		serverW, partsW, uasW, uacW := tgt.cpu()-server0, tgt.partsCPU(), uas.cpu()-uas0, uac.cpu()
-		sysW := groupsSys(tgt.groups()) - sys0
+		_, sys1 := groupsTime(tgt.groups()...)
+		sysW := sys1 - sys0
 		otherW := callsOtherCPU(procs0, allProcs(), tgt.groups(), uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
 		uacDrops := callsUDPDrops(port)[port]
 		if err := uac.wait(p.step + 2*time.Minute); err != nil {

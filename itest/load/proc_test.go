@@ -73,24 +73,20 @@ func allProcs() map[int]proc {
 
 // groupCPU sums the CPU time of the live processes of group pgid.
 func groupCPU(pgid int) time.Duration {
-	var sum time.Duration
-	for _, p := range allProcs() {
-		if p.pgid == pgid {
-			sum += p.cpu
-		}
-	}
-	return sum
+	cpu, _ := groupsTime(pgid)
+	return cpu
 }
 
-// groupsSys sums the system time of the live processes of the groups.
-func groupsSys(pgids []int) time.Duration {
-	var sum time.Duration
+// groupsTime sums the CPU time of the live processes of the groups, and
+// the system time within it.
+func groupsTime(pgids ...int) (cpu, sys time.Duration) {
 	for _, p := range allProcs() {
 		if slices.Contains(pgids, p.pgid) {
-			sum += p.sys
+			cpu += p.cpu
+			sys += p.sys
 		}
 	}
-	return sum
+	return cpu, sys
 }
 
 // loadAvg is the system's load averages over 1, 5 and 15 minutes.
