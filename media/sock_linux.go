@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/callmesh/callmesh/media/rawudp"
 )
 
 // On Linux the relay's sockets are plain non-blocking descriptors, not
@@ -87,28 +89,9 @@ var errSockClosed = errors.New("media: socket closed")
 
 // writeTo sends one datagram. Safe for concurrent use, and with close.
 func (k *sock) writeTo(b []byte, dst netip.AddrPort) error {
-	var sa6 syscall.RawSockaddrInet6
-	var sa4 syscall.RawSockaddrInet4
-	var ptr unsafe.Pointer
-	var n uintptr
-	addr := dst.Addr()
-	switch {
-	case k.v6:
-		sa6.Family = syscall.AF_INET6
-		putPort(&sa6.Port, dst.Port())
-		sa6.Addr = addr.As16() // IPv4 as v4-mapped
-		ptr, n = unsafe.Pointer(&sa6), syscall.SizeofSockaddrInet6
-	case addr.Is4() || addr.Is4In6():
-		sa4.Family = syscall.AF_INET
-		putPort(&sa4.Port, dst.Port())
-		sa4.Addr = addr.Unmap().As4()
-		ptr, n = unsafe.Pointer(&sa4), syscall.SizeofSockaddrInet4
-	default:
-		return fmt.Errorf("media: %s unreachable from an IPv4 socket", dst)
-	}
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
+	var sa rawudp.Sockaddr
+	if err := sa.Set(dst, k.v6); err != nil {
+		return fmt.Errorf("media: %w", err)
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -117,17 +100,10 @@ func (k *sock) writeTo(b []byte, dst netip.AddrPort) error {
 	}
 	// Non-blocking: a full send buffer is EAGAIN, and the datagram is lost
 	// as it would be on the wire.
-	_, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(k.fd), uintptr(p), uintptr(len(b)), 0, uintptr(ptr), n)
-	if e != 0 {
+	if e := rawudp.Sendto(uintptr(k.fd), b, &sa); e != 0 {
 		return e
 	}
 	return nil
-}
-
-// putPort stores a port in network byte order.
-func putPort(dst *uint16, port uint16) {
-	b := (*[2]byte)(unsafe.Pointer(dst))
-	b[0], b[1] = byte(port>>8), byte(port)
 }
 
 // close stops watching the socket and closes it. When it returns, the
@@ -333,8 +309,8 @@ func (p *poller) loop() {
 				if sl.k == nil || sl.gen != uint32(ev.Pad) {
 					continue // removed since
 				}
-				n, src, ok := recvFrom(sl.k.fd, buf, &rsa)
-				if !ok {
+				n, src, e := rawudp.Recvfrom(uintptr(sl.k.fd), buf, &rsa)
+				if e != 0 {
 					continue // EAGAIN, or an ICMP error reported on the socket
 				}
 				total++
@@ -375,28 +351,4 @@ func (p *poller) loop() {
 			return // closed by stop
 		}
 	}
-}
-
-// recvFrom reads one datagram and its source without allocating.
-func recvFrom(fd int, buf []byte, rsa *syscall.RawSockaddrAny) (int, netip.AddrPort, bool) {
-	salen := uint32(syscall.SizeofSockaddrAny)
-	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])),
-		uintptr(len(buf)), 0, uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&salen)))
-	if e != 0 {
-		return 0, netip.AddrPort{}, false
-	}
-	switch rsa.Addr.Family {
-	case syscall.AF_INET:
-		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return int(n), netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), getPort(&sa.Port)), true
-	case syscall.AF_INET6:
-		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return int(n), netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), getPort(&sa.Port)), true
-	}
-	return 0, netip.AddrPort{}, false
-}
-
-func getPort(p *uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(p))
-	return uint16(b[0])<<8 | uint16(b[1])
 }
