@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callmesh/callmesh/media/rawudp"
 	"github.com/callmesh/callmesh/node/accounts"
 	"github.com/callmesh/callmesh/node/digest"
 	"github.com/callmesh/callmesh/node/siptx"
@@ -141,6 +142,7 @@ type Server struct {
 	parser *sip.Parser // the messages sipgo parses: over TCP, and datagrams sipwire refuses
 	txl    *siptx.Layer
 	udp    net.PacketConn
+	rawUDP *rawudp.Conn // udp's socket, read by raw system calls
 	tcp    net.Listener
 	hosts  map[string]bool // lower-case hosts that name our domain
 	port   int             // the listening port (UDP and TCP share it)
@@ -241,15 +243,20 @@ func (s *Server) listen() error {
 			// Bursts of requests and retransmissions must not overflow the
 			// kernel's default UDP buffer (about 200 KiB) while the process
 			// is busy; the kernel caps the size at net.core.rmem_max.
-			if uc, ok := udp.(*net.UDPConn); ok {
-				_ = uc.SetReadBuffer(udpBuffer)
-				_ = uc.SetWriteBuffer(udpBuffer)
-				if got := receiveBuffer(uc); got > 0 && got < udpBuffer {
-					s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
-						"asked", udpBuffer, "granted", got)
-				}
+			uc := udp.(*net.UDPConn) // ListenPacket("udp") makes no other
+			_ = uc.SetReadBuffer(udpBuffer)
+			_ = uc.SetWriteBuffer(udpBuffer)
+			if got := receiveBuffer(uc); got > 0 && got < udpBuffer {
+				s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
+					"asked", udpBuffer, "granted", got)
 			}
-			s.udp, s.tcp = udp, tcp
+			raw, err := rawudp.New(uc)
+			if err != nil {
+				udp.Close()
+				tcp.Close()
+				return fmt.Errorf("sip edge: UDP listener %s: %w", s.cfg.Listen, err)
+			}
+			s.udp, s.rawUDP, s.tcp = udp, raw, tcp
 			return nil
 		}
 		udp.Close()

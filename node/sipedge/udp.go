@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callmesh/callmesh/media/rawudp"
 	"github.com/callmesh/callmesh/node/sipwire"
 )
 
@@ -16,18 +17,20 @@ import (
 // socket (udpReaders). It is the edge's own loop rather than sipgo's
 // TransportLayer.ServeUDP, which allocates a net.Addr for every datagram
 // and a string of it, and logs every unparsable one at error level with
-// its content. Everything sent over UDP leaves from the listening port
+// its content. It reads by raw system calls (rawudp), which the Go
+// scheduler does not see, and waits in the runtime's poller only when
+// nothing is queued. Everything sent over UDP leaves from the listening port
 // (RFC 3581 §4): the transaction layer sends by it (siptx SendUDPFrom).
 // ServeUDP also put it in sipgo's connection pool under the source of
 // every datagram read, and never took one out: a node reached by many
 // NATed phones, or by a scanner sweeping source ports, grew that map for
 // as long as it ran.
-func (s *Server) readUDP(pc *net.UDPConn) {
+func (s *Server) readUDP(r *rawudp.Reader) {
 	buf := make([]byte, udpDatagramMax)
 	var last netip.AddrPort
 	var source string
 	for {
-		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		n, from, err := r.Read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -92,6 +95,7 @@ func (s *Server) serveUDP(readers int) {
 	s.txl.SendUDPFrom(conn)
 	s.wg.Add(readers)
 	for range readers {
-		go func() { defer s.wg.Done(); s.readUDP(pc) }()
+		r := s.rawUDP.Reader()
+		go func() { defer s.wg.Done(); s.readUDP(r) }()
 	}
 }

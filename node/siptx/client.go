@@ -57,7 +57,7 @@ func (tx *clientTx) start() error {
 	tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerB, tx.gen[timerB])
 	origin := tx.origin
 	tx.mu.Unlock()
-	if err := send(tx.conn, origin); err != nil {
+	if err := tx.l.send(tx.conn, origin); err != nil {
 		return transportErr(err)
 	}
 	return nil
@@ -247,7 +247,7 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 		tx.l.wheel.after(tx.interval, tx.self, timerA, tx.gen[timerA])
 		origin := tx.origin
 		tx.mu.Unlock()
-		if err := send(tx.conn, origin); err != nil {
+		if err := tx.l.send(tx.conn, origin); err != nil {
 			tx.terminate(transportErr(err))
 		}
 		return
@@ -283,7 +283,7 @@ func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
 // address; a name is resolved again, off the transport's reader.
 func (tx *clientTx) sendAck(ack *sip.Request) {
 	if _, ok := address(ack.Destination()); ok {
-		if err := send(tx.conn, ack); err != nil {
+		if err := tx.l.send(tx.conn, ack); err != nil {
 			tx.l.cfg.Log.Debug("ACK not sent", "err", err)
 		}
 		return

@@ -40,6 +40,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callmesh/callmesh/media/rawudp"
 	"github.com/callmesh/callmesh/node/internal/gopool"
 	"github.com/callmesh/callmesh/node/sipwire"
 )
@@ -147,7 +148,8 @@ func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 // udpListener is the socket every UDP message leaves by (SendUDPFrom).
 type udpListener struct {
 	conn  *sip.UDPConnection
-	laddr sip.Addr // its address, as a request's Laddr names it
+	laddr sip.Addr     // its address, as a request's Laddr names it
+	raw   *rawudp.Conn // its socket, written by raw system calls; nil if not a net.UDPConn
 }
 
 // SendUDPFrom names the listening socket every UDP message of the layer
@@ -165,6 +167,9 @@ func (l *Layer) SendUDPFrom(conn *sip.UDPConnection) {
 		return
 	}
 	u := &udpListener{conn: conn, laddr: sip.Addr{IP: ua.IP, Port: ua.Port}}
+	if pc, ok := conn.PacketConn.(*net.UDPConn); ok {
+		u.raw, _ = rawudp.New(pc) // without it, the net package's writes
+	}
 	l.tpl.Pool("udp").Add(u.laddr.String(), conn)
 	l.udp.Store(u)
 }
@@ -341,7 +346,7 @@ func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
 	if err != nil {
 		return
 	}
-	_ = send(conn, res)
+	_ = l.send(conn, res)
 	_, _ = conn.TryClose()
 }
 
@@ -456,7 +461,7 @@ func (l *Layer) Write(req *sip.Request) error {
 		return err
 	}
 	defer conn.TryClose()
-	return transportErr(send(conn, req))
+	return transportErr(l.send(conn, req))
 }
 
 // Do sends req and returns its final response.

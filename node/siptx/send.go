@@ -12,12 +12,13 @@ import (
 )
 
 // send writes msg on conn. A datagram to an IP address is written by
-// sipwire, which allocates nothing, and sent with one system call;
-// anything else (a stream, a destination that is still a name) goes
-// through sipgo's WriteMsg. Either way the destination is the one sipgo
-// would use: a request's resolved Destination, a response's
-// Destination (RFC 3581 §4: the request's source).
-func send(conn sip.Connection, msg sip.Message) error {
+// sipwire, which allocates nothing, and sent with one system call: a raw
+// one (rawudp) on the listener named by SendUDPFrom, by which every UDP
+// message normally leaves; anything else (a stream, a destination that is
+// still a name) goes through sipgo's WriteMsg. Either way the destination
+// is the one sipgo would use: a request's resolved Destination, a
+// response's Destination (RFC 3581 §4: the request's source).
+func (l *Layer) send(conn sip.Connection, msg sip.Message) error {
 	uc, ok := conn.(*sip.UDPConnection)
 	if !ok {
 		return conn.WriteMsg(msg)
@@ -39,7 +40,13 @@ func send(conn sip.Connection, msg sip.Message) error {
 	if buf.Len() > sip.UDPMTUSize-200 {
 		return sip.ErrUDPMTUCongestion
 	}
-	if _, err := pc.WriteToUDPAddrPort(buf.Bytes(), to); err != nil {
+	var err error
+	if u := l.udp.Load(); u != nil && u.conn == uc && u.raw != nil {
+		err = u.raw.WriteTo(buf.Bytes(), to)
+	} else {
+		_, err = pc.WriteToUDPAddrPort(buf.Bytes(), to)
+	}
+	if err != nil {
 		return fmt.Errorf("udp conn %s: %w", uc.PacketAddr, err)
 	}
 	return nil

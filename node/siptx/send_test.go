@@ -11,50 +11,76 @@ import (
 )
 
 // TestSendDatagram checks what send puts on the wire over UDP: sipgo's
-// bytes, to a response's Destination, within sipgo's size limit.
+// bytes, to a response's Destination, from the socket given, within
+// sipgo's size limit; by the net package's write on any socket, and by a
+// raw system call on the listener named by SendUDPFrom.
 func TestSendDatagram(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	peer, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	conn := &sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String()}
+	for _, listener := range []bool{false, true} {
+		t.Run(map[bool]string{false: "socket", true: "listener"}[listener], func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			peer, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			conn := &sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String()}
+			tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
+			defer tpl.Close()
+			l := New(tpl, testConfig)
+			defer l.Close()
+			if listener {
+				l.SendUDPFrom(conn)
+				if l.udp.Load().raw == nil {
+					t.Fatal("the listener has no raw writer")
+				}
+			}
 
-	req, err := sip.ParseMessage([]byte(request("OPTIONS", "z9hG4bK-send", peer.LocalAddr().String(), 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := sip.NewResponseFromRequest(req.(*sip.Request), 200, "OK", nil)
-	res.SetDestination(peer.LocalAddr().String())
-	if err := send(conn, res); err != nil {
-		t.Fatal(err)
-	}
-	if got := readDatagram(t, peer); got != res.String() {
-		t.Fatalf("sent\n%q\nwant sipgo's\n%q", got, res.String())
-	}
+			req, err := sip.ParseMessage([]byte(request("OPTIONS", "z9hG4bK-send", peer.LocalAddr().String(), 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := sip.NewResponseFromRequest(req.(*sip.Request), 200, "OK", nil)
+			res.SetDestination(peer.LocalAddr().String())
+			if err := l.send(conn, res); err != nil {
+				t.Fatal(err)
+			}
+			got, from := readDatagram(t, peer)
+			if got != res.String() {
+				t.Fatalf("sent\n%q\nwant sipgo's\n%q", got, res.String())
+			}
+			if from != pc.LocalAddr().String() {
+				t.Fatalf("sent from %s, want the socket's %s", from, pc.LocalAddr())
+			}
 
-	big := sip.NewResponseFromRequest(req.(*sip.Request), 200, "OK", []byte(strings.Repeat("x", sip.UDPMTUSize)))
-	big.SetDestination(peer.LocalAddr().String())
-	if err := send(conn, big); !errors.Is(err, sip.ErrUDPMTUCongestion) {
-		t.Fatalf("oversized datagram: got %v, want %v", err, sip.ErrUDPMTUCongestion)
-	}
+			big := sip.NewResponseFromRequest(req.(*sip.Request), 200, "OK", []byte(strings.Repeat("x", sip.UDPMTUSize)))
+			big.SetDestination(peer.LocalAddr().String())
+			if err := l.send(conn, big); !errors.Is(err, sip.ErrUDPMTUCongestion) {
+				t.Fatalf("oversized datagram: got %v, want %v", err, sip.ErrUDPMTUCongestion)
+			}
 
+			// A closed socket is an error, not a datagram sent elsewhere.
+			pc.Close()
+			if err := l.send(conn, res); err == nil {
+				t.Fatal("sent on a closed socket")
+			}
+		})
+	}
 }
 
-func readDatagram(t *testing.T, pc net.PacketConn) string {
+// readDatagram returns the next datagram pc reads and its source.
+func readDatagram(t *testing.T, pc net.PacketConn) (string, string) {
 	t.Helper()
 	buf := make([]byte, 65535)
 	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, _, err := pc.ReadFrom(buf)
+	n, from, err := pc.ReadFrom(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(buf[:n])
+	return string(buf[:n]), from.String()
 }
 
 // Only UDP to an address goes out at once; a name needs a lookup, a

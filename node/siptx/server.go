@@ -109,7 +109,7 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 	}
 	tx.mu.Unlock()
 	if res != nil {
-		_ = send(tx.conn, res)
+		_ = tx.l.send(tx.conn, res)
 	}
 	return true
 }
@@ -138,7 +138,7 @@ func (tx *serverTx) cancel(req *sip.Request) {
 	f := tx.onCancel // before completeLocked lets it go
 	tx.completeLocked(res)
 	tx.mu.Unlock()
-	if err := send(tx.conn, res); err != nil {
+	if err := tx.l.send(tx.conn, res); err != nil {
 		tx.terminate(transportErr(err))
 	}
 	if f != nil {
@@ -195,13 +195,13 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 		}
 		if !tx.completeLocked(res) {
 			tx.mu.Unlock()
-			err := send(tx.conn, res)
+			err := tx.l.send(tx.conn, res)
 			tx.terminate(nil)
 			return transportErr(err)
 		}
 	}
 	tx.mu.Unlock()
-	if err := send(tx.conn, res); err != nil {
+	if err := tx.l.send(tx.conn, res); err != nil {
 		err = transportErr(err)
 		tx.terminate(err)
 		return err
@@ -267,7 +267,7 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 		tx.l.wheel.after(tx.interval, tx.self, timerG, tx.gen[timerG])
 		res := tx.last
 		tx.mu.Unlock()
-		_ = send(tx.conn, res)
+		_ = tx.l.send(tx.conn, res)
 		return
 	case timerH:
 		tx.mu.Unlock()
