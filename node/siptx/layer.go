@@ -174,6 +174,34 @@ func (l *Layer) SendUDPFrom(conn *sip.UDPConnection) {
 	l.udp.Store(u)
 }
 
+// direct returns the listener, referenced, for a request that leaves by
+// it (its Laddr) to an IP address, as sipgo's ClientRequestConnection
+// would find it in the pool, and fills in the top Via's sent-by as that
+// does when the TU left it open. It spares each request sipgo's parsing
+// of the destination, its two addresses made into strings and its pool
+// lookup; send writes to the Destination itself. False for anything else
+// (a name to resolve, another local address), which sipgo connects.
+func (u *udpListener) direct(req *sip.Request) (sip.Connection, bool) {
+	if u.raw == nil || req.Laddr.Port != u.laddr.Port || !req.Laddr.IP.Equal(u.laddr.IP) {
+		return nil, false
+	}
+	via := req.Via()
+	if via == nil {
+		return nil, false // sipgo's error
+	}
+	if _, ok := address(req.Destination()); !ok {
+		return nil, false
+	}
+	if via.Host == "" {
+		via.Host = u.laddr.IP.String()
+	}
+	if via.Port == 0 {
+		via.Port = u.laddr.Port
+	}
+	u.conn.Ref(1)
+	return u.conn, true
+}
+
 // serverConn is the connection a request's answers leave by, referenced
 // (the caller releases it with TryClose).
 func (l *Layer) serverConn(req *sip.Request) (sip.Connection, error) {
@@ -234,13 +262,14 @@ func (l *Layer) Receive(msg sip.Message) {
 }
 
 func (l *Layer) handleResponse(res *sip.Response) {
-	key, ok := clientKey(res)
+	var kb keyBuf
+	key, ok := appendClientKey(kb[:0], res)
 	if !ok {
 		l.stats.unmatched.Add(1)
 		return
 	}
 	l.mu.Lock()
-	tx := l.clients[key]
+	tx := l.clients[string(key)]
 	l.mu.Unlock()
 	if tx == nil {
 		// A 2xx retransmitted after its transaction ended, or a stray:
@@ -254,7 +283,8 @@ func (l *Layer) handleResponse(res *sip.Response) {
 }
 
 func (l *Layer) handleRequest(req *sip.Request) {
-	key, ok := serverKey(req, req.Method)
+	var kb keyBuf
+	key, ok := appendServerKey(kb[:0], req, req.Method)
 	if !ok {
 		l.stats.rejected.Add(1)
 		if !req.IsAck() {
@@ -266,9 +296,10 @@ func (l *Layer) handleRequest(req *sip.Request) {
 	case req.IsCancel():
 		// The CANCEL's own transaction key names the INVITE it cancels
 		// (§9.2: same branch and sent-by, method INVITE).
-		inv, _ := serverKey(req, sip.INVITE)
+		var ib keyBuf
+		inv, _ := appendServerKey(ib[:0], req, sip.INVITE)
 		l.mu.Lock()
-		tx := l.servers[inv]
+		tx := l.servers[string(inv)]
 		l.mu.Unlock()
 		if tx != nil {
 			// Off the reader: the TU's OnCancel may block. The 200 to the
@@ -281,19 +312,19 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		}
 	case req.IsAck():
 		l.mu.Lock()
-		tx := l.servers[key]
+		tx := l.servers[string(key)]
 		l.mu.Unlock()
 		if tx != nil && tx.receive(req) {
 			return
 		}
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
 		// response possible.
-		tx = &serverTx{base: base{key: key, l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}, origin: req}
+		tx = &serverTx{base: base{key: string(key), l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}, origin: req}
 		l.serve(req, func() { l.handler(req, ackTx{tx}) })
 		return
 	}
 	l.mu.Lock()
-	if tx := l.servers[key]; tx != nil {
+	if tx := l.servers[string(key)]; tx != nil {
 		l.mu.Unlock()
 		tx.receive(req)
 		return
@@ -308,9 +339,9 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		l.cfg.Log.Debug("SIP request dropped: no connection to answer on", "source", req.Source(), "err", err)
 		return
 	}
-	tx := newServerTx(l, key, req, conn)
+	tx := newServerTx(l, string(key), req, conn)
 	l.mu.Lock()
-	if old := l.servers[key]; old != nil || l.closed {
+	if old := l.servers[tx.key]; old != nil || l.closed {
 		// Its retransmission came on another reader first, or the layer
 		// closed meanwhile.
 		l.mu.Unlock()
@@ -320,7 +351,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		}
 		return
 	}
-	l.servers[key] = tx
+	l.servers[tx.key] = tx
 	l.mu.Unlock()
 	tx.started()
 	if !l.serve(req, func() { l.handler(req, tx); tx.handled() }) {
@@ -369,8 +400,13 @@ func (l *Layer) forget(b *base) {
 // lookup) is bounded by Config.Connect as well as ctx; a UDP request to an
 // IP address opens nothing and needs no timer.
 func (l *Layer) connect(ctx context.Context, req *sip.Request) (sip.Connection, error) {
-	if u := l.udp.Load(); u != nil && req.Laddr.IP == nil && isUDP(req.Transport()) {
-		req.Laddr = u.laddr // SendUDPFrom
+	if u := l.udp.Load(); u != nil && isUDP(req.Transport()) {
+		if req.Laddr.IP == nil {
+			req.Laddr = u.laddr // SendUDPFrom
+		}
+		if c, ok := u.direct(req); ok {
+			return c, nil
+		}
 	}
 	if !Immediate(req.Destination(), req.Transport()) {
 		var cancel context.CancelFunc
@@ -416,10 +452,12 @@ func (l *Layer) request(ctx context.Context, req *sip.Request, fn FnResponse) (s
 	if req.IsAck() {
 		return nil, fmt.Errorf("siptx: an ACK has no transaction (use Write)")
 	}
-	key, ok := clientKey(req)
+	var kb keyBuf
+	k, ok := appendClientKey(kb[:0], req)
 	if !ok {
 		return nil, fmt.Errorf("siptx: request without a branch or CSeq")
 	}
+	key := string(k)
 	conn, err := l.connect(ctx, req)
 	if err != nil {
 		return nil, err
@@ -510,15 +548,20 @@ func AddVia(req *sip.Request, host string, port int) {
 	req.PrependHeader(&v.via)
 }
 
-// serverKey is the transaction key of a request (§17.2.3): the top Via's
-// branch and sent-by with the method (ACK counted as INVITE); for a branch
-// without RFC 3261's magic cookie (RFC 2543 peers), the fields §17.2.3
-// lists for them.
-func serverKey(req *sip.Request, method sip.RequestMethod) (string, bool) {
+// keyBuf holds a transaction key on the stack while it is looked up; only
+// a transaction that is kept stores its key as a string. A longer key
+// grows on the heap.
+type keyBuf [128]byte
+
+// appendServerKey appends the transaction key of a request (§17.2.3) to
+// b: the top Via's branch and sent-by with the method (ACK counted as
+// INVITE); for a branch without RFC 3261's magic cookie (RFC 2543 peers),
+// the fields §17.2.3 lists for them.
+func appendServerKey(b []byte, req *sip.Request, method sip.RequestMethod) ([]byte, bool) {
 	via := req.Via()
 	cseq := req.CSeq()
 	if via == nil || cseq == nil {
-		return "", false
+		return b, false
 	}
 	if method == sip.ACK {
 		method = sip.INVITE
@@ -527,52 +570,53 @@ func serverKey(req *sip.Request, method sip.RequestMethod) (string, bool) {
 	if port <= 0 {
 		port = sip.DefaultPort(via.Transport)
 	}
-	var b strings.Builder
 	branch, _ := via.Params.Get("branch")
 	if strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) && len(branch) > len(sip.RFC3261BranchMagicCookie) {
-		b.Grow(len(branch) + len(via.Host) + len(method) + 10)
-		b.WriteString(branch)
+		b = append(b, branch...)
 	} else {
 		from, callID := req.From(), req.CallID()
 		if from == nil || callID == nil {
-			return "", false
+			return b, false
 		}
 		fromTag, _ := from.Params.Get("tag")
-		b.WriteString("2543|")
-		b.WriteString(req.Recipient.String())
-		b.WriteByte('|')
-		b.WriteString(fromTag)
-		b.WriteByte('|')
-		b.WriteString(callID.Value())
-		b.WriteByte('|')
-		b.WriteString(strconv.FormatUint(uint64(cseq.SeqNo), 10))
+		b = append(b, "2543|"...)
+		b = append(b, req.Recipient.String()...)
+		b = append(b, '|')
+		b = append(b, fromTag...)
+		b = append(b, '|')
+		b = append(b, callID.Value()...)
+		b = append(b, '|')
+		b = strconv.AppendUint(b, uint64(cseq.SeqNo), 10)
 	}
-	b.WriteByte('|')
-	b.WriteString(via.Host)
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(port))
-	b.WriteByte('|')
-	b.WriteString(string(method))
-	return b.String(), true
+	b = append(b, '|')
+	b = append(b, via.Host...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(port), 10)
+	b = append(b, '|')
+	b = append(b, method...)
+	return b, true
 }
 
-// clientKey is the key a response matches its client transaction by
-// (§17.1.3): the top Via's branch and the CSeq method.
-func clientKey(msg sip.Message) (string, bool) {
+// appendClientKey appends the key a response matches its client
+// transaction by (§17.1.3) to b: the top Via's branch and the CSeq
+// method.
+func appendClientKey(b []byte, msg sip.Message) ([]byte, bool) {
 	via := msg.Via()
 	cseq := msg.CSeq()
 	if via == nil || cseq == nil {
-		return "", false
+		return b, false
 	}
 	branch, _ := via.Params.Get("branch")
 	if branch == "" {
-		return "", false
+		return b, false
 	}
 	method := cseq.MethodName
 	if method == sip.ACK {
 		method = sip.INVITE
 	}
-	return branch + "|" + string(method), true
+	b = append(b, branch...)
+	b = append(b, '|')
+	return append(b, method...), true
 }
 
 func transportErr(err error) error {

@@ -552,8 +552,8 @@ func keyOf(t *testing.T, msg string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, _ := serverKey(m.(*sip.Request), m.(*sip.Request).Method)
-	return k
+	k, _ := appendServerKey(nil, m.(*sip.Request), m.(*sip.Request).Method)
+	return string(k)
 }
 
 func waitFor(t testing.TB, ok func() bool, what string) {

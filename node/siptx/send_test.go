@@ -1,6 +1,7 @@
 package siptx
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
@@ -106,5 +107,53 @@ func TestImmediate(t *testing.T) {
 	// An IPv4 peer seen through a dual-stack socket is sent to as IPv4.
 	if a, _ := address("[::ffff:192.0.2.1]:5060"); !a.Addr().Is4() {
 		t.Errorf("address kept %v mapped", a)
+	}
+}
+
+// A request by the listener to an address leaves from it with the top
+// Via's open sent-by filled in with the listener's, as sipgo's
+// connection lookup fills it, without that lookup.
+func TestRequestByListener(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	peer, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
+	defer tpl.Close()
+	l := New(tpl, testConfig)
+	defer l.Close()
+	l.SendUDPFrom(&sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String(), Listener: true})
+
+	to := peer.LocalAddr().(*net.UDPAddr)
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", User: "bob", Host: to.IP.String(), Port: to.Port})
+	req.AppendHeader(sip.NewHeader("From", "<sip:alice@example.com>;tag=a1"))
+	req.AppendHeader(sip.NewHeader("To", "<sip:bob@example.com>"))
+	req.AppendHeader(sip.NewHeader("Call-ID", "listener-1"))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
+	AddVia(req, "", 0)
+	req.SetTransport("UDP")
+	req.SetDestination(to.String())
+
+	tx, err := l.Request(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Terminate()
+	got, from := readDatagram(t, peer)
+	if from != pc.LocalAddr().String() {
+		t.Fatalf("request sent from %s, want the listener's %s", from, pc.LocalAddr())
+	}
+	m, err := sip.ParseMessage([]byte(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if via := m.Via(); via.Host != "127.0.0.1" || via.Port != pc.LocalAddr().(*net.UDPAddr).Port {
+		t.Fatalf("Via sent-by %s:%d, want the listener's %s", via.Host, via.Port, pc.LocalAddr())
 	}
 }
