@@ -22,29 +22,15 @@ type benchLayer struct {
 
 func newBenchLayer(b *testing.B, h Handler) *benchLayer {
 	b.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	peer, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	pc, peer := udpPair(b)
 	// A tiny receive buffer: what the layer sends is dropped by the
 	// kernel, so nobody need read it.
 	_ = peer.(*net.UDPConn).SetReadBuffer(1)
-	tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
 	cfg := testConfig
 	cfg.Inline = func(*sip.Request) bool { return true }
-	l := New(tpl, cfg)
+	l := bareLayer(b, cfg)
 	l.OnRequest(h)
 	l.SendUDPFrom(&sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String(), Listener: true})
-	b.Cleanup(func() {
-		l.Close()
-		tpl.Close()
-		pc.Close()
-		peer.Close()
-	})
 	return &benchLayer{l: l, peer: peer.LocalAddr().String()}
 }
 

@@ -18,21 +18,9 @@ import (
 func TestSendDatagram(t *testing.T) {
 	for _, listener := range []bool{false, true} {
 		t.Run(map[bool]string{false: "socket", true: "listener"}[listener], func(t *testing.T) {
-			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pc.Close()
-			peer, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer peer.Close()
+			pc, peer := udpPair(t)
 			conn := &sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String()}
-			tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
-			defer tpl.Close()
-			l := New(tpl, testConfig)
-			defer l.Close()
+			l := bareLayer(t, testConfig)
 			if listener {
 				l.SendUDPFrom(conn)
 				if l.udp.Load().raw == nil {
@@ -70,6 +58,35 @@ func TestSendDatagram(t *testing.T) {
 			}
 		})
 	}
+}
+
+// udpPair opens two UDP sockets on 127.0.0.1, closed when the test ends:
+// the layer's and its peer's.
+func udpPair(tb testing.TB) (net.PacketConn, net.PacketConn) {
+	tb.Helper()
+	var pcs [2]net.PacketConn
+	for i := range pcs {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { pc.Close() })
+		pcs[i] = pc
+	}
+	return pcs[0], pcs[1]
+}
+
+// bareLayer is a layer on a transport layer that serves nothing itself,
+// both closed when the test ends.
+func bareLayer(tb testing.TB, cfg Config) *Layer {
+	tb.Helper()
+	tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
+	l := New(tpl, cfg)
+	tb.Cleanup(func() {
+		l.Close()
+		tpl.Close()
+	})
+	return l
 }
 
 // readDatagram returns the next datagram pc reads and its source.
@@ -114,20 +131,8 @@ func TestImmediate(t *testing.T) {
 // Via's open sent-by filled in with the listener's, as sipgo's
 // connection lookup fills it, without that lookup.
 func TestRequestByListener(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	peer, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	tpl := sip.NewTransportLayer(net.DefaultResolver, sip.NewParser(), nil)
-	defer tpl.Close()
-	l := New(tpl, testConfig)
-	defer l.Close()
+	pc, peer := udpPair(t)
+	l := bareLayer(t, testConfig)
 	l.SendUDPFrom(&sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String(), Listener: true})
 
 	to := peer.LocalAddr().(*net.UDPAddr)
