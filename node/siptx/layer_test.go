@@ -346,9 +346,25 @@ func TestServerNonInvite(t *testing.T) {
 	p := newPeer(t)
 	opt := request("OPTIONS", "z9hG4bK-opt1", p.addr(), 1)
 	p.send(s.addr, opt)
-	p.next("SIP/2.0 200")
+	first := p.next("SIP/2.0 200")
+	// Completed, the transaction keeps the response as it went out, not
+	// the parsed message.
+	s.l.mu.Lock()
+	tx := s.l.servers[keyOf(t, opt)]
+	s.l.mu.Unlock()
+	if tx == nil {
+		t.Fatal("no transaction kept after the final response")
+	}
+	tx.mu.Lock()
+	last, final := tx.last, tx.final
+	tx.mu.Unlock()
+	if last != nil || string(final.b) != first {
+		t.Fatalf("completed transaction keeps the message %v and bytes %q, want only the bytes sent %q", last != nil, final.b, first)
+	}
 	p.send(s.addr, opt)
-	p.next("SIP/2.0 200")
+	if again := p.next("SIP/2.0 200"); again != first {
+		t.Fatalf("retransmitted response\n%q\nwant the first\n%q", again, first)
+	}
 	if n := options.Load(); n != 1 {
 		t.Errorf("OPTIONS handled %d times, want 1", n)
 	}

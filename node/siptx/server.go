@@ -41,6 +41,7 @@ type serverTx struct {
 	reliable bool
 
 	last      *sip.Response // the response retransmitted on a retransmitted request
+	final     wire          // in place of last once Completed, over UDP (wireOf)
 	interval  time.Duration // Timer G's current interval
 	cancelled bool          // a CANCEL came and was acted on
 	acks      chan *sip.Request
@@ -103,14 +104,13 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 	}
 	tx.l.stats.retransmissions.Add(1)
 	var res *sip.Response
+	var final wire
 	switch tx.state {
 	case sProceeding, sCompleted:
-		res = tx.last // the last provisional, or the final one
+		res, final = tx.last, tx.final // the last provisional, or the final one
 	}
 	tx.mu.Unlock()
-	if res != nil {
-		_ = tx.l.send(tx.conn, res)
-	}
+	tx.resend(res, final)
 	return true
 }
 
@@ -137,8 +137,9 @@ func (tx *serverTx) cancel(req *sip.Request) {
 	tx.err = sip.ErrTransactionCanceled
 	f := tx.onCancel // before completeLocked lets it go
 	tx.completeLocked(res)
+	final := tx.final
 	tx.mu.Unlock()
-	if err := tx.l.send(tx.conn, res); err != nil {
+	if err := tx.resend(res, final); err != nil {
 		tx.terminate(transportErr(err))
 	}
 	if f != nil {
@@ -200,8 +201,9 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 			return transportErr(err)
 		}
 	}
+	final := tx.final
 	tx.mu.Unlock()
-	if err := tx.l.send(tx.conn, res); err != nil {
+	if err := tx.resend(res, final); err != nil {
 		err = transportErr(err)
 		tx.terminate(err)
 		return err
@@ -221,6 +223,9 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 func (tx *serverTx) completeLocked(res *sip.Response) bool {
 	tx.state = sCompleted
 	tx.last = res
+	if w, ok := wireOf(tx.conn, res); ok {
+		tx.last, tx.final = nil, w
+	}
 	tx.origin = nil
 	tx.onCancel = nil
 	switch {
@@ -265,9 +270,9 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 		tx.interval = min(2*tx.interval, tx.l.cfg.T2)
 		tx.gen[timerG]++
 		tx.l.wheel.after(tx.interval, tx.self, timerG, tx.gen[timerG])
-		res := tx.last
+		res, final := tx.last, tx.final
 		tx.mu.Unlock()
-		_ = tx.l.send(tx.conn, res)
+		_ = tx.resend(res, final)
 		return
 	case timerH:
 		tx.mu.Unlock()
@@ -344,4 +349,16 @@ func (tx *serverTx) OnCancel(f sip.FnTxCancel) bool {
 		tx.onCancel = f
 	}
 	return true
+}
+
+// resend sends the final response kept as it went out, or else res, if
+// any.
+func (tx *serverTx) resend(res *sip.Response, final wire) error {
+	switch {
+	case final.b != nil:
+		return tx.l.sendWire(final)
+	case res != nil:
+		return tx.l.send(tx.conn, res)
+	}
+	return nil
 }
