@@ -98,7 +98,7 @@ func wireOf(conn sip.Connection, res *sip.Response) (wire, bool) {
 	return wire{uc: uc, b: bytes.Clone(buf.Bytes()), to: to}, true
 }
 
-// sendWire sends a kept response again.
+// sendWire sends a response kept by wireOf: the first time, and again.
 func (l *Layer) sendWire(w wire) error { return l.sendDatagram(w.uc, w.b, w.to) }
 
 // address returns a destination ("host:port") whose host is an IP

@@ -110,7 +110,7 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 		res, final = tx.last, tx.final // the last provisional, or the final one
 	}
 	tx.mu.Unlock()
-	tx.resend(res, final)
+	_ = tx.resend(res, final)
 	return true
 }
 
