@@ -131,7 +131,6 @@ func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, caller
 	tgt := callsTarget{
 		name: "callmesh-s1", scenario: "uac_call_noauth.xml", s2: s2, addr: sip,
 		title:   fmt.Sprintf("callmesh %s: one node, `callmesh run`, B2BUA, S1: media.anchor never, calls.trusted 127.0.0.1/32", node.Version),
-		cpu:     func() time.Duration { return groupCPU(c.cmd.Process.Pid) },
 		logTail: c.logTail,
 		exited:  c.exited,
 		pgid:    c.cmd.Process.Pid,

@@ -51,23 +51,30 @@ const (
 var callsFedMediaPorts = [2]string{"10000-14999", "15000-19999"}
 
 // callsPart is one process of a target made of several: its CPU is
-// reported on its own, and the target's cpu is the sum of its parts'.
+// reported on its own, and the target's is the sum of its parts'.
 type callsPart struct {
 	name string
-	cpu  func() time.Duration
-	pgid int // its process group (its CPU is not "other")
+	pgid int // its process group: its CPU time is the part's, not "other"
 	// udpPort is its SIP UDP port, 0 if none is under load: the kernel's
 	// drops there count as the server's.
 	udpPort int
 }
 
-// partsCPU returns the CPU time each part of tgt has used so far.
-func (tgt callsTarget) partsCPU() []time.Duration {
+// partsCPU returns the CPU time each part of tgt had used in procs (a
+// snapshot from allProcs).
+func (tgt callsTarget) partsCPU(procs map[int]proc) []time.Duration {
 	out := make([]time.Duration, len(tgt.parts))
 	for i, p := range tgt.parts {
-		out[i] = p.cpu()
+		out[i], _ = groupsTime(procs, p.pgid)
 	}
 	return out
+}
+
+// times returns the CPU time, and the system time within it, that every
+// process of tgt (its groups) had used in procs (a snapshot from
+// allProcs).
+func (tgt callsTarget) times(procs map[int]proc) (cpu, sys time.Duration) {
+	return groupsTime(procs, tgt.groups()...)
 }
 
 // callsPartCores turns the CPU used by each part between two snapshots
@@ -503,9 +510,9 @@ func startCallsFed(t *testing.T, build *callsCallmeshBuild, callers []user, call
 	}()
 	pid := func(c *callsCallmeshProc) int { return c.cmd.Process.Pid }
 	parts := []callsPart{
-		{name: "node A", pgid: pid(a.proc), cpu: func() time.Duration { return groupCPU(pid(a.proc)) }},
-		{name: "node B", pgid: pid(b.proc), cpu: func() time.Duration { return groupCPU(pid(b.proc)) }},
-		{name: "provider", pgid: pid(prov), cpu: func() time.Duration { return groupCPU(pid(prov)) }},
+		{name: "node A", pgid: pid(a.proc)},
+		{name: "node B", pgid: pid(b.proc)},
+		{name: "provider", pgid: pid(prov)},
 	}
 	if _, p, err := net.SplitHostPort(b.sip); err == nil {
 		parts[1].udpPort, _ = strconv.Atoi(p)
@@ -515,13 +522,6 @@ func startCallsFed(t *testing.T, build *callsCallmeshBuild, callers []user, call
 		title: fmt.Sprintf("callmesh %s: federation of two nodes through one emulated provider, SIPp UAC → node A (`callmesh run`) → "+
 			"provider (`callmesh provider`, proxy mode) → node B (`callmesh run`) → SIPp UAS; S1: media.anchor never on both nodes, "+
 			"calls.trusted 127.0.0.1/32", node.Version),
-		cpu: func() time.Duration {
-			var sum time.Duration
-			for _, p := range parts {
-				sum += p.cpu()
-			}
-			return sum
-		},
 		logTail: logTail,
 		exited:  anyExited,
 		pgid:    pid(a.proc),

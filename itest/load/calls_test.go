@@ -140,13 +140,12 @@ type callsTarget struct {
 	scenario    string // the UAC's scenario
 	s2          bool   // callers authenticate their INVITEs
 	addr        string
-	// cpu returns the CPU time the server has used so far.
-	cpu func() time.Duration
 	// logTail returns the end of the server's log, shown when a step fails.
 	logTail func() string
 	// exited is closed when the server's (main) process has exited.
 	exited <-chan struct{}
-	// pgid is the server's process group (its CPU is not "other").
+	// pgid is the server's process group: its CPU time is the server's
+	// (times), not "other".
 	pgid  int
 	notes []string
 	// registrar is where the callee registers, when not at addr.
@@ -155,7 +154,7 @@ type callsTarget struct {
 	// runs, before the load: it waits until the server can reach the callee.
 	ready func() error
 	// parts are the processes of a server made of several, each reported
-	// on its own; cpu is their sum.
+	// on its own; the server's CPU time is their sum.
 	parts []callsPart
 	// admins are callmesh nodes' admin listeners, "PART=HOST:PORT", for a
 	// CPU profile of each step when CALLMESH_LOAD_PROFILE names a directory.
@@ -365,7 +364,7 @@ func startCallsTarget(t *testing.T, name string, bin *callsCallmeshBuild, caller
 			k = startCallsKamailio(t)
 			tgt.title = callsKamailioTitle(k, "stateful proxy and registrar, no authentication")
 		}
-		tgt.addr, tgt.cpu, tgt.logTail, tgt.exited, tgt.pgid = k.addr, k.cpu, k.logTail, k.exited, k.pgid
+		tgt.addr, tgt.logTail, tgt.exited, tgt.pgid = k.addr, k.logTail, k.exited, k.pgid
 		return tgt, nil
 	case "callmesh-s1", "callmesh-s2":
 		return startCallsCallmesh(t, bin, name == "callmesh-s2", callers, callee)
@@ -408,8 +407,11 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 	for i := 0; i < len(p.rates); i++ {
 		rate := p.rates[i]
 		calls := int(math.Round(float64(rate) * p.step.Seconds()))
-		server0, parts0, uas0, procs0 := tgt.cpu(), tgt.partsCPU(), uas.cpu(), allProcs()
-		_, sys0 := groupsTime(tgt.groups()...)
+		// The server's times and the rest of the machine's are read from
+		// one snapshot of /proc at each end of the window.
+		procs0, uas0 := allProcs(), uas.cpu()
+		server0, sys0 := tgt.times(procs0)
+		parts0 := tgt.partsCPU(procs0)
 		drops0 := callsUDPDrops(append(serverPorts, uasPort)...)
 		uac := startCallSIPp(t, callSIPp{
 			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
@@ -427,10 +429,10 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		case <-time.After(p.step):
 		}
 		window := time.Since(start)
-		serverW, partsW, uasW, uacW := tgt.cpu()-server0, tgt.partsCPU(), uas.cpu()-uas0, uac.cpu()
-		_, sys1 := groupsTime(tgt.groups()...)
-		sysW := sys1 - sys0
-		otherW := callsOtherCPU(procs0, allProcs(), tgt.groups(), uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
+		procs1, uasW, uacW := allProcs(), uas.cpu()-uas0, uac.cpu()
+		server1, sys1 := tgt.times(procs1)
+		serverW, sysW, partsW := server1-server0, sys1-sys0, tgt.partsCPU(procs1)
+		otherW := callsOtherCPU(procs0, procs1, tgt.groups(), uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
 		uacDrops := callsUDPDrops(port)[port]
 		if err := uac.wait(p.step + 2*time.Minute); err != nil {
 			uac.kill()
@@ -438,15 +440,15 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		}
 		<-profiled
 		<-perfed
-		serverCPU := tgt.cpu() - server0
+		serverCPU, _ := tgt.times(allProcs())
+		serverCPU -= server0
 		drops := callsUDPDrops(append(serverPorts, uasPort)...)
 		o := uac.outcome(t)
 		times := sortedCopy(o.times)
 		s := callsStep{
 			rate: rate, calls: calls, successful: o.successful, failed: calls - o.successful, reached: o.started,
 			p50: quantile(times, 0.50), p99: quantile(times, 0.99), mean: mean(times), max: quantile(times, 1),
-			serverCores: serverW.Seconds() / window.Seconds(),
-			// Both read at the same moments, from the same processes.
+			serverCores:    serverW.Seconds() / window.Seconds(),
 			serverSysShare: sysW.Seconds() / serverW.Seconds(),
 			uacCores:       uacW.Seconds() / window.Seconds(),
 			uasCores:       uasW.Seconds() / window.Seconds(),

@@ -73,14 +73,14 @@ func allProcs() map[int]proc {
 
 // groupCPU sums the CPU time of the live processes of group pgid.
 func groupCPU(pgid int) time.Duration {
-	cpu, _ := groupsTime(pgid)
+	cpu, _ := groupsTime(allProcs(), pgid)
 	return cpu
 }
 
-// groupsTime sums the CPU time of the live processes of the groups, and
-// the system time within it.
-func groupsTime(pgids ...int) (cpu, sys time.Duration) {
-	for _, p := range allProcs() {
+// groupsTime sums the CPU time of the processes of the groups in procs
+// (a snapshot from allProcs), and the system time within it.
+func groupsTime(procs map[int]proc, pgids ...int) (cpu, sys time.Duration) {
+	for _, p := range procs {
 		if slices.Contains(pgids, p.pgid) {
 			cpu += p.cpu
 			sys += p.sys
