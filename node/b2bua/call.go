@@ -16,7 +16,6 @@ import (
 	"github.com/callmesh/callmesh/node/call"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/siptx"
-	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Call is one call in progress: the caller's dialog, the branches toward
@@ -179,13 +178,7 @@ func (c *Call) isOver() bool {
 
 // Invite takes an authenticated, authorized initial INVITE (sipedge.Calls).
 func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipedge.Caller) {
-	res := func(code int, reason string, hdrs ...sip.Header) {
-		r := sipwire.Response(req, code, reason, "")
-		for _, h := range hdrs {
-			r.AppendHeader(h)
-		}
-		_ = tx.Respond(r)
-	}
+	res := func(code int, reason string, hdrs ...sip.Header) { respond(tx, req, code, reason, hdrs...) }
 	retry := sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter))
 	// refuse answers a call that comes while the service drains: at once,
 	// or after its lookups if the drain began meanwhile (register).
