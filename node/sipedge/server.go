@@ -141,7 +141,7 @@ type Server struct {
 	tpl    *sip.TransportLayer
 	parser *sip.Parser // the messages sipgo parses: over TCP, and datagrams sipwire refuses
 	txl    *siptx.Layer
-	udp    net.PacketConn
+	udp    *net.UDPConn
 	rawUDP *rawudp.Conn // udp's socket, read by raw system calls
 	tcp    net.Listener
 	hosts  map[string]bool // lower-case hosts that name our domain
@@ -233,24 +233,24 @@ func (s *Server) listen() error {
 	}
 	var lastErr error
 	for range 10 {
-		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
 		if err != nil {
 			return fmt.Errorf("sip edge: UDP listener %s: %w", s.cfg.Listen, err)
 		}
+		udp := pc.(*net.UDPConn) // ListenPacket("udp") makes no other
 		_, p, _ := net.SplitHostPort(udp.LocalAddr().String())
 		tcp, err := net.Listen("tcp", net.JoinHostPort(host, p))
 		if err == nil {
 			// Bursts of requests and retransmissions must not overflow the
 			// kernel's default UDP buffer (about 200 KiB) while the process
 			// is busy; the kernel caps the size at net.core.rmem_max.
-			uc := udp.(*net.UDPConn) // ListenPacket("udp") makes no other
-			_ = uc.SetReadBuffer(udpBuffer)
-			_ = uc.SetWriteBuffer(udpBuffer)
-			if got := receiveBuffer(uc); got > 0 && got < udpBuffer {
+			_ = udp.SetReadBuffer(udpBuffer)
+			_ = udp.SetWriteBuffer(udpBuffer)
+			if got := receiveBuffer(udp); got > 0 && got < udpBuffer {
 				s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
 					"asked", udpBuffer, "granted", got)
 			}
-			raw, err := rawudp.New(uc)
+			raw, err := rawudp.New(udp)
 			if err != nil {
 				udp.Close()
 				tcp.Close()

@@ -90,8 +90,7 @@ func keepalive(data []byte) bool {
 // serveUDP makes the listener the socket the transaction layer sends by
 // over UDP, and starts its readers.
 func (s *Server) serveUDP(readers int) {
-	pc := s.udp.(*net.UDPConn)
-	conn := &sip.UDPConnection{PacketConn: pc, PacketAddr: pc.LocalAddr().String(), Listener: true}
+	conn := &sip.UDPConnection{PacketConn: s.udp, PacketAddr: s.udp.LocalAddr().String(), Listener: true}
 	s.txl.SendUDPFrom(conn)
 	s.wg.Add(readers)
 	for range readers {
