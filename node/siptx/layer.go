@@ -175,21 +175,22 @@ func (l *Layer) SendUDPFrom(conn *sip.UDPConnection) {
 }
 
 // direct returns the listener, referenced, for a request that leaves by
-// it (its Laddr) to an IP address, as sipgo's ClientRequestConnection
-// would find it in the pool, and fills in the top Via's sent-by as that
-// does when the TU left it open. It spares each request sipgo's parsing
-// of the destination, its two addresses made into strings and its pool
-// lookup; send writes to the Destination itself. False for anything else
-// (a name to resolve, another local address), which sipgo connects.
+// it (its Laddr) and that send writes itself (to an IP address), as
+// sipgo's ClientRequestConnection would find it in the pool, and fills in
+// the top Via's sent-by as that does when the TU left it open. It spares
+// each request sipgo's parsing of the destination, its two addresses made
+// into strings and its pool lookup. False for anything else (a name to
+// resolve, another local address), which sipgo connects: sipgo's WriteMsg
+// needs the address its lookup resolves.
 func (u *udpListener) direct(req *sip.Request) (sip.Connection, bool) {
-	if u.raw == nil || req.Laddr.Port != u.laddr.Port || !req.Laddr.IP.Equal(u.laddr.IP) {
+	if req.Laddr.Port != u.laddr.Port || !req.Laddr.IP.Equal(u.laddr.IP) {
 		return nil, false
 	}
 	via := req.Via()
 	if via == nil {
 		return nil, false // sipgo's error
 	}
-	if _, ok := address(req.Destination()); !ok {
+	if _, _, ok := datagramTo(u.conn, req); !ok {
 		return nil, false
 	}
 	if via.Host == "" {
