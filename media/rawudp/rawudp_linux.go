@@ -10,9 +10,10 @@ import (
 	"unsafe"
 )
 
-// Conn writes datagrams on a net.UDPConn's socket by raw system calls.
-// The net.UDPConn stays its owner: closing it ends the Conn, and a write
-// racing the close fails as the net package's would.
+// Conn writes datagrams on a net.UDPConn's socket by raw system calls,
+// and makes the Readers that read them so. The net.UDPConn stays its
+// owner: closing it ends the Conn, and a write racing the close fails as
+// the net package's would.
 type Conn struct {
 	rc syscall.RawConn
 	v6 bool // an AF_INET6 socket, which reaches IPv4 by mapped addresses
