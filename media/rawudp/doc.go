@@ -15,3 +15,14 @@
 //
 // Elsewhere than Linux, Conn and Reader use the net package's methods.
 package rawudp
+
+// Backlog is a socket's receive queue as the kernel accounts it: bytes of
+// the datagrams waiting to be read, each with its buffer's overhead
+// (several times a small datagram's length), against the limit past which
+// the kernel drops what arrives. Limit is twice what SO_RCVBUF asked for,
+// the kernel's bookkeeping included (socket(7)).
+type Backlog struct {
+	Queued int    // bytes queued
+	Limit  int    // bytes the queue may hold
+	Drops  uint64 // datagrams dropped on a full queue since the socket opened
+}

@@ -75,6 +75,35 @@ func (c *Conn) WriteTo(b []byte, dst netip.AddrPort) error {
 	return nil
 }
 
+// soMeminfo is SO_MEMINFO (socket(7), Linux 3.9 and later): the socket's
+// memory counters, an array of sk_meminfo_vars.
+const (
+	soMeminfo        = 55
+	meminfoRmemAlloc = 0 // SK_MEMINFO_RMEM_ALLOC: receive queue, in bytes
+	meminfoRcvbuf    = 1 // SK_MEMINFO_RCVBUF: its limit
+	meminfoDrops     = 8 // SK_MEMINFO_DROPS: datagrams dropped on arrival
+	meminfoVars      = 9 // SK_MEMINFO_VARS
+)
+
+// Backlog reads the socket's receive queue as the kernel accounts it.
+// Safe for concurrent use; it costs one system call.
+func (c *Conn) Backlog() (Backlog, error) {
+	var v [meminfoVars]uint32
+	var e syscall.Errno
+	err := c.rc.Control(func(fd uintptr) {
+		n := uint32(unsafe.Sizeof(v))
+		_, _, e = syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, syscall.SOL_SOCKET, soMeminfo,
+			uintptr(unsafe.Pointer(&v[0])), uintptr(unsafe.Pointer(&n)), 0)
+	})
+	if err != nil {
+		return Backlog{}, err
+	}
+	if e != 0 {
+		return Backlog{}, os.NewSyscallError("getsockopt SO_MEMINFO", e)
+	}
+	return Backlog{Queued: int(v[meminfoRmemAlloc]), Limit: int(v[meminfoRcvbuf]), Drops: uint64(v[meminfoDrops])}, nil
+}
+
 // Reader reads datagrams from a Conn's socket: one per goroutine.
 type Reader struct {
 	rc  syscall.RawConn

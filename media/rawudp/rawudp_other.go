@@ -3,6 +3,7 @@
 package rawudp
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 )
@@ -33,3 +34,6 @@ func (c *Conn) Reader() *Reader { return &Reader{pc: c.pc} }
 func (r *Reader) Read(buf []byte) (int, netip.AddrPort, error) {
 	return r.pc.ReadFromUDPAddrPort(buf)
 }
+
+// Backlog is not measured here: it fails with errors.ErrUnsupported.
+func (c *Conn) Backlog() (Backlog, error) { return Backlog{}, errors.ErrUnsupported }
