@@ -34,6 +34,13 @@ type CallsConfig struct {
 	// Only `callmesh run` applies it: the SIP stack's timers are global to
 	// the process.
 	TransactionWait time.Duration `yaml:"transaction_wait"`
+	// OverloadBacklog is overload control over UDP: the share of the SIP
+	// socket's receive buffer, filled by datagrams the node has not read
+	// yet, from which it sheds new INVITEs (drops them unanswered, for
+	// their senders to retransmit) and keeps serving calls in progress. It
+	// sheds a share of them that grows with the backlog, every one halfway
+	// from there to a full buffer. 0 turns it off.
+	OverloadBacklog float64 `yaml:"overload_backlog"`
 }
 
 // DefaultTransactionWait is RFC 3261's 64·T1 with T1 = 500 ms.
@@ -41,7 +48,8 @@ const DefaultTransactionWait = 32 * time.Second
 
 func defaultCallsConfig() CallsConfig {
 	return CallsConfig{RingTimeout: 60 * time.Second, DrainGrace: 30 * time.Second,
-		FirstHopTimeout: 2 * time.Second, TokenTTL: time.Minute, TransactionWait: DefaultTransactionWait}
+		FirstHopTimeout: 2 * time.Second, TokenTTL: time.Minute, TransactionWait: DefaultTransactionWait,
+		OverloadBacklog: 0.6}
 }
 
 // trustedPrefixes parses calls.trusted, naming the bad entry.
@@ -79,6 +87,8 @@ func (c *Config) checkCalls() error {
 		return fieldErr("calls.token_ttl", c.Calls.TokenTTL, "must be at least 1s")
 	case c.Calls.TransactionWait < time.Second || c.Calls.TransactionWait > time.Minute:
 		return fieldErr("calls.transaction_wait", c.Calls.TransactionWait, "must be from 1s to 1m")
+	case !(c.Calls.OverloadBacklog >= 0 && c.Calls.OverloadBacklog < 1): // NaN too
+		return fieldErr("calls.overload_backlog", c.Calls.OverloadBacklog, "must be from 0 (off) to below 1")
 	}
 	if _, err := c.trustedPrefixes(); err != nil {
 		return err

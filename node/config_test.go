@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/rand"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -149,6 +150,9 @@ func TestValidateRules(t *testing.T) {
 		{"media.timeout zero", "media.timeout", func(c *Config) { c.Media.Timeout = 0 }},
 		{"media.report_interval zero", "media.report_interval", func(c *Config) { c.Media.ReportInterval = 0 }},
 		{"calls.transaction_wait too short", "calls.transaction_wait", func(c *Config) { c.Calls.TransactionWait = 0 }},
+		{"calls.overload_backlog negative", "calls.overload_backlog", func(c *Config) { c.Calls.OverloadBacklog = -0.1 }},
+		{"calls.overload_backlog full", "calls.overload_backlog", func(c *Config) { c.Calls.OverloadBacklog = 1 }},
+		{"calls.overload_backlog NaN", "calls.overload_backlog", func(c *Config) { c.Calls.OverloadBacklog = math.NaN() }},
 		{"media.workers negative", "media.workers", func(c *Config) { c.Media.Workers = -1 }},
 		{"media.kernel unknown", "media.kernel", func(c *Config) { c.Media.Kernel = "sometimes" }},
 		{"log.level unknown", "log.level", func(c *Config) { c.Log.Level = "verbose" }},

@@ -172,6 +172,7 @@ func (n *Node) sipEdgeConfig() (sipedge.Config, error) {
 		BlockAfter: cfg.Auth.BlockAfter, BlockWindow: cfg.Auth.BlockWindow, BlockFor: cfg.Auth.BlockFor,
 		UserAgent: "callmesh/" + Version,
 		Trusted:   trusted, TransactionWait: cfg.Calls.TransactionWait,
+		OverloadBacklog: cfg.Calls.OverloadBacklog,
 	}, nil
 }
 

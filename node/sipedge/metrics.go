@@ -3,6 +3,7 @@ package sipedge
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/callmesh/callmesh/media/rawudp"
 	"github.com/callmesh/callmesh/node/siptx"
 )
 
@@ -59,5 +60,38 @@ func registerTransactionMetrics(reg prometheus.Registerer, st *siptx.Stats) {
 		counter("retransmissions_absorbed_total", "Retransmitted requests answered by their transaction.", st.Retransmissions),
 		counter("unmatched_responses_total", "Responses that matched no transaction (late 2xx retransmissions, strays).", st.Unmatched),
 		counter("malformed_requests_total", "Requests without a usable Via or CSeq, answered 400 statelessly.", st.Rejected),
+	)
+}
+
+// registerSocketMetrics exposes the SIP UDP socket's backlog and the
+// kernel's drops on it, read at each scrape, and what overload control
+// shed (shed nil: nothing is).
+func registerSocketMetrics(reg prometheus.Registerer, c *rawudp.Conn, shed *shedder) {
+	backlog := func() rawudp.Backlog {
+		b, _ := c.Backlog() // zero where it cannot be read
+		return b
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "callmesh", Subsystem: "sip", Name: "udp_backlog_bytes",
+			Help: "Bytes of datagrams waiting on the SIP UDP socket, as the kernel accounts them.",
+		}, func() float64 { return float64(backlog().Queued) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "sip", Name: "udp_receive_drops_total",
+			Help: "Datagrams the kernel dropped on the SIP UDP socket, its receive buffer full.",
+		}, func() float64 { return float64(backlog().Drops) }),
+	)
+	if shed == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "callmesh", Subsystem: "sip", Name: "overload_shed_invites_total",
+			Help: "Dialog-creating INVITEs dropped unanswered while the UDP backlog was too deep.",
+		}, func() float64 { return float64(shed.shed.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "callmesh", Subsystem: "sip", Name: "overload_shed_share",
+			Help: "Share of new INVITEs being shed (0 to 1), from the last reading of the UDP backlog.",
+		}, func() float64 { return float64(shed.share.Load()) / shareOne }),
 	)
 }

@@ -52,6 +52,10 @@ type Config struct {
 	// TransactionWait is how long a completed SIP transaction is kept to
 	// absorb retransmissions (siptx.Config.Wait); 0: 64·T1.
 	TransactionWait time.Duration
+	// OverloadBacklog is the share of the UDP socket's receive buffer,
+	// filled by datagrams not yet read, from which new INVITEs are shed,
+	// more of them the deeper the backlog (overload.go); 0 never sheds.
+	OverloadBacklog float64
 }
 
 // Caller is who starts a call: an authenticated user, or the From user of
@@ -143,6 +147,7 @@ type Server struct {
 	txl    *siptx.Layer
 	udp    *net.UDPConn
 	rawUDP *rawudp.Conn // udp's socket, read by raw system calls
+	shed   *shedder     // nil: nothing is shed
 	tcp    net.Listener
 	hosts  map[string]bool // lower-case hosts that name our domain
 	port   int             // the listening port (UDP and TCP share it)
@@ -199,8 +204,16 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
 	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: inDialogQuick, Log: s.log.With("component", "siptx")})
 	s.txl.OnRequest(s.route)
+	if cfg.OverloadBacklog > 0 {
+		if _, err := s.rawUDP.Backlog(); err != nil {
+			s.log.Warn("SIP overload control off: the UDP socket's backlog cannot be read here", "err", err)
+		} else {
+			s.shed = newShedder(cfg.OverloadBacklog, s.log)
+		}
+	}
 	if s.reg != nil {
 		registerTransactionMetrics(s.reg, s.txl.Stats())
+		registerSocketMetrics(s.reg, s.rawUDP, s.shed)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.serveUDP(udpReaders())

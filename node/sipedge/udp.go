@@ -29,6 +29,7 @@ func (s *Server) readUDP(r *rawudp.Reader) {
 	buf := make([]byte, udpDatagramMax)
 	var last netip.AddrPort
 	var source string
+	count := 0
 	for {
 		n, from, err := r.Read(buf)
 		if err != nil {
@@ -41,6 +42,14 @@ func (s *Server) readUDP(r *rawudp.Reader) {
 			s.log.Warn("SIP UDP read failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
+		}
+		if s.shed != nil {
+			if count++; count == backlogEvery {
+				count = 0
+				if b, err := s.rawUDP.Backlog(); err == nil {
+					s.shed.observe(b, time.Now())
+				}
+			}
 		}
 		data := buf[:n]
 		if keepalive(data) {
@@ -64,6 +73,9 @@ func (s *Server) readUDP(r *rawudp.Reader) {
 		if err != nil {
 			s.m.unparsable.Inc()
 			s.log.Debug("SIP datagram dropped: cannot be parsed", "source", source, "err", err)
+			continue
+		}
+		if s.shed != nil && s.shed.drop(msg) {
 			continue
 		}
 		msg.SetTransport("UDP")
