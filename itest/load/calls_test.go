@@ -193,6 +193,50 @@ func (tgt callsTarget) perfStep(t *testing.T, rate int, step time.Duration) <-ch
 	return done
 }
 
+// shed sums callmesh_sip_overload_shed_invites_total over the target's
+// nodes: the new INVITEs they shed in overload so far. It is -1 for a
+// target without nodes (Kamailio), or when a node's count cannot be read.
+func (tgt callsTarget) shed(t *testing.T) int {
+	if len(tgt.admins) == 0 {
+		return -1
+	}
+	const name = "callmesh_sip_overload_shed_invites_total "
+	total := 0
+	for _, a := range tgt.admins {
+		_, addr, _ := strings.Cut(a, "=")
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Logf("%s: shed INVITEs: %v", tgt.name, err)
+			return -1
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Logf("%s: shed INVITEs: %v", tgt.name, err)
+			return -1
+		}
+		_, rest, ok := strings.Cut(string(b), "\n"+name)
+		if !ok {
+			return -1 // overload control is off
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]), 64)
+		if err != nil {
+			t.Logf("%s: shed INVITEs: %v", tgt.name, err)
+			return -1
+		}
+		total += int(v)
+	}
+	return total
+}
+
+// callsShedText is a step's shed INVITEs for its log line.
+func callsShedText(shed int) string {
+	if shed < 0 {
+		return ""
+	}
+	return fmt.Sprintf(", INVITEs shed %d", shed)
+}
+
 // profileStep fetches a CPU profile and an allocation profile of each of
 // the target's nodes over most of a step into CALLMESH_LOAD_PROFILE
 // (TARGET[-PART]-RATE.pprof and TARGET[-PART]-RATE.allocs.pprof), when that
@@ -253,6 +297,10 @@ type callsStep struct {
 	uacErrors string
 	// partCores are the cores each of the target's parts used.
 	partCores []float64
+	// shed is how many new INVITEs the target's nodes shed in overload
+	// during the step (callmesh_sip_overload_shed_invites_total); -1 for
+	// a server that does not count them.
+	shed int
 }
 
 func (s callsStep) failureRate() float64 { return float64(s.failed) / float64(s.calls) }
@@ -413,6 +461,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		server0, sys0 := tgt.times(procs0)
 		parts0 := tgt.partsCPU(procs0)
 		drops0 := callsUDPDrops(append(serverPorts, uasPort)...)
+		shed0 := tgt.shed(t)
 		uac := startCallSIPp(t, callSIPp{
 			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
 			lines: lines, calls: calls, rate: rate, limit: callsOpenLimit,
@@ -443,6 +492,7 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 		serverCPU, _ := tgt.times(allProcs())
 		serverCPU -= server0
 		drops := callsUDPDrops(append(serverPorts, uasPort)...)
+		shed := tgt.shed(t)
 		o := uac.outcome(t)
 		times := sortedCopy(o.times)
 		s := callsStep{
@@ -456,6 +506,10 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			otherCores:     otherW.Seconds() / window.Seconds(),
 			uacErrors:      o.errors,
 			drops:          [3]uint64{callsDropsSum(drops0, drops, serverPorts), uacDrops, drops[uasPort] - drops0[uasPort]},
+			shed:           -1,
+		}
+		if shed0 >= 0 && shed >= 0 {
+			s.shed = shed - shed0
 		}
 		if o.successful > 0 {
 			s.serverCPUPerCall = ms(serverCPU) / float64(o.successful)
@@ -479,9 +533,9 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			t.Errorf("%s: %s:\n%s", tgt.name, r.died, tgt.logTail())
 			break
 		}
-		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.0f%% system, %.3f ms per call)%s, UAC %.2f cores (server/UAC %.2f), UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d",
+		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.0f%% system, %.3f ms per call)%s, UAC %.2f cores (server/UAC %.2f), UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d%s",
 			tgt.name, rate, calls, s.successful, s.failed, 100*s.failureRate(), s.reached, s.achieved(), s.p50, s.p99, s.mean, s.max,
-			s.serverCores, 100*s.serverSysShare, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2])
+			s.serverCores, 100*s.serverSysShare, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2], callsShedText(s.shed))
 		s.attempt = attempt
 		if s.passed() {
 			failing, attempt = 0, 1
@@ -545,6 +599,9 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		strconv.FormatFloat(callsOtherLimit, 'f', 2, 64) + " is run again, up to " + strconv.Itoa(callsRetries) + " times, and shown as \"(run N)\"). " +
 		"UAS failed: calls the UAS counted failed (answered but never ended properly). UDP drops: datagrams the kernel dropped, " +
 		"receive buffer full, on the server's SIP socket (during the UAC's run), the UAC's (until the step's length) and the UAS's. " +
+		"INVITEs shed (callmesh only): new INVITEs the node dropped unanswered while its SIP socket's backlog was over calls.overload_backlog " +
+		"(60 % of its buffer, then a share growing to all at 80 %); SIPp sends each again after 500 ms, so a shed INVITE delays its call (its response time counts from the first INVITE) " +
+		"and fails it only if every retransmission is shed too. " +
 		"Server/UAC: the server's CPU over the UAC SIPp's in the same step. The UAC sends and parses the same calls whatever server it calls, " +
 		"so this quotient is the server's cost per call in a unit that follows the machine's speed, which drifts by a third within minutes here. " +
 		"It is not the machine's alone: the UAC spends less per call on a server that answers in bursts (it wakes less often), " +
@@ -568,6 +625,10 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		}
 		head = append(head, "server CPU", "server system share", "server CPU per call", "UAC SIPp CPU", "server/UAC", "UAS SIPp CPU", "other CPU", "UAS failed",
 			"UDP drops server/UAC/UAS")
+		counted := len(r.target.admins) > 0 // its nodes count what they shed
+		if counted {
+			head = append(head, "INVITEs shed")
+		}
 		b.WriteString("| " + strings.Join(head, " | ") + " |\n|" + strings.Repeat(" --- |", len(head)) + "\n")
 		for _, s := range r.steps {
 			offered := strconv.Itoa(s.rate)
@@ -583,9 +644,17 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 				}
 				fmt.Fprintf(&b, " %.2f |", c)
 			}
-			fmt.Fprintf(&b, " %.2f | %.0f%% | %.3f ms | %.2f | %.2f | %.2f | %.2f | %d | %d/%d/%d |\n",
+			fmt.Fprintf(&b, " %.2f | %.0f%% | %.3f ms | %.2f | %.2f | %.2f | %.2f | %d | %d/%d/%d |",
 				s.serverCores, 100*s.serverSysShare, s.serverCPUPerCall, s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed,
 				s.drops[0], s.drops[1], s.drops[2])
+			if counted {
+				if s.shed < 0 {
+					b.WriteString(" n/a |")
+				} else {
+					fmt.Fprintf(&b, " %d |", s.shed)
+				}
+			}
+			b.WriteString("\n")
 		}
 		b.WriteString("\n")
 		if r.died != "" {
