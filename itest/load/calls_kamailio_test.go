@@ -12,8 +12,8 @@ import (
 const callsKamailioConfig = "../testdata/kamailio/proxy.cfg"
 
 // startCallsKamailio starts Kamailio with proxy.cfg on a free port of
-// 127.0.0.1, UDP and TCP, as operators run it (TLSF memory manager, 1 GiB
-// of shared memory, kamailioChildren workers), with the given defines
+// 127.0.0.1, UDP and TCP, as operators run it (TLSF memory manager,
+// kamailioShm of shared memory, kamailioChildren workers), with the given defines
 // (-A: "WITH_AUTH", `REALM="example.org"`). The test's cleanup stops it and
 // every process it forked.
 func startCallsKamailio(t *testing.T, defines ...string) *kamailio {

@@ -541,6 +541,11 @@ func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, call
 			failing, attempt = 0, 1
 			continue
 		}
+		if strings.Contains(tgt.logTail(), "could not allocate shared memory") {
+			// Kamailio's tm keeps its transactions in shared memory (-m):
+			// a step it fails for want of it measures the setting.
+			t.Errorf("%s %d/s: the server ran out of shared memory (its log); raise kamailioShm", tgt.name, rate)
+		}
 		if s.otherCores > callsOtherLimit && attempt <= callsRetries {
 			// Other work took the cores the step needed: not a result.
 			t.Logf("%s %d/s: other processes used %.2f cores during the step: running it again in %v",
