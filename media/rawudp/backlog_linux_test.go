@@ -68,3 +68,25 @@ func TestBacklog(t *testing.T) {
 		t.Fatalf("all read: %+v, want nothing queued and the one drop still counted", b)
 	}
 }
+
+// The limit is twice the receive buffer granted (the kernel's bookkeeping
+// included, socket(7)), so a grant under the kernel's cap reads back as
+// what was asked for (net.core.rmem_max is at least 208 KiB on Linux).
+func TestBacklogLimitIsTheGrant(t *testing.T) {
+	pc := listen(t, "udp4", "127.0.0.1:0")
+	const asked = 100_000
+	if err := pc.SetReadBuffer(asked); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Backlog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Limit / 2; got != asked {
+		t.Fatalf("granted %d (limit %d), want %d", got, b.Limit, asked)
+	}
+}

@@ -204,16 +204,20 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
 	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: inDialogQuick, Log: s.log.With("component", "siptx")})
 	s.txl.OnRequest(s.route)
-	if cfg.OverloadBacklog > 0 {
-		if _, err := s.rawUDP.Backlog(); err != nil {
-			s.log.Warn("SIP overload control off: the UDP socket's backlog cannot be read here", "err", err)
-		} else {
-			s.shed = newShedder(cfg.OverloadBacklog, s.log)
-		}
+	// Overload control and the socket's metrics need its backlog, which
+	// not every system reports.
+	_, backlogErr := s.rawUDP.Backlog()
+	switch {
+	case cfg.OverloadBacklog > 0 && backlogErr == nil:
+		s.shed = newShedder(cfg.OverloadBacklog, s.log)
+	case cfg.OverloadBacklog > 0:
+		s.log.Warn("SIP overload control off: the UDP socket's backlog cannot be read here", "err", backlogErr)
 	}
 	if s.reg != nil {
 		registerTransactionMetrics(s.reg, s.txl.Stats())
-		registerSocketMetrics(s.reg, s.rawUDP, s.shed)
+		if backlogErr == nil {
+			registerSocketMetrics(s.reg, s.rawUDP, s.shed)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.serveUDP(udpReaders())
@@ -259,15 +263,17 @@ func (s *Server) listen() error {
 			// is busy; the kernel caps the size at net.core.rmem_max.
 			_ = udp.SetReadBuffer(udpBuffer)
 			_ = udp.SetWriteBuffer(udpBuffer)
-			if got := receiveBuffer(udp); got > 0 && got < udpBuffer {
-				s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
-					"asked", udpBuffer, "granted", got)
-			}
 			raw, err := rawudp.New(udp)
 			if err != nil {
 				udp.Close()
 				tcp.Close()
 				return fmt.Errorf("sip edge: UDP listener %s: %w", s.cfg.Listen, err)
+			}
+			// The kernel reports twice what was granted, its bookkeeping
+			// included (socket(7)).
+			if b, err := raw.Backlog(); err == nil && b.Limit/2 < udpBuffer {
+				s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
+					"asked", udpBuffer, "granted", b.Limit/2)
 			}
 			s.udp, s.rawUDP, s.tcp = udp, raw, tcp
 			return nil
