@@ -13,7 +13,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callmesh/callmesh/media/rawudp"
-	"github.com/callmesh/callmesh/node/digest"
 	"github.com/callmesh/callmesh/node/sipwire"
 )
 
@@ -119,24 +118,10 @@ func TestShedder(t *testing.T) {
 // keep answering everything else; a reading of the drained socket turns
 // shedding off, and INVITEs are answered again.
 func TestUDPShedsInvitesInOverload(t *testing.T) {
-	s, err := Start(Config{
-		Domain: "example.com", Listen: "127.0.0.1:0",
-		Policy:     RegisterPolicy{MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: time.Hour, MaxContacts: 1},
-		Algorithms: []digest.Algorithm{digest.MD5},
-		Nonce:      digest.NonceConfig{Secret: []byte("0123456789abcdef0123456789abcdef")},
-		// Over half the buffer: never reached here but by the test's say.
-		OverloadBacklog: 0.5,
-	}, noAccounts{}, noBindings{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	// Over half the buffer: never reached here but by the test's say.
+	s, server := testEdge(t, func(c *Config) { c.OverloadBacklog = 0.5 })
 	if s.shed == nil {
 		t.Skip("the socket's backlog cannot be read on this system")
-	}
-	server, err := net.ResolveUDPAddr("udp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
 	}
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -14,15 +14,20 @@ import (
 )
 
 // testEdge starts an edge on a free port of 127.0.0.1, without accounts or
-// bindings, and returns it with its UDP address.
-func testEdge(t *testing.T) (*Server, *net.UDPAddr) {
+// bindings, and returns it with its UDP address; set changes its
+// configuration first.
+func testEdge(t *testing.T, set ...func(*Config)) (*Server, *net.UDPAddr) {
 	t.Helper()
-	s, err := Start(Config{
+	cfg := Config{
 		Domain: "example.com", Listen: "127.0.0.1:0",
 		Policy:     RegisterPolicy{MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: time.Hour, MaxContacts: 1},
 		Algorithms: []digest.Algorithm{digest.MD5},
 		Nonce:      digest.NonceConfig{Secret: []byte("0123456789abcdef0123456789abcdef")},
-	}, noAccounts{}, noBindings{}, nil)
+	}
+	for _, f := range set {
+		f(&cfg)
+	}
+	s, err := Start(cfg, noAccounts{}, noBindings{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
