@@ -64,23 +64,10 @@ func registerTransactionMetrics(reg prometheus.Registerer, st *siptx.Stats) {
 }
 
 // registerSocketMetrics exposes the SIP UDP socket's backlog and the
-// kernel's drops on it, read at each scrape, and what overload control
-// shed (shed nil: nothing is).
+// kernel's drops on it, and what overload control shed (shed nil: nothing
+// is).
 func registerSocketMetrics(reg prometheus.Registerer, c *rawudp.Conn, shed *shedder) {
-	backlog := func() rawudp.Backlog {
-		b, _ := c.Backlog() // zero where it cannot be read
-		return b
-	}
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "callmesh", Subsystem: "sip", Name: "udp_backlog_bytes",
-			Help: "Bytes of datagrams waiting on the SIP UDP socket, as the kernel accounts them.",
-		}, func() float64 { return float64(backlog().Queued) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: "callmesh", Subsystem: "sip", Name: "udp_receive_drops_total",
-			Help: "Datagrams the kernel dropped on the SIP UDP socket, its receive buffer full.",
-		}, func() float64 { return float64(backlog().Drops) }),
-	)
+	reg.MustRegister(socketCollector{c: c})
 	if shed == nil {
 		return
 	}
@@ -94,4 +81,29 @@ func registerSocketMetrics(reg prometheus.Registerer, c *rawudp.Conn, shed *shed
 			Help: "Share of new INVITEs being shed (0 to 1), from the last reading of the UDP backlog.",
 		}, func() float64 { return float64(shed.share.Load()) / shareOne }),
 	)
+}
+
+var (
+	backlogDesc = prometheus.NewDesc("callmesh_sip_udp_backlog_bytes",
+		"Bytes of datagrams waiting on the SIP UDP socket, as the kernel accounts them.", nil, nil)
+	dropsDesc = prometheus.NewDesc("callmesh_sip_udp_receive_drops_total",
+		"Datagrams the kernel dropped on the SIP UDP socket, its receive buffer full.", nil, nil)
+)
+
+// socketCollector reads the socket's backlog once a scrape for both of its
+// metrics.
+type socketCollector struct{ c *rawudp.Conn }
+
+func (socketCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- backlogDesc
+	ch <- dropsDesc
+}
+
+func (sc socketCollector) Collect(ch chan<- prometheus.Metric) {
+	b, err := sc.c.Backlog()
+	if err != nil {
+		return // the socket is closed
+	}
+	ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(b.Queued))
+	ch <- prometheus.MustNewConstMetric(dropsDesc, prometheus.CounterValue, float64(b.Drops))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callmesh/callmesh/media/rawudp"
 	"github.com/callmesh/callmesh/node/sipwire"
@@ -191,5 +192,50 @@ func TestUDPShedsInvitesInOverload(t *testing.T) {
 	}
 	if got := s.shed.shed.Load(); got != 1 {
 		t.Fatalf("%d INVITEs shed, want the one sent while shedding", got)
+	}
+}
+
+// The socket's metrics read its backlog: a datagram left unread shows, and
+// nothing has been dropped; the shed INVITEs are counted.
+func TestSocketMetrics(t *testing.T) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c, err := rawudp.New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Backlog(); err != nil {
+		t.Skip("the socket's backlog cannot be read on this system")
+	}
+	if _, err := pc.WriteToUDP([]byte("unread"), pc.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	o := newShedder(0.6, slog.New(slog.DiscardHandler))
+	o.shed.Add(3)
+	reg := prometheus.NewRegistry()
+	registerSocketMetrics(reg, c, o)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	if got["callmesh_sip_udp_backlog_bytes"] <= 0 {
+		t.Errorf("backlog %v with a datagram unread", got["callmesh_sip_udp_backlog_bytes"])
+	}
+	if v, ok := got["callmesh_sip_udp_receive_drops_total"]; !ok || v != 0 {
+		t.Errorf("drops %v (present %v), want 0", v, ok)
+	}
+	if got["callmesh_sip_overload_shed_invites_total"] != 3 {
+		t.Errorf("shed %v, want 3", got["callmesh_sip_overload_shed_invites_total"])
+	}
+	if v, ok := got["callmesh_sip_overload_shed_share"]; !ok || v != 0 {
+		t.Errorf("share %v (present %v), want 0", v, ok)
 	}
 }
