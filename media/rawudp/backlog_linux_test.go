@@ -9,18 +9,7 @@ import (
 // unread, the kernel drops what arrives once it reaches its limit (and
 // counts it), and it is empty again once everything is read.
 func TestBacklog(t *testing.T) {
-	pc := listen(t, "udp4", "127.0.0.1:0")
-	if err := pc.SetReadBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.Backlog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, c, b := withBuffer(t, 16<<10)
 	if b.Queued != 0 || b.Limit <= 0 || b.Drops != 0 {
 		t.Fatalf("fresh socket: %+v, want nothing queued or dropped and a limit", b)
 	}
@@ -31,6 +20,7 @@ func TestBacklog(t *testing.T) {
 	msg := make([]byte, 200)
 	prev := 0
 	sent := 0
+	var err error
 	for b.Drops == 0 {
 		if sent > 10000 {
 			t.Fatalf("no drop after %d datagrams on a %d-byte queue: %+v", sent, limit, b)
@@ -73,9 +63,19 @@ func TestBacklog(t *testing.T) {
 // included, socket(7)), so a grant under the kernel's cap reads back as
 // what was asked for (net.core.rmem_max is at least 208 KiB on Linux).
 func TestBacklogLimitIsTheGrant(t *testing.T) {
-	pc := listen(t, "udp4", "127.0.0.1:0")
 	const asked = 100_000
-	if err := pc.SetReadBuffer(asked); err != nil {
+	_, _, b := withBuffer(t, asked)
+	if got := b.Limit / 2; got != asked {
+		t.Fatalf("granted %d (limit %d), want %d", got, b.Limit, asked)
+	}
+}
+
+// withBuffer opens a socket on 127.0.0.1 that asks for a receive buffer of
+// size, and returns it, its Conn and its first Backlog.
+func withBuffer(t *testing.T, size int) (*net.UDPConn, *Conn, Backlog) {
+	t.Helper()
+	pc := listen(t, "udp4", "127.0.0.1:0")
+	if err := pc.SetReadBuffer(size); err != nil {
 		t.Fatal(err)
 	}
 	c, err := New(pc)
@@ -86,7 +86,5 @@ func TestBacklogLimitIsTheGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.Limit / 2; got != asked {
-		t.Fatalf("granted %d (limit %d), want %d", got, b.Limit, asked)
-	}
+	return pc, c, b
 }
