@@ -45,6 +45,10 @@ import (
 //	CALLMESH_LOAD_CALL_STEP     length of one step (default 10s)
 //	CALLMESH_LOAD_CALL_TARGETS  which targets, in order (default "kamailio,callmesh-s1,callmesh-s2,callmesh-fed";
 //	                            also "kamailio-s2": Kamailio challenging INVITE, no media)
+//	CALLMESH_LOAD_CALL_INTERLEAVE  1 (default): the targets of a pair compared by a ratio (kamailio and
+//	                            callmesh-s1, kamailio-s2 and callmesh-s2) run step by step, both up at once,
+//	                            one step of each at every rate, the order turning at each rate; 0: one
+//	                            ladder after the other
 //	CALLMESH_LOAD_OUT           file to write the results to as Markdown
 //	CALLMESH_LOAD_PROFILE       directory for CPU and allocation profiles of each callmesh step (log.pprof on the node)
 //	CALLMESH_LOAD_PERF          directory for a perf profile of each step of every target, Kamailio too
@@ -99,11 +103,42 @@ type callsPlan struct {
 	// loadBefore and loadAfter are the machine's load averages around the
 	// run: other work on the cores shows there.
 	loadBefore, loadAfter string
+	// interleave runs each pair of callsPairs that is among the targets
+	// step by step (callsInterleaved); CALLMESH_LOAD_CALL_INTERLEAVE=0 runs
+	// every target's ladder on its own, one after the other.
+	interleave bool
+}
+
+// callsPairs are the targets compared by a ratio: callmesh's and
+// Kamailio's of one scenario.
+var callsPairs = [][2]string{{"kamailio", "callmesh-s1"}, {"kamailio-s2", "callmesh-s2"}}
+
+// partner is the target that runs interleaved with name, "" if none.
+func (p callsPlan) partner(name string) string {
+	if !p.interleave {
+		return ""
+	}
+	for _, pair := range callsPairs {
+		for i, n := range pair {
+			if n == name && slices.Contains(p.targets, pair[1-i]) {
+				return pair[1-i]
+			}
+		}
+	}
+	return ""
 }
 
 func loadCallsPlan(t *testing.T) callsPlan {
 	t.Helper()
-	p := callsPlan{rates: defaultCallRates, step: 10 * time.Second, targets: []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed"}}
+	p := callsPlan{rates: defaultCallRates, step: 10 * time.Second, targets: []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed"}, interleave: true}
+	switch s := os.Getenv("CALLMESH_LOAD_CALL_INTERLEAVE"); s {
+	case "", "1":
+	case "0":
+		p.env = append(p.env, "CALLMESH_LOAD_CALL_INTERLEAVE=0")
+		p.interleave = false
+	default:
+		t.Fatalf("CALLMESH_LOAD_CALL_INTERLEAVE=%q: want 1 (the default) or 0", s)
+	}
 	if s := os.Getenv("CALLMESH_LOAD_CALL_RATES"); s != "" {
 		p.env = append(p.env, "CALLMESH_LOAD_CALL_RATES="+s)
 	}
@@ -127,6 +162,9 @@ func loadCallsPlan(t *testing.T) callsPlan {
 			}
 			if !known {
 				t.Fatalf("CALLMESH_LOAD_CALL_TARGETS=%q: unknown target %q (%s)", s, f, strings.Join(callsTargetNames, ", "))
+			}
+			if slices.Contains(p.targets, f) {
+				t.Fatalf("CALLMESH_LOAD_CALL_TARGETS=%q: target %q twice", s, f)
 			}
 			p.targets = append(p.targets, f)
 		}
@@ -366,24 +404,57 @@ func TestLoadCalls(t *testing.T) {
 	callee := user{name: callsCallee, password: "pw-" + callsCallee}
 	bin := &callsCallmeshBuild{dir: t.TempDir()}
 	p.loadBefore = loadAvg()
-	var reports []*callsReport
+	reports := make(map[string]*callsReport)
 	for _, name := range p.targets {
-		r := &callsReport{target: callsTarget{name: name, title: name}}
-		reports = append(reports, r)
+		reports[name] = &callsReport{target: callsTarget{name: name, title: name}}
+	}
+	// start starts r's target; a target that does not come up is kept
+	// for the report, written once every target has run (a failed
+	// subtest does not stop the others).
+	start := func(t *testing.T, r *callsReport) bool {
+		tgt, err := startCallsTarget(t, r.target.name, bin, callers, callee)
+		if err != nil {
+			r.skipped = err.Error()
+			t.Errorf("%s not measured: it did not come up: %v", r.target.name, err)
+			return false
+		}
+		r.target = tgt
+		return true
+	}
+	ran := make(map[string]bool)
+	for _, name := range p.targets {
+		if ran[name] {
+			continue
+		}
+		ran[name] = true
+		if other := p.partner(name); other != "" {
+			ran[other] = true
+			pair := [2]*callsReport{reports[name], reports[other]}
+			t.Run(name+"+"+other, func(t *testing.T) {
+				up0, up1 := start(t, pair[0]), start(t, pair[1])
+				switch {
+				case up0 && up1:
+					callsInterleaved(t, pair, p, callers, callee)
+				case up0:
+					callsLadder(t, pair[0], p, callers, callee)
+				case up1:
+					callsLadder(t, pair[1], p, callers, callee)
+				}
+			})
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
-			tgt, err := startCallsTarget(t, name, bin, callers, callee)
-			if err != nil {
-				// Kept for the report, written once every target has
-				// run: a failed subtest does not stop the others.
-				r.skipped = err.Error()
-				t.Fatalf("%s not measured: it did not come up: %v", name, err)
+			if start(t, reports[name]) {
+				callsLadder(t, reports[name], p, callers, callee)
 			}
-			r.target = tgt
-			callsLadder(t, r, p, callers, callee)
 		})
 	}
+	var ordered []*callsReport
+	for _, name := range p.targets {
+		ordered = append(ordered, reports[name])
+	}
 	p.loadAfter = loadAvg()
-	md := callsMarkdown(p, reports)
+	md := callsMarkdown(p, ordered)
 	for _, line := range strings.Split(md, "\n") {
 		t.Log(line)
 	}
@@ -423,155 +494,251 @@ func startCallsTarget(t *testing.T, name string, bin *callsCallmeshBuild, caller
 	return callsTarget{}, nil
 }
 
-// callsLadder runs the rising steps against r's target, adding each to r.
-func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, callee user) {
+// callsRun is one target's ladder in progress: its UAS registered at the
+// server and running, and what the steps so far decided.
+type callsRun struct {
+	r               *callsReport
+	p               callsPlan
+	uas             *callSIPpProc
+	uasPort, port   int
+	lines           []string
+	serverPorts     []int
+	domain          string
+	callee          user
+	uasFailedBefore int
+	failing         int // failing steps in a row
+	attempt         int // of the step to run next
+	done            bool
+}
+
+// startCallsRun registers the callee of r's target from a new SIPp UAS's
+// port and starts that UAS, ready for the first step.
+func startCallsRun(t *testing.T, r *callsReport, p callsPlan, callers []user, callee user) *callsRun {
 	t.Helper()
 	tgt := r.target
-	domain := node.DefaultDomain
-	uasPort := callsFreeSIPPort(t)
-	callsRegister(t, tgt.registrarAddr(), domain, "u1", uasPort, []user{callee})
-	uas := startCallSIPp(t, callSIPp{scenario: "uas_answer.xml", transport: "u1", port: uasPort, load: true})
+	c := &callsRun{r: r, p: p, domain: node.DefaultDomain, callee: callee, attempt: 1, uasPort: callsFreeSIPPort(t)}
+	callsRegister(t, tgt.registrarAddr(), c.domain, "u1", c.uasPort, []user{callee})
+	c.uas = startCallSIPp(t, callSIPp{scenario: "uas_answer.xml", transport: "u1", port: c.uasPort, load: true})
 	time.Sleep(300 * time.Millisecond)
-	if !uas.running() {
-		o := uas.outcome(t)
-		t.Fatalf("UAS exited at once: %s", o.describe())
+	if !c.uas.running() {
+		o := c.uas.outcome(t)
+		t.Fatalf("%s: UAS exited at once: %s", tgt.name, o.describe())
 	}
 	if tgt.ready != nil {
 		if err := tgt.ready(); err != nil {
 			t.Fatalf("%s: %v", tgt.name, err)
 		}
 	}
-	lines := make([]string, len(callers))
-	for i, c := range callers {
-		lines[i] = callsCallerLine(c, callee.name, domain)
+	c.lines = make([]string, len(callers))
+	for i, cl := range callers {
+		c.lines[i] = callsCallerLine(cl, callee.name, c.domain)
 	}
-	port := freeUDPPort(t)
+	c.port = freeUDPPort(t)
 	_, sp, _ := net.SplitHostPort(tgt.addr)
 	serverPort, _ := strconv.Atoi(sp)
-	serverPorts := tgt.serverUDPPorts(serverPort)
-	uasFailedBefore := 0
-	failing := 0
-	attempt := 1
-	for i := 0; i < len(p.rates); i++ {
-		rate := p.rates[i]
-		calls := int(math.Round(float64(rate) * p.step.Seconds()))
-		// The server's times and the rest of the machine's are read from
-		// one snapshot of /proc at each end of the window.
-		procs0, uas0 := allProcs(), uas.cpu()
-		server0, sys0 := tgt.times(procs0)
-		parts0 := tgt.partsCPU(procs0)
-		drops0 := callsUDPDrops(append(serverPorts, uasPort)...)
-		shed0 := tgt.shed(t)
-		uac := startCallSIPp(t, callSIPp{
-			scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: port,
-			lines: lines, calls: calls, rate: rate, limit: callsOpenLimit,
-			// For INVITE the digest uri is the Request-URI.
-			args: []string{"-auth_uri", callee.name + "@" + domain},
-			rtt:  true, load: true, timeout: p.step + time.Minute,
-		})
-		profiled, perfed := tgt.profileStep(t, rate, p.step), tgt.perfStep(t, rate, p.step)
-		// CPU while the load is offered: over the step's length (calls
-		// that hang until SIPp gives up on them must not dilute it).
-		start := time.Now()
-		select {
-		case <-uac.done:
-		case <-time.After(p.step):
-		}
-		window := time.Since(start)
-		procs1, uasW, uacW := allProcs(), uas.cpu()-uas0, uac.cpu()
-		server1, sys1 := tgt.times(procs1)
-		serverW, sysW, partsW := server1-server0, sys1-sys0, tgt.partsCPU(procs1)
-		otherW := callsOtherCPU(procs0, procs1, tgt.groups(), uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
-		uacDrops := callsUDPDrops(port)[port]
-		if err := uac.wait(p.step + 2*time.Minute); err != nil {
-			uac.kill()
-			t.Fatal(err)
-		}
-		<-profiled
-		<-perfed
-		serverCPU, _ := tgt.times(allProcs())
-		serverCPU -= server0
-		drops := callsUDPDrops(append(serverPorts, uasPort)...)
-		shed := tgt.shed(t)
-		o := uac.outcome(t)
-		times := sortedCopy(o.times)
-		s := callsStep{
-			rate: rate, calls: calls, successful: o.successful, failed: calls - o.successful, reached: o.started,
-			p50: quantile(times, 0.50), p99: quantile(times, 0.99), mean: mean(times), max: quantile(times, 1),
-			serverCores:    serverW.Seconds() / window.Seconds(),
-			serverSysShare: sysW.Seconds() / serverW.Seconds(),
-			uacCores:       uacW.Seconds() / window.Seconds(),
-			uasCores:       uasW.Seconds() / window.Seconds(),
-			partCores:      callsPartCores(parts0, partsW, window),
-			otherCores:     otherW.Seconds() / window.Seconds(),
-			uacErrors:      o.errors,
-			drops:          [3]uint64{callsDropsSum(drops0, drops, serverPorts), uacDrops, drops[uasPort] - drops0[uasPort]},
-			shed:           -1,
-		}
-		if shed0 >= 0 && shed >= 0 {
-			s.shed = shed - shed0
-		}
-		if o.successful > 0 {
-			s.serverCPUPerCall = ms(serverCPU) / float64(o.successful)
-		}
-		// The UAS counts a call when its timewait (2 s) is over and dumps
-		// its statistics every second.
-		time.Sleep(3500 * time.Millisecond)
-		if !uas.running() {
-			o := uas.outcome(t)
-			t.Fatalf("the UAS exited during the %d/s step: %s", rate, o.describe())
-		}
-		if _, f, err := uas.counts(); err == nil {
-			s.uasFailed, uasFailedBefore = f-uasFailedBefore, f
-		}
-		r.steps = append(r.steps, s)
-		if callsExited(tgt.exited) {
-			// Its CPU time went with it.
-			s.serverCores, s.serverCPUPerCall = math.NaN(), math.NaN()
-			r.steps[len(r.steps)-1] = s
-			r.died = fmt.Sprintf("the server exited during the %d/s step", rate)
-			t.Errorf("%s: %s:\n%s", tgt.name, r.died, tgt.logTail())
+	c.serverPorts = tgt.serverUDPPorts(serverPort)
+	return c
+}
+
+func (c *callsRun) stop() { c.uas.stop(10 * time.Second) }
+
+// callsLadder runs the rising steps against r's target, adding each to r.
+func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, callee user) {
+	t.Helper()
+	c := startCallsRun(t, r, p, callers, callee)
+	defer c.stop()
+	for _, rate := range p.rates {
+		if c.done {
 			break
 		}
-		t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.0f%% system, %.3f ms per call)%s, UAC %.2f cores (server/UAC %.2f), UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d%s",
-			tgt.name, rate, calls, s.successful, s.failed, 100*s.failureRate(), s.reached, s.achieved(), s.p50, s.p99, s.mean, s.max,
-			s.serverCores, 100*s.serverSysShare, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2], callsShedText(s.shed))
-		s.attempt = attempt
-		if s.passed() {
-			failing, attempt = 0, 1
-			continue
+		for c.step(t, rate) {
 		}
-		if strings.Contains(tgt.logTail(), "could not allocate shared memory") {
-			// Kamailio's tm keeps its transactions in shared memory (-m):
-			// a step it fails for want of it measures the setting.
-			t.Errorf("%s %d/s: the server ran out of shared memory (its log); raise kamailioShm", tgt.name, rate)
+	}
+}
+
+// callsInterleaved runs the ladders of two targets step by step, one step
+// of each at every rate, the first target first at the first rate and the
+// order turning at each rate after, until both have ended. The machine's
+// speed drifts by a third within minutes here; two ladders run one after
+// the other meet different machines, so their ratio moves with the drift.
+// Interleaved, the two steps at a rate are a minute apart at most, and
+// neither target always follows the other's load.
+func callsInterleaved(t *testing.T, rs [2]*callsReport, p callsPlan, callers []user, callee user) {
+	t.Helper()
+	var runs [2]*callsRun
+	for i, r := range rs {
+		runs[i] = startCallsRun(t, r, p, callers, callee)
+		defer runs[i].stop()
+	}
+	for i, rate := range p.rates {
+		order := []*callsRun{runs[0], runs[1]}
+		if i%2 == 1 {
+			order[0], order[1] = order[1], order[0]
 		}
-		if s.otherCores > callsOtherLimit && attempt <= callsRetries {
-			// Other work took the cores the step needed: not a result.
-			t.Logf("%s %d/s: other processes used %.2f cores during the step: running it again in %v",
-				tgt.name, rate, s.otherCores, callsRetryPause)
-			r.steps = r.steps[:len(r.steps)-1]
-			attempt++
-			i--
-			time.Sleep(callsRetryPause)
-			continue
+		for j, c := range order {
+			if c.done {
+				continue
+			}
+			// The other server finishes the last step's calls and
+			// transactions first: its work would be this step's "other".
+			callsSettle(t, order[1-j].r.target)
+			for c.step(t, rate) {
+			}
 		}
-		attempt = 1
-		failing++
-		if o.errors != "" {
-			t.Logf("SIPp UAC errors:\n%s", shorten(o.errors, 1500))
-		}
-		if s.uasFailed > 0 {
-			t.Logf("SIPp UAS errors (end):\n%s", callsShortenTail(callsLastLines(uas.errFile, 40), 1500))
-		}
-		if s.failed > 0 && tgt.logTail != nil {
-			t.Logf("%s log:\n%s", tgt.name, tgt.logTail())
-		}
-		if failing >= callsFailingSteps {
+		if runs[0].done && runs[1].done {
 			break
 		}
 	}
-	uas.stop(10 * time.Second)
+}
+
+// callsSettleLimit is the most the other server of an interleaved pair may
+// use before a step starts (cores over callsSettleSample), and
+// callsSettleWait how long a step waits for it.
+const (
+	callsSettleLimit  = 0.05
+	callsSettleSample = 500 * time.Millisecond
+	callsSettleWait   = 15 * time.Second
+)
+
+// callsSettle waits until tgt's processes are nearly idle: less than
+// callsSettleLimit cores over callsSettleSample, callsSettleWait at most.
+func callsSettle(t *testing.T, tgt callsTarget) {
+	deadline := time.Now().Add(callsSettleWait)
+	var cores float64
+	for time.Now().Before(deadline) {
+		before, _ := tgt.times(allProcs())
+		time.Sleep(callsSettleSample)
+		after, _ := tgt.times(allProcs())
+		cores = (after - before).Seconds() / callsSettleSample.Seconds()
+		if cores < callsSettleLimit {
+			return
+		}
+	}
+	t.Logf("%s still used %.2f cores after %v: the next step starts beside it", tgt.name, cores, callsSettleWait)
+}
+
+// step runs one step of c's ladder at rate and adds it to the report. It
+// returns true when the step is to be run again (other work took the cores
+// it needed); c.done is set when the ladder has ended.
+func (c *callsRun) step(t *testing.T, rate int) (again bool) {
+	t.Helper()
+	tgt, p, r, uas := c.r.target, c.p, c.r, c.uas
+	calls := int(math.Round(float64(rate) * p.step.Seconds()))
+	// The server's times and the rest of the machine's are read from
+	// one snapshot of /proc at each end of the window.
+	procs0, uas0 := allProcs(), uas.cpu()
+	server0, sys0 := tgt.times(procs0)
+	parts0 := tgt.partsCPU(procs0)
+	drops0 := callsUDPDrops(append(c.serverPorts, c.uasPort)...)
+	shed0 := tgt.shed(t)
+	uac := startCallSIPp(t, callSIPp{
+		scenario: tgt.scenario, remote: tgt.addr, transport: "u1", port: c.port,
+		lines: c.lines, calls: calls, rate: rate, limit: callsOpenLimit,
+		// For INVITE the digest uri is the Request-URI.
+		args: []string{"-auth_uri", c.callee.name + "@" + c.domain},
+		rtt:  true, load: true, timeout: p.step + time.Minute,
+	})
+	profiled, perfed := tgt.profileStep(t, rate, p.step), tgt.perfStep(t, rate, p.step)
+	// CPU while the load is offered: over the step's length (calls
+	// that hang until SIPp gives up on them must not dilute it).
+	start := time.Now()
+	select {
+	case <-uac.done:
+	case <-time.After(p.step):
+	}
+	window := time.Since(start)
+	procs1, uasW, uacW := allProcs(), uas.cpu()-uas0, uac.cpu()
+	server1, sys1 := tgt.times(procs1)
+	serverW, sysW, partsW := server1-server0, sys1-sys0, tgt.partsCPU(procs1)
+	otherW := callsOtherCPU(procs0, procs1, tgt.groups(), uac.cmd.Process.Pid, uas.cmd.Process.Pid, os.Getpid())
+	uacDrops := callsUDPDrops(c.port)[c.port]
+	if err := uac.wait(p.step + 2*time.Minute); err != nil {
+		uac.kill()
+		t.Fatal(err)
+	}
+	<-profiled
+	<-perfed
+	serverCPU, _ := tgt.times(allProcs())
+	serverCPU -= server0
+	drops := callsUDPDrops(append(c.serverPorts, c.uasPort)...)
+	shed := tgt.shed(t)
+	o := uac.outcome(t)
+	times := sortedCopy(o.times)
+	s := callsStep{
+		rate: rate, calls: calls, successful: o.successful, failed: calls - o.successful, reached: o.started,
+		p50: quantile(times, 0.50), p99: quantile(times, 0.99), mean: mean(times), max: quantile(times, 1),
+		serverCores:    serverW.Seconds() / window.Seconds(),
+		serverSysShare: sysW.Seconds() / serverW.Seconds(),
+		uacCores:       uacW.Seconds() / window.Seconds(),
+		uasCores:       uasW.Seconds() / window.Seconds(),
+		partCores:      callsPartCores(parts0, partsW, window),
+		otherCores:     otherW.Seconds() / window.Seconds(),
+		uacErrors:      o.errors,
+		drops:          [3]uint64{callsDropsSum(drops0, drops, c.serverPorts), uacDrops, drops[c.uasPort] - drops0[c.uasPort]},
+		shed:           -1,
+	}
+	if shed0 >= 0 && shed >= 0 {
+		s.shed = shed - shed0
+	}
+	if o.successful > 0 {
+		s.serverCPUPerCall = ms(serverCPU) / float64(o.successful)
+	}
+	// The UAS counts a call when its timewait (2 s) is over and dumps
+	// its statistics every second.
+	time.Sleep(3500 * time.Millisecond)
+	if !uas.running() {
+		o := uas.outcome(t)
+		t.Fatalf("%s: the UAS exited during the %d/s step: %s", tgt.name, rate, o.describe())
+	}
+	if _, f, err := uas.counts(); err == nil {
+		s.uasFailed, c.uasFailedBefore = f-c.uasFailedBefore, f
+	}
+	r.steps = append(r.steps, s)
+	if callsExited(tgt.exited) {
+		// Its CPU time went with it.
+		s.serverCores, s.serverCPUPerCall = math.NaN(), math.NaN()
+		r.steps[len(r.steps)-1] = s
+		r.died = fmt.Sprintf("the server exited during the %d/s step", rate)
+		t.Errorf("%s: %s:\n%s", tgt.name, r.died, tgt.logTail())
+		c.done = true
+		return false
+	}
+	t.Logf("%s %5d/s: %d calls, %d ok, %d failed (%.3f%%), reached %.0f/s, achieved %.0f/s, p50 %.0f ms, p99 %.0f ms, mean %.1f ms, max %.0f ms, server %.2f cores (%.0f%% system, %.3f ms per call)%s, UAC %.2f cores (server/UAC %.2f), UAS %.2f cores, other %.2f cores, UAS failed %d, UDP drops %d/%d/%d%s",
+		tgt.name, rate, calls, s.successful, s.failed, 100*s.failureRate(), s.reached, s.achieved(), s.p50, s.p99, s.mean, s.max,
+		s.serverCores, 100*s.serverSysShare, s.serverCPUPerCall, callsPartsText(tgt, s), s.uacCores, s.perUAC(), s.uasCores, s.otherCores, s.uasFailed, s.drops[0], s.drops[1], s.drops[2], callsShedText(s.shed))
+	s.attempt = c.attempt
+	r.steps[len(r.steps)-1] = s
+	if s.passed() {
+		c.failing, c.attempt = 0, 1
+		return false
+	}
+	if strings.Contains(tgt.logTail(), "could not allocate shared memory") {
+		// Kamailio's tm keeps its transactions in shared memory (-m):
+		// a step it fails for want of it measures the setting.
+		t.Errorf("%s %d/s: the server ran out of shared memory (its log); raise kamailioShm", tgt.name, rate)
+	}
+	if s.otherCores > callsOtherLimit && c.attempt <= callsRetries {
+		// Other work took the cores the step needed: not a result.
+		t.Logf("%s %d/s: other processes used %.2f cores during the step: running it again in %v",
+			tgt.name, rate, s.otherCores, callsRetryPause)
+		r.steps = r.steps[:len(r.steps)-1]
+		c.attempt++
+		time.Sleep(callsRetryPause)
+		return true
+	}
+	c.attempt = 1
+	c.failing++
+	if o.errors != "" {
+		t.Logf("SIPp UAC errors:\n%s", shorten(o.errors, 1500))
+	}
+	if s.uasFailed > 0 {
+		t.Logf("SIPp UAS errors (end):\n%s", callsShortenTail(callsLastLines(uas.errFile, 40), 1500))
+	}
+	if s.failed > 0 && tgt.logTail != nil {
+		t.Logf("%s log:\n%s", tgt.name, tgt.logTail())
+	}
+	c.done = c.failing >= callsFailingSteps
+	return false
 }
 
 // callsMarkdown renders the reports as a Markdown section.
@@ -611,6 +778,13 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		"so this quotient is the server's cost per call in a unit that follows the machine's speed, which drifts by a third within minutes here. " +
 		"It is not the machine's alone: the UAC spends less per call on a server that answers in bursts (it wakes less often), " +
 		"and a server started cold has a higher quotient in its first steps.\n")
+	for _, pair := range callsPairs {
+		if p.partner(pair[0]) != "" {
+			fmt.Fprintf(&b, "- %s and %s ran interleaved, both up at once: at each rate one step of each, the order turning at each rate, "+
+				"each step after the other server had settled (under %.2f cores over %v), so that the two meet the same machine.\n",
+				pair[0], pair[1], callsSettleLimit, callsSettleSample)
+		}
+	}
 	for _, r := range reports {
 		fmt.Fprintf(&b, "\n#### %s\n\n", r.target.title)
 		if r.skipped != "" {
