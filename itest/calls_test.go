@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,17 @@ func TestCallThroughOneNode(t *testing.T) {
 	if got := n.Relay().Len(); got != 0 {
 		t.Fatalf("%d media sessions left after the call", got)
 	}
+	callCounts(t, n, map[string]float64{"started": 1, "answered": 1, "failed": 0, "cancelled": 0})
+}
+
+// callCounts checks the node's callmesh_calls_NAME_total counters.
+func callCounts(t *testing.T, n *node.Node, want map[string]float64) {
+	t.Helper()
+	for name, v := range want {
+		if got := counter(t, n.Registry(), "callmesh_calls_"+name+"_total", nil); got != v {
+			t.Errorf("callmesh_calls_%s_total %v, want %v", name, got, v)
+		}
+	}
 }
 
 func TestCallOutcomes(t *testing.T) {
@@ -150,6 +162,9 @@ func TestCallOutcomes(t *testing.T) {
 			Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 && n.Relay().Len() == 0 }, "call not cleaned up")
 		})
 	}
+	// The four that rang bob were started and failed; the other three
+	// were refused before any callee was tried.
+	callCounts(t, n, map[string]float64{"started": 4, "failed": 4, "answered": 0, "cancelled": 0})
 }
 
 func TestCallCancelledBeforeAnswer(t *testing.T) {
@@ -193,6 +208,7 @@ func TestCallCancelledBeforeAnswer(t *testing.T) {
 		t.Fatal("bob's ringing INVITE was never cancelled")
 	}
 	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "call not cleaned up")
+	callCounts(t, n, map[string]float64{"started": 1, "cancelled": 1, "failed": 0, "answered": 0})
 }
 
 func TestCalleeHangsUp(t *testing.T) {
@@ -210,6 +226,88 @@ func TestCalleeHangsUp(t *testing.T) {
 	}
 	Eventually(t, 10*time.Second, func() bool { return alice.byes.Load() == 1 && n.Calls().Len() == 0 }, "alice was not told")
 	noStrayByes(t, alice)
+}
+
+// TestStray2xxAckedAfterTheCallEnded: a callee whose first ACK was lost
+// retransmits its 2xx until one comes, even after the call has ended; the
+// node still ACKs it (RFC 3261 §13.2.2.4), building the ACK from the 2xx
+// alone and sending it back where the 2xx came from. A stray 486 and a
+// stray 2xx to a BYE get nothing.
+func TestStray2xxAckedAfterTheCallEnded(t *testing.T) {
+	n := oneNode(t, nil)
+	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := alice.call(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 5*time.Second, func() bool { return n.Calls().Len() == 1 && n.Calls().Calls()[0].State == "confirmed" }, "call not confirmed")
+	d := bob.dialog(0)
+	inv, ok := d.InviteRequest, d.InviteResponse
+	if err := d.Bye(ctx); err != nil {
+		t.Fatalf("bob's BYE: %v", err)
+	}
+	Eventually(t, 10*time.Second, func() bool { return n.Calls().Len() == 0 }, "the call did not end")
+
+	// The retransmissions come from a socket of the test's: the ACK must
+	// come back to it, not to the Contact the 2xx names (bob's).
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	node, err := net.ResolveUDPAddr("udp", n.SIPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := sip.NewResponseFromRequest(inv, sip.StatusBusyHere, "Busy Here", nil)
+	byeOK := ok.Clone()
+	byeOK.CSeq().SeqNo++
+	byeOK.CSeq().MethodName = sip.BYE
+	for _, m := range []sip.Message{busy, byeOK, ok} {
+		if _, err := conn.WriteTo([]byte(m.String()), node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 65535)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	nr, _, err := conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no ACK of the stray 2xx: %v", err)
+	}
+	msg, err := sip.ParseMessage(buf[:nr])
+	if err != nil {
+		t.Fatalf("unparsable answer to the stray 2xx: %v\n%s", err, buf[:nr])
+	}
+	ack, isReq := msg.(*sip.Request)
+	if !isReq || !ack.IsAck() {
+		t.Fatalf("the first answer to the strays is not an ACK:\n%s", buf[:nr])
+	}
+	tag := func(p sip.HeaderParams) string { v, _ := p.Get("tag"); return v }
+	branch := func(v *sip.ViaHeader) string { b, _ := v.Params.Get("branch"); return b }
+	okTo, ackTo := ok.To(), ack.To()
+	switch {
+	case ack.Recipient.String() != ok.Contact().Address.String():
+		t.Errorf("ACK Request-URI %s, want the 2xx's Contact %s", ack.Recipient.String(), ok.Contact().Address.String())
+	case ack.CallID().Value() != ok.CallID().Value():
+		t.Errorf("ACK Call-ID %q, want %q", ack.CallID().Value(), ok.CallID().Value())
+	case ack.CSeq().SeqNo != inv.CSeq().SeqNo || ack.CSeq().MethodName != sip.ACK:
+		t.Errorf("ACK CSeq %q, want %d ACK", ack.CSeq().Value(), inv.CSeq().SeqNo)
+	case tag(ackTo.Params) != tag(okTo.Params):
+		t.Errorf("ACK To %q, want bob's tag of %q", ackTo.Value(), okTo.Value())
+	case tag(ack.From().Params) != tag(ok.From().Params):
+		t.Errorf("ACK From %q, want the node's tag of %q", ack.From().Value(), ok.From().Value())
+	case ack.Via() == nil || branch(ack.Via()) == "" || branch(ack.Via()) == branch(inv.Via()):
+		t.Errorf("ACK Via %v: want the node's, with a branch of its own (a 2xx's ACK is a transaction of its own, §17.1.1.3)", ack.Via())
+	}
+	Eventually(t, 5*time.Second, func() bool { return counter(t, n.Registry(), "callmesh_calls_stray_2xx_acked_total", nil) == 1 },
+		"callmesh_calls_stray_2xx_acked_total did not count the ACK")
+	// Nothing else comes: the 486 and the 2xx to a BYE are not ACKed
+	// (a second looked for, for a second).
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	if nr, _, err := conn.ReadFrom(buf); err == nil {
+		t.Errorf("a second answer to the strays:\n%s", buf[:nr])
+	}
 }
 
 // noStrayByes fails the test if a phone answered a BYE of the node's 481:

@@ -132,6 +132,7 @@ func (n *Node) startCalls() error {
 		return err
 	}
 	n.calls = svc
+	registerCallMetrics(n.reg, svc)
 	n.sip.SetCalls(svc)
 	fed, err := newFederation(n)
 	if err != nil {

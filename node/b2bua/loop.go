@@ -227,7 +227,8 @@ func (c *Call) finish() {
 	}
 	// A branch's INVITE transaction waits out 2xx retransmissions (RFC 6026
 	// Accepted) with a callback that holds the call; once the call is over
-	// there is nothing to ACK again, and the call is not kept for the wait.
+	// it is not kept for the wait: a 2xx retransmitted later matches no
+	// transaction and is ACKed from itself (ackStray).
 	for _, tx := range txs {
 		tx.Terminate()
 	}

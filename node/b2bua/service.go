@@ -53,6 +53,7 @@ type Service struct {
 type Counters struct {
 	Started, Answered, Failed, Cancelled atomic.Uint64
 	Refused                              atomic.Uint64 // 503 while draining or without media ports
+	StrayAcked                           atomic.Uint64 // 2xx retransmitted after their call ended, ACKed (ackStray)
 }
 
 // dialogRef finds the call and side an in-dialog request belongs to.
@@ -83,6 +84,7 @@ func New(cfg Config, edge *sipedge.Server, dir Directory, relay *media.Relay, lo
 		pool: gopool.New(idleGoroutines),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.txl.OnStray(s.ackStray)
 	return s, nil
 }
 
@@ -100,6 +102,7 @@ func (s *Service) Close() error {
 		s.log.Warn("calls still ending at shutdown")
 	}
 	s.cancel()
+	s.txl.OnStray(nil)
 	s.tell(event{tick: tickStop}) // calls still waiting for answers are forgotten
 	s.wg.Wait()
 	s.pool.Close()

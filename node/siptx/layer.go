@@ -99,6 +99,7 @@ type Layer struct {
 	wheel   *wheel
 	workers *gopool.Pool
 	handler Handler
+	stray   atomic.Pointer[StrayFunc]
 
 	udp atomic.Pointer[udpListener] // SendUDPFrom
 
@@ -218,6 +219,21 @@ func isUDP(transport string) bool { return strings.EqualFold(transport, "UDP") }
 // OnRequest sets the handler of new requests; set it before serving.
 func (l *Layer) OnRequest(h Handler) { l.handler = h }
 
+// StrayFunc takes a response that matched no transaction: RFC 3261
+// §17.1.1.2 hands such a response to the core. It runs on a goroutine of
+// the layer's, not on the transport's reader.
+type StrayFunc func(*sip.Response)
+
+// OnStray sets what takes the responses that match no transaction (nil:
+// they are only counted); it may be set or changed while serving.
+func (l *Layer) OnStray(f StrayFunc) {
+	if f == nil {
+		l.stray.Store(nil)
+		return
+	}
+	l.stray.Store(&f)
+}
+
 // Stats returns the layer's counters.
 func (l *Layer) Stats() *Stats { return &l.stats }
 
@@ -274,10 +290,13 @@ func (l *Layer) handleResponse(res *sip.Response) {
 	l.mu.Unlock()
 	if tx == nil {
 		// A 2xx retransmitted after its transaction ended, or a stray:
-		// RFC 3261 §17.1.1.2 hands it to the core, which has no use for
-		// it here (the B2BUA re-ACKs 2xx through OnRetransmission while
-		// the transaction waits in Accepted).
+		// RFC 3261 §17.1.1.2 hands it to the core (OnStray). A 2xx to an
+		// INVITE still wants its ACK (§13.2.2.4) when the call that sent
+		// it has been forgotten.
 		l.stats.unmatched.Add(1)
+		if f := l.stray.Load(); f != nil {
+			l.workers.Go(func() { (*f)(res) })
+		}
 		return
 	}
 	tx.receive(res)
