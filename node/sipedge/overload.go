@@ -100,6 +100,13 @@ func (o *shedder) observe(b rawudp.Backlog, now time.Time) float64 {
 
 // drop reports whether msg is shed: a dialog-creating INVITE, drawn at the
 // share set by the last reading. It counts what it sheds.
+//
+// An INVITE that carries credentials answers a challenge: the node has
+// already spent a 407 exchange and a nonce on its call, and shedding it
+// would waste them and start the exchange over. It is shed at the share
+// 2s−1 instead of s: not at all until half the fresh INVITEs are, all of
+// them once all fresh ones are: fresh INVITEs make room for the calls
+// already half set up.
 func (o *shedder) drop(msg sip.Message) bool {
 	share := o.share.Load()
 	if share == 0 {
@@ -109,9 +116,21 @@ func (o *shedder) drop(msg sip.Message) bool {
 	if !ok || req.Method != sip.INVITE || hasToTag(req) {
 		return false
 	}
+	if share < shareOne && hasCredentials(req) {
+		if share <= shareOne/2 {
+			return false
+		}
+		share = 2*share - shareOne
+	}
 	if share < shareOne && o.rand()%shareOne >= share {
 		return false
 	}
 	o.shed.Add(1)
 	return true
+}
+
+// hasCredentials reports whether req answers a digest challenge (RFC 3261
+// §22.2, §22.3).
+func hasCredentials(req *sip.Request) bool {
+	return req.GetHeader("Proxy-Authorization") != nil || req.GetHeader("Authorization") != nil
 }

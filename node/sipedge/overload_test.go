@@ -113,6 +113,29 @@ func TestShedder(t *testing.T) {
 	if got := o.observe(rawudp.Backlog{}, now); math.Abs(got-0.2) > 1e-4 {
 		t.Fatalf("a reading without a limit changed the share to %v", got)
 	}
+
+	// An INVITE that answers a challenge is shed at 2s−1: none while
+	// half the fresh ones or fewer are, then a growing share, all at 1.
+	// The seeded draw goes on from above.
+	creds := parseMsg(t, strings.Replace(newInvite, "Content-Length", `Proxy-Authorization: Digest username="alice", realm="callmesh.local", nonce="n", uri="sip:bob@callmesh.local", response="00"`+"\r\nContent-Length", 1))
+	for _, st := range []struct {
+		queued   int
+		min, max uint64 // of n shed
+	}{
+		{5500, 0, 0},       // fresh: a fifth
+		{6250, 0, 0},       // fresh: a half
+		{6875, 4700, 5300}, // fresh: three quarters; answers: a half (six standard deviations)
+		{7500, n, n},       // all
+	} {
+		o.observe(rawudp.Backlog{Queued: st.queued, Limit: 10000}, now)
+		before := o.shed.Load()
+		for range n {
+			o.drop(creds)
+		}
+		if got := o.shed.Load() - before; got < st.min || got > st.max {
+			t.Fatalf("queued %d of 10000: %d of %d INVITEs with credentials shed, want %d to %d", st.queued, got, n, st.min, st.max)
+		}
+	}
 }
 
 // The UDP readers shed dialog-creating INVITEs while shedding is on and
