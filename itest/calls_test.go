@@ -211,15 +211,24 @@ func TestCallCancelledBeforeAnswer(t *testing.T) {
 	callCounts(t, n, map[string]float64{"started": 1, "cancelled": 1, "failed": 0, "answered": 0})
 }
 
-func TestCalleeHangsUp(t *testing.T) {
-	n := oneNode(t, nil)
-	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
+// callConfirmed starts a node with users alice and bob, has alice call
+// bob and waits until the call is confirmed; ctx bounds the test's SIP
+// requests.
+func callConfirmed(t *testing.T) (n *node.Node, alice, bob *phone, ctx context.Context) {
+	t.Helper()
+	n = oneNode(t, nil)
+	alice, bob = newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	if _, err := alice.call(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 5*time.Second, func() bool { return len(n.Calls().Calls()) == 1 && n.Calls().Calls()[0].State == "confirmed" }, "call not confirmed")
+	Eventually(t, 5*time.Second, func() bool { return n.Calls().Len() == 1 && n.Calls().Calls()[0].State == "confirmed" }, "call not confirmed")
+	return n, alice, bob, ctx
+}
+
+func TestCalleeHangsUp(t *testing.T) {
+	n, alice, bob, ctx := callConfirmed(t)
 	d := bob.dialog(0)
 	if err := d.Bye(ctx); err != nil {
 		t.Fatalf("bob's BYE: %v", err)
@@ -234,14 +243,7 @@ func TestCalleeHangsUp(t *testing.T) {
 // alone and sending it back where the 2xx came from. A stray 486 and a
 // stray 2xx to a BYE get nothing.
 func TestStray2xxAckedAfterTheCallEnded(t *testing.T) {
-	n := oneNode(t, nil)
-	alice, bob := newPhone(t, n, "alice", "a-secret"), newPhone(t, n, "bob", "b-secret")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := alice.call(ctx, "bob"); err != nil {
-		t.Fatal(err)
-	}
-	Eventually(t, 5*time.Second, func() bool { return n.Calls().Len() == 1 && n.Calls().Calls()[0].State == "confirmed" }, "call not confirmed")
+	n, _, bob, ctx := callConfirmed(t)
 	d := bob.dialog(0)
 	inv, ok := d.InviteRequest, d.InviteResponse
 	if err := d.Bye(ctx); err != nil {
