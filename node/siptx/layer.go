@@ -219,13 +219,15 @@ func isUDP(transport string) bool { return strings.EqualFold(transport, "UDP") }
 // OnRequest sets the handler of new requests; set it before serving.
 func (l *Layer) OnRequest(h Handler) { l.handler = h }
 
-// StrayFunc takes a response that matched no transaction: RFC 3261
-// §17.1.1.2 hands such a response to the core. It runs on a goroutine of
-// the layer's, not on the transport's reader.
+// StrayFunc takes a 2xx response that matched no transaction: RFC 3261
+// §17.1.1.2 hands such a response to the core, and a UA's core has a
+// duty toward a 2xx to an INVITE alone (§13.2.2.4: ACK it); other stray
+// responses are only counted. It runs on a goroutine of the layer's, not
+// on the transport's reader.
 type StrayFunc func(*sip.Response)
 
-// OnStray sets what takes the responses that match no transaction (nil:
-// they are only counted); it may be set or changed while serving.
+// OnStray sets what takes the 2xx responses that match no transaction
+// (nil: they are only counted); it may be set or changed while serving.
 func (l *Layer) OnStray(f StrayFunc) {
 	if f == nil {
 		l.stray.Store(nil)
@@ -294,7 +296,7 @@ func (l *Layer) handleResponse(res *sip.Response) {
 		// INVITE still wants its ACK (§13.2.2.4) when the call that sent
 		// it has been forgotten.
 		l.stats.unmatched.Add(1)
-		if f := l.stray.Load(); f != nil {
+		if f := l.stray.Load(); f != nil && res.IsSuccess() {
 			l.workers.Go(func() { (*f)(res) })
 		}
 		return

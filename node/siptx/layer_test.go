@@ -714,6 +714,45 @@ func TestClient2xxRetransmission(t *testing.T) {
 	}
 }
 
+// Once the transaction has ended, a retransmitted 2xx matches nothing:
+// it goes to the core's OnStray; a stray non-2xx is only counted.
+func TestStray2xxToTheCore(t *testing.T) {
+	s := newStack(t, nil)
+	strays := make(chan int, 4)
+	s.l.OnStray(func(r *sip.Response) { strays <- r.StatusCode })
+	p := newPeer(t)
+	tx := s.request(t, s.outgoing(sip.INVITE, p.addr(), "UDP"))
+	inv := p.next("INVITE")
+	ok := answer(inv, 200, "OK", "p2")
+	p.send(s.addr, ok)
+	if res := response(t, tx); res.StatusCode != 200 {
+		t.Fatalf("response %d", res.StatusCode)
+	}
+	tx.Terminate()
+	before := s.l.Stats().Unmatched()
+	p.send(s.addr, answer(inv, 486, "Busy Here", "p3"))
+	p.send(s.addr, ok)
+	select {
+	case code := <-strays:
+		if code != 200 {
+			t.Fatalf("stray %d handed to the core, want only the 2xx", code)
+		}
+	case <-time.After(within):
+		t.Fatal("the stray 2xx did not reach the core")
+	}
+	if got := s.l.Stats().Unmatched() - before; got != 2 {
+		t.Errorf("%d unmatched responses counted, want 2", got)
+	}
+	s.l.OnStray(nil)
+	p.send(s.addr, ok)
+	waitFor(t, func() bool { return s.l.Stats().Unmatched()-before == 3 }, "the third stray counted")
+	select {
+	case code := <-strays:
+		t.Fatalf("a stray %d reached the core: only a 2xx may, and none once its hook is gone", code)
+	default:
+	}
+}
+
 // No answer at all: Timer B ends the transaction with a timeout.
 func TestClientTimeout(t *testing.T) {
 	s := newStack(t, nil)
