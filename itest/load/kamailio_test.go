@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,8 +20,13 @@ import (
 // package itest).
 const kamailioConfig = "../testdata/kamailio/kamailio.cfg"
 
-// kamailioChildren is how many SIP worker processes Kamailio forks (-n).
-const kamailioChildren = 4
+// kamailioChildren is how many SIP worker processes Kamailio forks (-n):
+// one per core, as the node runs one thread per core (GOMAXPROCS). On two
+// cores with both SIPps beside it, four workers held S1 to 7,500–8,000
+// calls/s: they took the cores SIPp needed, whose sockets overflowed,
+// and spent about 15 % more CPU per call; two held 9,000/s and more
+// (BENCHMARKS.md).
+var kamailioChildren = runtime.NumCPU()
 
 // kamailioRcvBuf caps Kamailio's probing for its UDP receive buffer (-b),
 // which stops at 256 KiB by default: the same 4 MiB the node asks for (and
