@@ -104,7 +104,7 @@ type callsPlan struct {
 	// run: other work on the cores shows there.
 	loadBefore, loadAfter string
 	// interleave runs each pair of callsPairs that is among the targets
-	// step by step (callsInterleaved); CALLMESH_LOAD_CALL_INTERLEAVE=0 runs
+	// step by step (callsLadders); CALLMESH_LOAD_CALL_INTERLEAVE=0 runs
 	// every target's ladder on its own, one after the other.
 	interleave bool
 }
@@ -427,25 +427,20 @@ func TestLoadCalls(t *testing.T) {
 			continue
 		}
 		ran[name] = true
+		group, label := []*callsReport{reports[name]}, name
 		if other := p.partner(name); other != "" {
 			ran[other] = true
-			pair := [2]*callsReport{reports[name], reports[other]}
-			t.Run(name+"+"+other, func(t *testing.T) {
-				up0, up1 := start(t, pair[0]), start(t, pair[1])
-				switch {
-				case up0 && up1:
-					callsInterleaved(t, pair, p, callers, callee)
-				case up0:
-					callsLadder(t, pair[0], p, callers, callee)
-				case up1:
-					callsLadder(t, pair[1], p, callers, callee)
-				}
-			})
-			continue
+			group, label = append(group, reports[other]), name+"+"+other
 		}
-		t.Run(name, func(t *testing.T) {
-			if start(t, reports[name]) {
-				callsLadder(t, reports[name], p, callers, callee)
+		t.Run(label, func(t *testing.T) {
+			var up []*callsReport
+			for _, r := range group {
+				if start(t, r) {
+					up = append(up, r)
+				}
+			}
+			if len(up) > 0 {
+				callsLadders(t, up, p, callers, callee)
 			}
 		})
 	}
@@ -542,50 +537,42 @@ func startCallsRun(t *testing.T, r *callsReport, p callsPlan, callers []user, ca
 
 func (c *callsRun) stop() { c.uas.stop(10 * time.Second) }
 
-// callsLadder runs the rising steps against r's target, adding each to r.
-func callsLadder(t *testing.T, r *callsReport, p callsPlan, callers []user, callee user) {
+// callsLadders runs the rising steps against the targets of rs, adding
+// each step to its report. Two targets (a pair compared by a ratio) run
+// step by step, one step of each at every rate, the first target first at
+// the first rate and the order turning at each rate after, until both
+// have ended. The machine's speed drifts by a third within minutes here;
+// two ladders run one after the other meet different machines, so their
+// ratio moves with the drift. Interleaved, the two steps at a rate are a
+// minute apart at most, and neither target always follows the other's
+// load.
+func callsLadders(t *testing.T, rs []*callsReport, p callsPlan, callers []user, callee user) {
 	t.Helper()
-	c := startCallsRun(t, r, p, callers, callee)
-	defer c.stop()
-	for _, rate := range p.rates {
-		if c.done {
-			break
-		}
-		for c.step(t, rate) {
-		}
-	}
-}
-
-// callsInterleaved runs the ladders of two targets step by step, one step
-// of each at every rate, the first target first at the first rate and the
-// order turning at each rate after, until both have ended. The machine's
-// speed drifts by a third within minutes here; two ladders run one after
-// the other meet different machines, so their ratio moves with the drift.
-// Interleaved, the two steps at a rate are a minute apart at most, and
-// neither target always follows the other's load.
-func callsInterleaved(t *testing.T, rs [2]*callsReport, p callsPlan, callers []user, callee user) {
-	t.Helper()
-	var runs [2]*callsRun
+	runs := make([]*callsRun, len(rs))
 	for i, r := range rs {
 		runs[i] = startCallsRun(t, r, p, callers, callee)
 		defer runs[i].stop()
 	}
 	for i, rate := range p.rates {
-		order := []*callsRun{runs[0], runs[1]}
+		order := slices.Clone(runs)
 		if i%2 == 1 {
-			order[0], order[1] = order[1], order[0]
+			slices.Reverse(order)
 		}
 		for j, c := range order {
 			if c.done {
 				continue
 			}
-			// The other server finishes the last step's calls and
-			// transactions first: its work would be this step's "other".
-			callsSettle(t, order[1-j].r.target)
+			if j > 0 {
+				// The server of the step just run finishes its calls
+				// and transactions first: its work would be this
+				// step's "other". (At j 0 the step before was this
+				// target's own, the order having turned.)
+				callsSettle(t, order[j-1].r.target)
+			}
 			for c.step(t, rate) {
 			}
 		}
-		if runs[0].done && runs[1].done {
+		if !slices.ContainsFunc(runs, func(c *callsRun) bool { return !c.done }) {
 			break
 		}
 	}
