@@ -204,9 +204,15 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
 	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: inDialogQuick, Log: s.log.With("component", "siptx")})
 	s.txl.OnRequest(s.route)
-	// Overload control and the socket's metrics need its backlog, which
-	// not every system reports.
-	_, backlogErr := s.rawUDP.Backlog()
+	// The buffer warning, overload control and the socket's metrics need
+	// its backlog, which not every system reports. The kernel reports as
+	// the limit twice what was granted, its bookkeeping included
+	// (socket(7)).
+	b, backlogErr := s.rawUDP.Backlog()
+	if backlogErr == nil && b.Limit/2 < udpBuffer {
+		s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
+			"asked", udpBuffer, "granted", b.Limit/2)
+	}
 	switch {
 	case cfg.OverloadBacklog > 0 && backlogErr == nil:
 		s.shed = newShedder(cfg.OverloadBacklog, s.log)
@@ -268,12 +274,6 @@ func (s *Server) listen() error {
 				udp.Close()
 				tcp.Close()
 				return fmt.Errorf("sip edge: UDP listener %s: %w", s.cfg.Listen, err)
-			}
-			// The kernel reports twice what was granted, its bookkeeping
-			// included (socket(7)).
-			if b, err := raw.Backlog(); err == nil && b.Limit/2 < udpBuffer {
-				s.log.Warn("SIP UDP receive buffer smaller than asked: datagrams may be dropped in bursts; raise net.core.rmem_max",
-					"asked", udpBuffer, "granted", b.Limit/2)
 			}
 			s.udp, s.rawUDP, s.tcp = udp, raw, tcp
 			return nil
