@@ -4,10 +4,12 @@ BIN       := bin/callmesh
 PKGS      := ./...
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1x
+# The call rate of the load steps profiled for `make pgo` (S1 and S2 both hold it).
+PGO_RATE  ?= 3000
 # The whole suite stays well under 15 minutes on 2 cores; this is a backstop.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build deps test unit itest bench load load-register load-calls load-media demo fuzz lint vet fmt tidy-check clean
+.PHONY: all build deps test unit itest bench load load-register load-calls load-media pgo demo fuzz lint vet fmt tidy-check clean
 
 all: build
 
@@ -66,6 +68,18 @@ load-media: deps
 
 ## load: every load benchmark (registrar, calls, media).
 load: load-register load-calls load-media
+
+## pgo: profile the node under call load (S1 and S2, one step each) and
+## write the merged CPU profile to cmd/callmesh/default.pgo, which every
+## build of the command then uses for profile-guided optimisation.
+pgo: deps
+	@dir=$$(mktemp -d) && \
+	CALLMESH_LOAD=1 CALLMESH_LOAD_CALL_TARGETS=callmesh-s1,callmesh-s2 CALLMESH_LOAD_CALL_RATES=$(PGO_RATE) \
+		CALLMESH_LOAD_CALL_STEP=30s CALLMESH_LOAD_PROFILE=$$dir \
+		$(GO) test -run '^TestLoadCalls$$' -count=1 -v -timeout 20m ./itest/load/ && \
+	CALLMESH_LOAD_PGO_FROM=$$dir CALLMESH_LOAD_PGO=$(CURDIR)/cmd/callmesh/default.pgo \
+		$(GO) test -run '^TestPGOProfile$$' -count=1 -v ./itest/load/; \
+	rc=$$?; rm -rf $$dir; exit $$rc
 
 ## demo: a local federation on loopback, on embedded defaults.
 demo: build
