@@ -27,7 +27,13 @@ type base struct {
 	err         error
 	done        chan struct{} // made when asked for, closed at the end
 	onTerminate []sip.FnTxTerminate
+	ender       ender // told of the end after onTerminate; nil: nobody
 }
+
+// ender is a transaction told of its own end (a RequestFunc transaction
+// tells its function): an interface holding the transaction itself costs
+// no allocation, where a method value in onTerminate costs two.
+type ender interface{ ended(err error) }
 
 // terminate ends the transaction once: err (nil: it simply ended) is what
 // Err reports unless an error came first; its timers stop, the layer
@@ -47,6 +53,9 @@ func (b *base) terminate(err error) {
 	_, _ = b.conn.TryClose()
 	for _, f := range fns {
 		f(b.key, err)
+	}
+	if b.ender != nil {
+		b.ender.ended(err)
 	}
 }
 

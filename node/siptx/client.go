@@ -178,9 +178,9 @@ func (tx *clientTx) passUp(res *sip.Response) FnResponse {
 	return nil
 }
 
-// sinkEnd tells a RequestFunc transaction's function why it ended without
+// ended tells a RequestFunc transaction's function why it ended without
 // a final response; a TU that ended it itself is not told.
-func (tx *clientTx) sinkEnd(_ string, err error) {
+func (tx *clientTx) ended(err error) {
 	tx.mu.Lock()
 	sink, final := tx.sink, tx.final
 	tx.mu.Unlock()
@@ -266,6 +266,8 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 // Terminate ends the transaction: later responses are not passed up.
 func (tx *clientTx) Terminate() { tx.terminate(sip.ErrTransactionCanceled) }
 
+// Responses gives the responses in order; nil for a transaction of
+// RequestFunc's, whose function takes them.
 func (tx *clientTx) Responses() <-chan *sip.Response { return tx.responses }
 
 func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {

@@ -100,6 +100,7 @@ type Layer struct {
 	workers *gopool.Pool
 	handler Handler
 	stray   atomic.Pointer[StrayFunc]
+	ack     ackTx // what the handler gets with a 2xx's ACK
 
 	udp atomic.Pointer[udpListener] // SendUDPFrom
 
@@ -142,6 +143,7 @@ func New(tpl *sip.TransportLayer, cfg Config) *Layer {
 				_ = tx.Respond(sipwire.Response(req, sip.StatusNotImplemented, "Not Implemented", ""))
 			}
 		}}
+	l.ack = ackTx{&serverTx{base: base{l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}}}
 	tpl.OnMessage(l.Receive)
 	return l
 }
@@ -340,9 +342,12 @@ func (l *Layer) handleRequest(req *sip.Request) {
 			return
 		}
 		// A 2xx's ACK is a transaction of its own: for the TU, with no
-		// response possible.
-		tx = &serverTx{base: base{key: string(key), l: l, server: true, state: terminated, err: sip.ErrTransactionTerminated}, origin: req}
-		l.serve(req, func() { l.handler(req, ackTx{tx}) })
+		// response possible. It has no state, so every ACK shares one.
+		if l.inline(req) {
+			l.handler(req, l.ack)
+		} else {
+			l.workers.Go(func() { l.handler(req, l.ack) })
+		}
 		return
 	}
 	l.mu.Lock()
@@ -376,21 +381,19 @@ func (l *Layer) handleRequest(req *sip.Request) {
 	l.servers[tx.key] = tx
 	l.mu.Unlock()
 	tx.started()
-	if !l.serve(req, func() { l.handler(req, tx); tx.handled() }) {
-		tx.terminate(nil)
+	if l.inline(req) {
+		l.handler(req, tx)
+		tx.handled()
+		return
+	}
+	if !l.workers.Go(func() { l.handler(req, tx); tx.handled() }) {
+		tx.terminate(nil) // the layer is closing
 	}
 }
 
-// serve runs f, which hands req to the TU: on this reader when
-// Config.Inline picks req, else on a worker. False when the layer is
-// closing and f did not run.
-func (l *Layer) serve(req *sip.Request, f func()) bool {
-	if l.cfg.Inline != nil && l.cfg.Inline(req) {
-		f()
-		return true
-	}
-	return l.workers.Go(f)
-}
+// inline reports whether req's handler runs on the reader that read it
+// (Config.Inline), rather than on a worker.
+func (l *Layer) inline(req *sip.Request) bool { return l.cfg.Inline != nil && l.cfg.Inline(req) }
 
 // writeStateless answers a request outside any transaction.
 func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
@@ -485,11 +488,13 @@ func (l *Layer) request(ctx context.Context, req *sip.Request, fn FnResponse) (s
 		return nil, err
 	}
 	tx := &clientTx{base: base{key: key, l: l, conn: conn}, origin: req, invite: req.IsInvite(),
-		reliable: sip.IsReliable(req.Transport()), responses: make(chan *sip.Response), sink: fn}
-	tx.self = weakClient(weak.Make(tx))
-	if fn != nil {
-		tx.onTerminate = append(tx.onTerminate, tx.sinkEnd)
+		reliable: sip.IsReliable(req.Transport()), sink: fn}
+	if fn == nil {
+		tx.responses = make(chan *sip.Response)
+	} else {
+		tx.ender = tx // its end reaches fn (ended)
 	}
+	tx.self = weakClient(weak.Make(tx))
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
