@@ -20,6 +20,7 @@ type base struct {
 	l      *Layer
 	conn   sip.Connection
 	server bool // in the layer's server transactions, not its client ones
+	stored bool // in the layer's table under key; guarded by the layer's mu
 
 	mu          sync.Mutex
 	state       uint8

@@ -350,17 +350,9 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		}
 		return
 	}
-	l.mu.Lock()
-	if tx := l.servers[string(key)]; tx != nil {
-		l.mu.Unlock()
-		tx.receive(req)
-		return
-	}
-	if l.closed {
-		l.mu.Unlock()
-		return
-	}
-	l.mu.Unlock()
+	// The transaction is made before the lookup, so that one hold of the
+	// lock both looks for the request's transaction and stores the new
+	// one: a retransmission, the rarer case, throws it away.
 	conn, err := l.serverConn(req)
 	if err != nil {
 		l.cfg.Log.Debug("SIP request dropped: no connection to answer on", "source", req.Source(), "err", err)
@@ -369,8 +361,8 @@ func (l *Layer) handleRequest(req *sip.Request) {
 	tx := newServerTx(l, string(key), req, conn)
 	l.mu.Lock()
 	if old := l.servers[tx.key]; old != nil || l.closed {
-		// Its retransmission came on another reader first, or the layer
-		// closed meanwhile.
+		// A retransmission (read here or on another reader first), or
+		// the layer has closed.
 		l.mu.Unlock()
 		_, _ = conn.TryClose()
 		if old != nil {
@@ -379,6 +371,7 @@ func (l *Layer) handleRequest(req *sip.Request) {
 		return
 	}
 	l.servers[tx.key] = tx
+	tx.stored = true
 	l.mu.Unlock()
 	tx.started()
 	if l.inline(req) {
@@ -410,13 +403,15 @@ func (l *Layer) writeStateless(req *sip.Request, code int, reason string) {
 func (l *Layer) forget(b *base) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if b.server {
-		if tx := l.servers[b.key]; tx != nil && &tx.base == b {
-			delete(l.servers, b.key)
-		}
+	if !b.stored {
 		return
 	}
-	if tx := l.clients[b.key]; tx != nil && &tx.base == b {
+	// A key is stored only while absent and deleted only here, so the
+	// entry under a stored transaction's key is the transaction itself.
+	b.stored = false
+	if b.server {
+		delete(l.servers, b.key)
+	} else {
 		delete(l.clients, b.key)
 	}
 }
@@ -507,6 +502,7 @@ func (l *Layer) request(ctx context.Context, req *sip.Request, fn FnResponse) (s
 		return nil, fmt.Errorf("siptx: a transaction with branch key %q is running", key)
 	}
 	l.clients[key] = tx
+	tx.stored = true
 	l.mu.Unlock()
 	if err := tx.start(); err != nil {
 		// The caller hears of it from the error alone, not from fn too.
