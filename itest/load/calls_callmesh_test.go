@@ -23,14 +23,18 @@ import (
 
 // callsCallmeshBuild builds the callmesh binary once, on first use.
 type callsCallmeshBuild struct {
-	dir  string
-	once sync.Once
-	bin  string
-	err  error
+	dir   string
+	once  sync.Once
+	bin   string
+	fixed bool // bin is given: nothing to build
+	err   error
 }
 
 func (b *callsCallmeshBuild) path() (string, error) {
 	b.once.Do(func() {
+		if b.fixed {
+			return
+		}
 		if bin := os.Getenv("CALLMESH_LOAD_BIN"); bin != "" {
 			b.bin = bin
 			return

@@ -54,6 +54,9 @@ import (
 //	CALLMESH_LOAD_PERF          directory for a perf profile of each step of every target, Kamailio too
 //	                            (TARGET-RATE.perf.data; needs perf, Debian's linux-perf; read with perf report -i)
 //	CALLMESH_LOAD_BIN           a callmesh binary to run instead of building ./cmd/callmesh (to compare two builds)
+//	CALLMESH_LOAD_BIN_B         the binary of target callmesh-s1-b: S1 on a second build, interleaved with
+//	                            callmesh-s1 step by step; the summary compares the two builds' CPU per call
+//	                            step by step (a rate may be given more than once: each is a pair of steps)
 
 const (
 	// callsCallers is how many distinct callers place the calls (from
@@ -92,7 +95,7 @@ const (
 var defaultCallRates = []int{500, 1000, 2000, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000, 9500, 10000}
 
 // callsTargetNames are the targets TestLoadCalls knows.
-var callsTargetNames = []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed", "kamailio-s2"}
+var callsTargetNames = []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed", "kamailio-s2", "callmesh-s1-b"}
 
 // callsPlan is what a run measures.
 type callsPlan struct {
@@ -111,9 +114,11 @@ type callsPlan struct {
 
 // callsPairs are the targets compared by a ratio: callmesh's and
 // Kamailio's of one scenario.
-var callsPairs = [][2]string{{"kamailio", "callmesh-s1"}, {"kamailio-s2", "callmesh-s2"}}
+var callsPairs = [][2]string{{"kamailio", "callmesh-s1"}, {"kamailio-s2", "callmesh-s2"}, {"callmesh-s1", "callmesh-s1-b"}}
 
-// partner is the target that runs interleaved with name, "" if none.
+// partner is the target that runs interleaved with name, "" if none. A
+// target in two pairs (callmesh-s1) is interleaved with the first partner
+// among the targets; the other then runs its ladder alone.
 func (p callsPlan) partner(name string) string {
 	if !p.interleave {
 		return ""
@@ -428,7 +433,7 @@ func TestLoadCalls(t *testing.T) {
 		}
 		ran[name] = true
 		group, label := []*callsReport{reports[name]}, name
-		if other := p.partner(name); other != "" {
+		if other := p.partner(name); other != "" && !ran[other] {
 			ran[other] = true
 			group, label = append(group, reports[other]), name+"+"+other
 		}
@@ -482,6 +487,15 @@ func startCallsTarget(t *testing.T, name string, bin *callsCallmeshBuild, caller
 		return tgt, nil
 	case "callmesh-s1", "callmesh-s2":
 		return startCallsCallmesh(t, bin, name == "callmesh-s2", callers, callee)
+	case "callmesh-s1-b":
+		b := os.Getenv("CALLMESH_LOAD_BIN_B")
+		if b == "" {
+			t.Fatal("target callmesh-s1-b: set CALLMESH_LOAD_BIN_B to the second build's binary")
+		}
+		tgt, err := startCallsCallmesh(t, &callsCallmeshBuild{bin: b, fixed: true}, false, callers, callee)
+		tgt.name = name
+		tgt.title = fmt.Sprintf("callmesh-s1-b: S1 as callmesh-s1, on the build %s (CALLMESH_LOAD_BIN_B)", filepath.Base(b))
+		return tgt, err
 	case "callmesh-fed":
 		return startCallsFed(t, bin, callers, callee)
 	}
@@ -862,8 +876,57 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 				"callmesh %.2f, Kamailio %.2f: callmesh spends %.2f× Kamailio's CPU per call.\n", scen, n, callsCostFrom, x, y, x/y)
 		}
 	}
+	b.WriteString(callsABSummary(callsFind(reports, "callmesh-s1"), callsFind(reports, "callmesh-s1-b")))
 	b.WriteString(callsFedSummary(reports))
 	return b.String()
+}
+
+// callsABSummary compares two builds run as callmesh-s1 (A) and
+// callmesh-s1-b (B), interleaved: step i of one against step i of the
+// other, where both passed. The machine's speed drifts within minutes,
+// and the two steps of a pair ran within seconds of each other, so the
+// quotient of their server/UAC is the measure; its mean and its standard
+// error say whether a difference of a few per cent is the builds'.
+func callsABSummary(a, b *callsReport) string {
+	if a == nil || b == nil || a.skipped != "" || b.skipped != "" {
+		return ""
+	}
+	var qs []float64
+	var sa, sb float64
+	for i := range min(len(a.steps), len(b.steps)) {
+		x, y := a.steps[i], b.steps[i]
+		if x.rate != y.rate || !x.passed() || !y.passed() || math.IsNaN(x.perUAC()) || math.IsNaN(y.perUAC()) {
+			continue
+		}
+		qs = append(qs, y.perUAC()/x.perUAC())
+		sa += x.perUAC()
+		sb += y.perUAC()
+	}
+	n := float64(len(qs))
+	if n == 0 {
+		return "- S1, build B against build A: no pair of steps both passed.\n"
+	}
+	mean, se := meanSE(qs)
+	return fmt.Sprintf("- S1, build B (callmesh-s1-b) against build A (callmesh-s1), %d pairs of steps both passed: "+
+		"server/UAC %.3f (B) against %.3f (A); B over A, pair by pair, %.3f ± %.3f (mean ± standard error): "+
+		"B spends %+.1f %% of A's CPU per call.\n",
+		len(qs), sb/n, sa/n, mean, se, 100*(mean-1))
+}
+
+// meanSE is the mean of xs and its standard error (0 for fewer than two).
+func meanSE(xs []float64) (mean, se float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(xs)-1) / float64(len(xs)))
 }
 
 // perUAC is the server's CPU over the UAC SIPp's (NaN without either).
