@@ -29,7 +29,7 @@ func TestCallsABSummary(t *testing.T) {
 		step(7000, 1.0, 1.0, 0),
 	}}
 	got := callsABSummary(a, b)
-	for _, want := range []string{"2 pairs of steps both passed", "server/UAC 2.000 (B) against 2.000 (A)", "1.000 ± 0.050", "+0.0 %"} {
+	for _, want := range []string{"2 pairs of steps both passed", "server/UAC 2.000 (B) against 2.000 (A)", "1.000 ± 0.050", "+0.0 %", "steps failed: 1 of 4 (A), 1 of 4 (B)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary %q lacks %q", got, want)
 		}

@@ -116,6 +116,12 @@ type callsPlan struct {
 // Kamailio's of one scenario.
 var callsPairs = [][2]string{{"kamailio", "callmesh-s1"}, {"kamailio-s2", "callmesh-s2"}, {"callmesh-s1", "callmesh-s1-b"}}
 
+// ab reports whether the run compares two builds (callmesh-s1 and
+// callmesh-s1-b, interleaved).
+func (p callsPlan) ab() bool {
+	return p.partner("callmesh-s1-b") == "callmesh-s1" && p.partner("callmesh-s1") == "callmesh-s1-b"
+}
+
 // partner is the target that runs interleaved with name, "" if none. A
 // target in two pairs (callmesh-s1) is interleaved with the first partner
 // among the targets; the other then runs its ladder alone.
@@ -738,7 +744,9 @@ func (c *callsRun) step(t *testing.T, rate int) (again bool) {
 	if s.failed > 0 && tgt.logTail != nil {
 		t.Logf("%s log:\n%s", tgt.name, tgt.logTail())
 	}
-	c.done = c.failing >= callsFailingSteps
+	// Comparing two builds, every step of the list runs: a failed step
+	// is a result for the comparison, not the end of a ladder.
+	c.done = !c.p.ab() && c.failing >= callsFailingSteps
 	return false
 }
 
@@ -902,15 +910,24 @@ func callsABSummary(a, b *callsReport) string {
 		sa += x.perUAC()
 		sb += y.perUAC()
 	}
+	failed := func(r *callsReport) (n int) {
+		for _, s := range r.steps {
+			if !s.passed() {
+				n++
+			}
+		}
+		return n
+	}
+	steps := fmt.Sprintf("steps failed: %d of %d (A), %d of %d (B)", failed(a), len(a.steps), failed(b), len(b.steps))
 	n := float64(len(qs))
 	if n == 0 {
-		return "- S1, build B against build A: no pair of steps both passed.\n"
+		return "- S1, build B against build A: no pair of steps both passed; " + steps + ".\n"
 	}
 	mean, se := meanSE(qs)
 	return fmt.Sprintf("- S1, build B (callmesh-s1-b) against build A (callmesh-s1), %d pairs of steps both passed: "+
 		"server/UAC %.3f (B) against %.3f (A); B over A, pair by pair, %.3f ± %.3f (mean ± standard error): "+
-		"B spends %+.1f %% of A's CPU per call.\n",
-		len(qs), sb/n, sa/n, mean, se, 100*(mean-1))
+		"B spends %+.1f %% of A's CPU per call; %s.\n",
+		len(qs), sb/n, sa/n, mean, se, 100*(mean-1), steps)
 }
 
 // meanSE is the mean of xs and its standard error (0 for fewer than two).

@@ -28,7 +28,8 @@ type base struct {
 	err         error
 	done        chan struct{} // made when asked for, closed at the end
 	onTerminate []sip.FnTxTerminate
-	ender       ender // told of the end after onTerminate; nil: nobody
+	ender       ender  // told of the end after onTerminate; nil: nobody
+	timers      handle // its registration with the layer's wheel, from its first timer to its end
 }
 
 // ender is a transaction told of its own end (a RequestFunc transaction
@@ -49,7 +50,10 @@ func (b *base) terminate(err error) {
 	for i := range b.gen {
 		b.gen[i]++
 	}
+	timers := b.timers
+	b.timers = handle{}
 	b.mu.Unlock()
+	b.l.wheel.release(timers)
 	b.l.forget(b)
 	_, _ = b.conn.TryClose()
 	for _, f := range fns {

@@ -39,7 +39,6 @@ type clientTx struct {
 	pumping    bool            // a pump goroutine hands the queue over
 	endPending bool            // terminate once the queue is handed over
 	onRetrans  []sip.FnTxResponse
-	self       timed // weakClient: what its timers hold
 
 	sink  FnResponse // RequestFunc: takes the responses instead of the channel
 	final bool       // sink: a final response was handed over
@@ -50,11 +49,12 @@ type clientTx struct {
 // find them to stop.
 func (tx *clientTx) start() error {
 	tx.mu.Lock()
+	tx.timers = tx.l.wheel.register(tx)
 	if !tx.reliable {
 		tx.interval = tx.l.cfg.T1
-		tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerA, tx.gen[timerA])
+		tx.l.wheel.after(tx.l.cfg.T1, tx.timers, timerA, tx.gen[timerA])
 	}
-	tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerB, tx.gen[timerB])
+	tx.l.wheel.after(64*tx.l.cfg.T1, tx.timers, timerB, tx.gen[timerB])
 	origin := tx.origin
 	tx.mu.Unlock()
 	if err := tx.l.send(tx.conn, origin); err != nil {
@@ -89,7 +89,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 			tx.origin = nil // not retransmitted any more; see serverTx.completeLocked
 			tx.gen[timerA]++
 			tx.gen[timerB]++
-			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerM, tx.gen[timerM])
+			tx.l.wheel.after(tx.l.cfg.Wait, tx.timers, timerM, tx.gen[timerM])
 			sink := tx.passUp(res)
 			tx.mu.Unlock()
 			if sink != nil {
@@ -114,7 +114,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 			if tx.reliable {
 				end = tx.endAfterPassUp() // Timer D and K are 0
 			} else {
-				tx.l.wheel.after(wait, tx.self, timerD, tx.gen[timerD])
+				tx.l.wheel.after(wait, tx.timers, timerD, tx.gen[timerD])
 			}
 			tx.mu.Unlock()
 			if sink != nil {
@@ -244,7 +244,7 @@ func (tx *clientTx) fire(kind uint8, gen uint32) {
 			tx.interval = min(tx.interval, tx.l.cfg.T2) // Timer E is capped
 		}
 		tx.gen[timerA]++
-		tx.l.wheel.after(tx.interval, tx.self, timerA, tx.gen[timerA])
+		tx.l.wheel.after(tx.interval, tx.timers, timerA, tx.gen[timerA])
 		origin := tx.origin
 		tx.mu.Unlock()
 		if err := tx.l.send(tx.conn, origin); err != nil {

@@ -36,7 +36,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -489,7 +488,6 @@ func (l *Layer) request(ctx context.Context, req *sip.Request, fn FnResponse) (s
 	} else {
 		tx.ender = tx // its end reaches fn (ended)
 	}
-	tx.self = weakClient(weak.Make(tx))
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -3,7 +3,6 @@ package siptx
 import (
 	"errors"
 	"time"
-	"weak"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -47,24 +46,29 @@ type serverTx struct {
 	acks      chan *sip.Request
 	ack       *sip.Request // the ACK, kept for an Acks asked for later
 	onCancel  sip.FnTxCancel
-	self      timed // weakServer: what its timers hold
-	kept      bool  // Keep: the TU answers after its handler returns
+	kept      bool // Keep: the TU answers after its handler returns
 }
 
 func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *serverTx {
 	tx := &serverTx{base: base{key: key, l: l, conn: conn, server: true}, origin: req, invite: req.IsInvite(),
 		reliable: sip.IsReliable(req.Transport())}
-	tx.self = weakServer(weak.Make(tx))
 	if tx.invite {
 		tx.state = sProceeding
 	}
 	return tx
 }
 
-// started arms the INVITE's 100 Trying once the transaction is stored.
+// started registers the transaction's timers once it is stored, and arms
+// an INVITE's 100 Trying.
 func (tx *serverTx) started() {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == terminated {
+		return // the layer closed meanwhile
+	}
+	tx.timers = tx.l.wheel.register(tx)
 	if tx.invite {
-		tx.l.wheel.after(tx.l.cfg.Trying, tx.self, timer1xx, 0)
+		tx.l.wheel.after(tx.l.cfg.Trying, tx.timers, timer1xx, 0)
 	}
 }
 
@@ -91,7 +95,7 @@ func (tx *serverTx) receive(req *sip.Request) bool {
 			tx.mu.Unlock()
 			tx.terminate(nil)
 		} else {
-			tx.l.wheel.after(tx.l.cfg.T4, tx.self, timerI, tx.gen[timerI])
+			tx.l.wheel.after(tx.l.cfg.T4, tx.timers, timerI, tx.gen[timerI])
 			tx.mu.Unlock()
 		}
 		if acks != nil {
@@ -181,7 +185,7 @@ func (tx *serverTx) respond(res *sip.Response, byLayer bool) error {
 			tx.last = nil
 			tx.origin = nil
 			tx.onCancel = nil // too late for a CANCEL; the TU's callback is not kept
-			tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerL, tx.gen[timerL])
+			tx.l.wheel.after(tx.l.cfg.Wait, tx.timers, timerL, tx.gen[timerL])
 		case sAccepted:
 			// The TU retransmits its 2xx through the transaction
 			// (RFC 6026 §7.1).
@@ -232,11 +236,11 @@ func (tx *serverTx) completeLocked(res *sip.Response) bool {
 	case tx.invite:
 		if !tx.reliable {
 			tx.interval = tx.l.cfg.T1
-			tx.l.wheel.after(tx.l.cfg.T1, tx.self, timerG, tx.gen[timerG])
+			tx.l.wheel.after(tx.l.cfg.T1, tx.timers, timerG, tx.gen[timerG])
 		}
-		tx.l.wheel.after(64*tx.l.cfg.T1, tx.self, timerH, tx.gen[timerH])
+		tx.l.wheel.after(64*tx.l.cfg.T1, tx.timers, timerH, tx.gen[timerH])
 	case !tx.reliable:
-		tx.l.wheel.after(tx.l.cfg.Wait, tx.self, timerJ, tx.gen[timerJ])
+		tx.l.wheel.after(tx.l.cfg.Wait, tx.timers, timerJ, tx.gen[timerJ])
 	default:
 		return false
 	}
@@ -269,7 +273,7 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 		}
 		tx.interval = min(2*tx.interval, tx.l.cfg.T2)
 		tx.gen[timerG]++
-		tx.l.wheel.after(tx.interval, tx.self, timerG, tx.gen[timerG])
+		tx.l.wheel.after(tx.interval, tx.timers, timerG, tx.gen[timerG])
 		res, final := tx.last, tx.final
 		tx.mu.Unlock()
 		_ = tx.resend(res, final)

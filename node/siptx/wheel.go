@@ -3,7 +3,6 @@ package siptx
 import (
 	"sync"
 	"time"
-	"weak"
 )
 
 // wheel is a hashed timing wheel (Varghese and Lauck, 1987) for the
@@ -20,50 +19,90 @@ import (
 type wheel struct {
 	tick time.Duration
 
-	mu    sync.Mutex
-	slots [][]entry
-	now   uint64 // ticks since start
-	start time.Time
-	count int           // entries in the slots, stale ones included
-	wake  chan struct{} // the goroutine sleeps when count is 0
-	stop  chan struct{}
-	done  chan struct{}
+	mu     sync.Mutex
+	slots  [][]entry
+	now    uint64 // ticks since start
+	start  time.Time
+	count  int           // entries in the slots, stale ones included
+	owners []owned       // the registered owners, by handle's slot
+	free   []uint32      // slots of owners released
+	wake   chan struct{} // the goroutine sleeps when count is 0
+	stop   chan struct{}
+	done   chan struct{}
 }
 
-// entry is one armed timer: fire(kind, gen) is called when due; the owner
-// ignores a gen it has moved past.
+// entry is one armed timer: its owner's fire(kind, gen) is called when
+// due, if the owner is still registered; the owner ignores a gen it has
+// moved past. An entry holds no pointer.
 type entry struct {
-	due   uint64
-	owner timed
-	kind  uint8
-	gen   uint32
+	due  uint64
+	slot uint32 // the owner's, with the registration's generation
+	sgen uint32
+	gen  uint32
+	kind uint8
 }
 
 type timed interface {
 	fire(kind uint8, gen uint32)
 }
 
-// A transaction arms its timers through a weak reference to itself. A
-// stopped timer stays in its slot until due, and a strong reference there
-// kept every ended transaction, with its request and responses, for the
-// longest timer it had armed (Timer B, 32 s): under call load that was
-// most of a node's heap. A live transaction is held by the layer's maps,
-// so its timers still fire; an ended one is garbage at once.
-type (
-	weakServer weak.Pointer[serverTx]
-	weakClient weak.Pointer[clientTx]
-)
+// An owner (a transaction) registers with the wheel while it lives and
+// releases its handle when it ends; its entries name it by handle. A
+// stopped timer stays in its slot until due, and an entry holding the
+// transaction kept every ended one, with its request and responses, for
+// the longest timer it had armed (Timer B, 32 s): under call load that was
+// most of a node's heap. Released, a transaction is garbage at once, and
+// its stale entries find its slot's generation moved on. The slots hold no
+// pointer for the collector to follow: under call load they hold hundreds
+// of thousands of stale entries, which it would otherwise trace at every
+// cycle.
+type handle struct{ slot, gen uint32 } // gen 0: not registered
 
-func (w weakServer) fire(kind uint8, gen uint32) {
-	if tx := weak.Pointer[serverTx](w).Value(); tx != nil {
-		tx.fire(kind, gen)
-	}
+type owned struct {
+	owner timed
+	gen   uint32 // bumped at each release
 }
 
-func (w weakClient) fire(kind uint8, gen uint32) {
-	if tx := weak.Pointer[clientTx](w).Value(); tx != nil {
-		tx.fire(kind, gen)
+// register makes owner's handle.
+func (w *wheel) register(owner timed) handle {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var s uint32
+	if n := len(w.free); n > 0 {
+		s = w.free[n-1]
+		w.free = w.free[:n-1]
+	} else {
+		w.owners = append(w.owners, owned{gen: 1})
+		s = uint32(len(w.owners) - 1)
 	}
+	w.owners[s].owner = owner
+	return handle{slot: s, gen: w.owners[s].gen}
+}
+
+// release ends h's registration: its timers no longer fire, and the wheel
+// no longer holds its owner.
+func (w *wheel) release(h handle) {
+	if h.gen == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := &w.owners[h.slot]
+	if o.gen != h.gen {
+		return
+	}
+	o.owner = nil
+	if o.gen++; o.gen == 0 {
+		o.gen = 1
+	}
+	w.free = append(w.free, h.slot)
+}
+
+// due is an entry that fell due, with its owner.
+type due struct {
+	owner timed
+	kind  uint8
+	gen   uint32
 }
 
 const wheelSlots = 1024
@@ -75,8 +114,9 @@ func newWheel(tick time.Duration) *wheel {
 	return w
 }
 
-// after arms a timer that fires owner.fire(kind, gen) after d.
-func (w *wheel) after(d time.Duration, owner timed, kind uint8, gen uint32) {
+// after arms a timer that fires the owner's fire(kind, gen) after d, if
+// h is still registered then.
+func (w *wheel) after(d time.Duration, h handle, kind uint8, gen uint32) {
 	w.mu.Lock()
 	// Ticks are counted from the start, not from the last tick run: a
 	// wheel that slept or fell behind must not stretch new timers. The due
@@ -92,7 +132,7 @@ func (w *wheel) after(d time.Duration, owner timed, kind uint8, gen uint32) {
 		due = w.now + 1
 	}
 	slot := &w.slots[due%wheelSlots]
-	*slot = append(*slot, entry{due: due, owner: owner, kind: kind, gen: gen})
+	*slot = append(*slot, entry{due: due, slot: h.slot, sgen: h.gen, kind: kind, gen: gen})
 	w.count++
 	first := w.count == 1
 	w.mu.Unlock()
@@ -108,7 +148,7 @@ func (w *wheel) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.tick)
 	defer t.Stop()
-	var due []entry
+	var fired []due
 	for {
 		w.mu.Lock()
 		idle := w.count == 0
@@ -125,16 +165,17 @@ func (w *wheel) run() {
 		case <-w.stop:
 			return
 		}
-		due = w.advance(due[:0])
-		for i := range due {
-			due[i].owner.fire(due[i].kind, due[i].gen)
-			due[i].owner = nil
+		fired = w.advance(fired[:0])
+		for i := range fired {
+			fired[i].owner.fire(fired[i].kind, fired[i].gen)
+			fired[i].owner = nil
 		}
 	}
 }
 
-// advance moves the wheel to the present and collects the due entries.
-func (w *wheel) advance(due []entry) []entry {
+// advance moves the wheel to the present and collects the due entries
+// of owners still registered.
+func (w *wheel) advance(fired []due) []due {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	target := uint64(time.Since(w.start) / w.tick)
@@ -144,7 +185,9 @@ func (w *wheel) advance(due []entry) []entry {
 		kept := slot[:0]
 		for _, e := range slot {
 			if e.due <= w.now {
-				due = append(due, e)
+				if o := w.owners[e.slot]; o.gen == e.sgen && o.owner != nil {
+					fired = append(fired, due{owner: o.owner, kind: e.kind, gen: e.gen})
+				}
 				w.count--
 				continue
 			}
@@ -156,7 +199,7 @@ func (w *wheel) advance(due []entry) []entry {
 			w.now = target // nothing left to walk past
 		}
 	}
-	return due
+	return fired
 }
 
 // close stops the wheel; armed timers never fire.

@@ -35,18 +35,19 @@ func TestWheelOrderAndCancel(t *testing.T) {
 	w := newWheel(time.Millisecond)
 	defer w.close()
 	r := &recorder{done: make(chan struct{}), want: 4}
+	h := w.register(r)
 	turn := wheelSlots * time.Millisecond
 	start := time.Now()
-	w.after(turn+100*time.Millisecond, r, 3, 0) // past one turn
-	w.after(30*time.Millisecond, r, 1, 0)
-	w.after(5*time.Millisecond, r, 0, 0)
-	w.after(10*time.Millisecond, r, 2, 0)
+	w.after(turn+100*time.Millisecond, h, 3, 0) // past one turn
+	w.after(30*time.Millisecond, h, 1, 0)
+	w.after(5*time.Millisecond, h, 0, 0)
+	w.after(10*time.Millisecond, h, 2, 0)
 	r.mu.Lock()
 	r.gen[2]++ // stopped
 	r.mu.Unlock()
 	// The long timer shares its slot with a short one armed after a turn.
 	time.Sleep(50 * time.Millisecond)
-	w.after(turn+100*time.Millisecond-50*time.Millisecond, r, 2, 1)
+	w.after(turn+100*time.Millisecond-50*time.Millisecond, h, 2, 1)
 	select {
 	case <-r.done:
 	case <-time.After(within):
@@ -70,7 +71,7 @@ func TestWheelSleepsAndWakes(t *testing.T) {
 	w := newWheel(time.Millisecond)
 	defer w.close()
 	r := &recorder{done: make(chan struct{}), want: 1}
-	w.after(time.Millisecond, r, 0, 0)
+	w.after(time.Millisecond, w.register(r), 0, 0)
 	<-r.done
 	time.Sleep(20 * time.Millisecond)
 	w.mu.Lock()
@@ -81,11 +82,47 @@ func TestWheelSleepsAndWakes(t *testing.T) {
 	}
 	r2 := &recorder{done: make(chan struct{}), want: 1}
 	start := time.Now()
-	w.after(40*time.Millisecond, r2, 0, 0)
+	w.after(40*time.Millisecond, w.register(r2), 0, 0)
 	<-r2.done
 	// Not a timing assertion: a timer that fired before its due time is a
 	// logic error (the wheel started counting from its last tick).
 	if d := time.Since(start); d < 40*time.Millisecond {
 		t.Fatalf("fired after %v, before its 40 ms", d)
+	}
+}
+
+// A released owner's timers never fire, even once its slot serves another
+// owner, and the wheel holds the owner no longer.
+func TestWheelRelease(t *testing.T) {
+	w := newWheel(time.Millisecond)
+	defer w.close()
+	gone := &recorder{done: make(chan struct{}), want: 1}
+	h := w.register(gone)
+	w.after(5*time.Millisecond, h, 0, 0)
+	w.release(h)
+	w.release(h) // a second release changes nothing
+	r := &recorder{done: make(chan struct{}), want: 1}
+	h2 := w.register(r)
+	if h2.slot != h.slot || h2.gen == h.gen {
+		t.Fatalf("handle %+v after releasing %+v: want the slot again, at a new generation", h2, h)
+	}
+	w.after(20*time.Millisecond, h2, 0, 0) // due after the released one's
+	select {
+	case <-r.done:
+	case <-time.After(within):
+		t.Fatal("the new owner's timer did not fire")
+	}
+	gone.mu.Lock()
+	fired := len(gone.fired)
+	gone.mu.Unlock()
+	if fired != 0 {
+		t.Fatal("a released owner's timer fired")
+	}
+	w.release(h2)
+	w.mu.Lock()
+	held := w.owners[h2.slot].owner
+	w.mu.Unlock()
+	if held != nil {
+		t.Fatal("the wheel still holds a released owner")
 	}
 }
