@@ -117,6 +117,9 @@ func newWheel(tick time.Duration) *wheel {
 // after arms a timer that fires the owner's fire(kind, gen) after d, if
 // h is still registered then.
 func (w *wheel) after(d time.Duration, h handle, kind uint8, gen uint32) {
+	if h.gen == 0 {
+		return // an owner not registered (or no more) has no timers
+	}
 	w.mu.Lock()
 	// Ticks are counted from the start, not from the last tick run: a
 	// wheel that slept or fell behind must not stretch new timers. The due
