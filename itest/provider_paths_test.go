@@ -386,7 +386,6 @@ func (f *pathFederation) sippCallee(t *testing.T, class accounts.Class) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := registerAt(t, n2, "bob", "u1")
+	sippCallee(t, n2, "bob", "uas_answer_rtp.xml", "u1")
 	locatedAt(t, []*node.Node{n0}, "bob@"+domain, n2)
-	sippUAS(t, port, "uas_answer_rtp.xml", "u1")
 }

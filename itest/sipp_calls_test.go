@@ -2,6 +2,7 @@ package itest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,10 +131,74 @@ func ulaw(s int16) byte {
 	return ^(sign | byte(exp<<4) | byte(mant))
 }
 
-// sippUAS runs a SIPp callee scenario in the background on port (one
-// registerAt registered); the test's cleanup stops it.
-func sippUAS(t *testing.T, port int, scenario, transport string, extra ...string) {
+// errPortTaken: SIPp could not bind the port it was given.
+var errPortTaken = errors.New("port taken")
+
+// TestSippCalleePortTaken: a callee's port taken by another socket is
+// told apart from SIPp failing otherwise, so that sippCallee can move to
+// another port.
+func TestSippCalleePortTaken(t *testing.T) {
+	sippBin(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	if err := startSippUAS(t, port, "uas_answer_rtp.xml", "u1"); !errors.Is(err, errPortTaken) {
+		t.Fatalf("SIPp on a taken port: %v, want errPortTaken", err)
+	}
+	if err := startSippUAS(t, freeSIPPort(t), "uas_answer_rtp.xml", "u1"); err != nil {
+		t.Fatalf("SIPp on a free port: %v", err)
+	}
+}
+
+// sippCallee creates user, registers it from a free port and runs SIPp's
+// callee scenario there; it returns the port. The port is free when picked, but in the moment between
+// the registering SIPp's exit and the callee's start another socket may
+// take it (the kernel hands out ports just freed as ephemeral ones); the
+// callee then fails to bind, and the registration is removed and the
+// whole done again from another port.
+func sippCallee(t *testing.T, n *node.Node, user, scenario, transport string, extra ...string) int {
 	t.Helper()
+	addUser(t, n, user, user+"-secret")
+	for attempt := 1; ; attempt++ {
+		port := freeSIPPort(t)
+		sippRegister(t, n, user, transport, port, 300)
+		err := startSippUAS(t, port, scenario, transport, extra...)
+		if err == nil {
+			return port
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("%v: registering %s from another port", err, user)
+		sippRegister(t, n, user, transport, port, 0)
+	}
+}
+
+// startSippUAS starts the callee scenario on port and waits until SIPp
+// listens there; errPortTaken when it could not bind the port.
+func startSippUAS(t *testing.T, port int, scenario, transport string, extra ...string) error {
+	t.Helper()
+	// Calls must not reach the port before SIPp listens on it: it is
+	// bound once taken, by UDP or TCP.
+	bound := func() bool {
+		if !portsFree(port) {
+			return true // UDP taken
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return true // TCP taken
+		}
+		l.Close()
+		return false
+	}
+	if bound() {
+		// Taken already by another socket: SIPp would fail to bind it,
+		// and the wait below would take the other socket for SIPp.
+		return fmt.Errorf("port %d in use before SIPp %s started: %w", port, scenario, errPortTaken)
+	}
 	dir := sippDir(t)
 	args := append([]string{"-sf", sippScenario(t, scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freeMediaBase()), "-t", transport, "-nostdin",
@@ -146,23 +212,24 @@ func sippUAS(t *testing.T, port int, scenario, transport string, extra ...string
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	// Calls must not reach the port before SIPp listens on it.
-	Eventually(t, 10*time.Second, func() bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-done:
-			t.Fatalf("SIPp %s exited at start:\n%s", scenario, out.String())
+			if strings.Contains(out.String(), "Address already in use") {
+				return fmt.Errorf("SIPp %s could not bind port %d: %w", scenario, port, errPortTaken)
+			}
+			return fmt.Errorf("SIPp %s exited at start:\n%s", scenario, out.String())
 		default:
 		}
-		if !portsFree(port) {
-			return true // UDP taken
+		if bound() {
+			break
 		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			return true // TCP taken
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("SIPp %s did not bind port %d within 10s", scenario, port)
 		}
-		l.Close()
-		return false
-	}, "SIPp %s did not bind port %d", scenario, port)
+	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done
@@ -171,6 +238,7 @@ func sippUAS(t *testing.T, port int, scenario, transport string, extra ...string
 			t.Logf("UAS %s errors:\n%s", scenario, tail(string(errs), 3000))
 		}
 	})
+	return nil
 }
 
 func tail(s string, n int) string {
@@ -237,13 +305,11 @@ func sippNode(t *testing.T, edit func(*node.Config)) *node.Node {
 	return n
 }
 
-// registerAt creates user and registers it, with digest authentication,
-// from port over transport, the way a phone does: from the port where a
-// callee SIPp is then started (register_contact.xml). It returns the port.
-func registerAt(t *testing.T, n *node.Node, user, transport string) int {
+// sippRegister registers (expires 0: unregisters) user's contact at port
+// over transport with SIPp, digest included, the way a phone does: from
+// the port where a callee SIPp is then started (register_contact.xml).
+func sippRegister(t *testing.T, n *node.Node, user, transport string, port, expires int) {
 	t.Helper()
-	addUser(t, n, user, user+"-secret")
-	port := freeSIPPort(t)
 	dir := t.TempDir()
 	inf := fmt.Sprintf("SEQUENTIAL\n%s;%s;[authentication username=%s password=%s-secret]\n", user, n.Config().Domain, user, user)
 	if err := os.WriteFile(filepath.Join(dir, "reg.csv"), []byte(inf), 0o644); err != nil {
@@ -254,14 +320,13 @@ func registerAt(t *testing.T, n *node.Node, user, transport string) int {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sippBin(t), n.SIPAddr(), "-sf", sippScenario(t, "register_contact.xml"),
 		"-inf", filepath.Join(dir, "reg.csv"), "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-mp", strconv.Itoa(freeMediaBase()),
-		"-t", transport, "-m", "1", "-key", "contact_port", strconv.Itoa(port), "-key", "expires", "300",
+		"-t", transport, "-m", "1", "-key", "contact_port", strconv.Itoa(port), "-key", "expires", strconv.Itoa(expires),
 		"-auth_uri", n.Config().Domain, "-nostdin", "-trace_stat", "-stf", stat, "-timeout", "30s", "-timeout_error")
 	cmd.Dir = dir
 	out, _ := cmd.CombinedOutput()
 	if ok, _, err := sipp.Counts(stat); err != nil || ok != 1 {
-		t.Fatalf("register %s from port %d over %s: %v\n%s", user, port, transport, err, tail(string(out), 2000))
+		t.Fatalf("register %s from port %d over %s (expires %d): %v\n%s", user, port, transport, expires, err, tail(string(out), 2000))
 	}
-	return port
 }
 
 // TestSIPpCalls: SIPp as caller and as callee through one node, over UDP
@@ -275,7 +340,7 @@ func TestSIPpCalls(t *testing.T) {
 			before := n.Relay().Counters.Forwarded.Load()
 
 			// 200 calls with RTP both ways, 1 s each, 40 calls/s.
-			sippUAS(t, registerAt(t, n, "bob", transport), "uas_answer_rtp.xml", transport)
+			sippCallee(t, n, "bob", "uas_answer_rtp.xml", transport)
 			sippUAC(t, n, "uac_call_rtp.xml", transport, "alice", "bob", 200, 40, "-d", "1000")
 			// Generous: about 50 packets each way per call cross the relay;
 			// require a third of that.
@@ -287,19 +352,19 @@ func TestSIPpCalls(t *testing.T) {
 				t.Errorf("relay sessions opened %d, closed %d", o, c)
 			}
 
-			sippUAS(t, registerAt(t, n, "ringer", transport), "uas_noanswer.xml", transport)
+			sippCallee(t, n, "ringer", "uas_noanswer.xml", transport)
 			sippUAC(t, n, "uac_cancel.xml", transport, "alice", "ringer", 5, 5, "-d", "200")
 
-			sippUAS(t, registerAt(t, n, "hanger", transport), "uas_bye.xml", transport, "-d", "500")
+			sippCallee(t, n, "hanger", "uas_bye.xml", transport, "-d", "500")
 			sippUAC(t, n, "uac_recv_bye.xml", transport, "alice", "hanger", 5, 5)
 
 			// On hold for 2.5 s, over twice the media timeout: the calls live.
-			sippUAS(t, registerAt(t, n, "holder", transport), "uas_hold_rtp.xml", transport)
+			sippCallee(t, n, "holder", "uas_hold_rtp.xml", transport)
 			sippUAC(t, n, "uac_hold_rtp.xml", transport, "alice", "holder", 3, 3, "-d", "2500")
 
-			sippUAS(t, registerAt(t, n, "busy", transport), "uas_busy.xml", transport)
+			sippCallee(t, n, "busy", "uas_busy.xml", transport)
 			sippUAC(t, n, "uac_expect_486.xml", transport, "alice", "busy", 3, 3)
-			sippUAS(t, registerAt(t, n, "sleeper", transport), "uas_noanswer.xml", transport)
+			sippCallee(t, n, "sleeper", "uas_noanswer.xml", transport)
 			sippUAC(t, n, "uac_expect_480.xml", transport, "alice", "sleeper", 2, 2) // ring timeout
 			sippUAC(t, n, "uac_expect_404.xml", transport, "alice", "nobody", 2, 2)
 			sippUAC(t, n, "uac_expect_403.xml", transport, "dave", "bob", 2, 2) // no right to call users
@@ -313,7 +378,7 @@ func TestSIPpCalls(t *testing.T) {
 // MD5 credentials), callees registered with digest.
 func TestSIPpCallsWithDigest(t *testing.T) {
 	n := sippNode(t, nil)
-	sippUAS(t, registerAt(t, n, "bob", "u1"), "uas_answer_rtp.xml", "u1")
+	sippCallee(t, n, "bob", "uas_answer_rtp.xml", "u1")
 	sippUAC(t, n, "uac_call.xml", "u1", "alice", "bob", 200, 40, "-d", "500")
 	if n.Relay().Counters.Forwarded.Load() == 0 {
 		t.Error("the callee's RTP crossed no relay")
