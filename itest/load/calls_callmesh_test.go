@@ -22,17 +22,17 @@ import (
 )
 
 // callsCallmeshBuild builds the callmesh binary once, on first use.
+// One made with bin set builds nothing.
 type callsCallmeshBuild struct {
-	dir   string
-	once  sync.Once
-	bin   string
-	fixed bool // bin is given: nothing to build
-	err   error
+	dir  string
+	once sync.Once
+	bin  string
+	err  error
 }
 
 func (b *callsCallmeshBuild) path() (string, error) {
 	b.once.Do(func() {
-		if b.fixed {
+		if b.bin != "" {
 			return
 		}
 		if bin := os.Getenv("CALLMESH_LOAD_BIN"); bin != "" {

@@ -498,7 +498,7 @@ func startCallsTarget(t *testing.T, name string, bin *callsCallmeshBuild, caller
 		if b == "" {
 			t.Fatal("target callmesh-s1-b: set CALLMESH_LOAD_BIN_B to the second build's binary")
 		}
-		tgt, err := startCallsCallmesh(t, &callsCallmeshBuild{bin: b, fixed: true}, false, callers, callee)
+		tgt, err := startCallsCallmesh(t, &callsCallmeshBuild{bin: b}, false, callers, callee)
 		tgt.name = name
 		tgt.title = fmt.Sprintf("callmesh-s1-b: S1 as callmesh-s1, on the build %s (CALLMESH_LOAD_BIN_B)", filepath.Base(b))
 		return tgt, err

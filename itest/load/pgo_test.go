@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -85,7 +84,6 @@ func sourceRoots() ([][2]string, error) {
 		{strings.TrimSpace(string(mod)) + "/", "github.com/callmesh/callmesh/"},
 		{f[0] + "/", ""},
 		{filepath.Join(f[1], "src") + "/", ""},
-		{runtime.GOROOT() + "/src/", ""},
 	}, nil
 }
 
@@ -104,6 +102,24 @@ func withoutPaths(gz []byte, roots [][2]string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profile: %v", err)
 	}
+	pb, err := rewriteStrings(raw, func(s string) string { return relative(s, roots) })
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(pb); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// rewriteStrings copies a profile.proto message, each string of its
+// string table replaced by what f makes of it.
+func rewriteStrings(raw []byte, f func(string) string) ([]byte, error) {
 	var pb []byte
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
@@ -117,21 +133,13 @@ func withoutPaths(gz []byte, roots [][2]string) ([]byte, error) {
 		if num == profileStrings && typ == protowire.BytesType {
 			s, _ := protowire.ConsumeString(raw[n:])
 			pb = protowire.AppendTag(pb, num, typ)
-			pb = protowire.AppendString(pb, relative(s, roots))
+			pb = protowire.AppendString(pb, f(s))
 		} else {
 			pb = append(pb, raw[:n+m]...)
 		}
 		raw = raw[n+m:]
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(pb); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return pb, nil
 }
 
 // relative is s without the machine's directories.
@@ -171,17 +179,8 @@ func TestWithoutPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
-		m := protowire.ConsumeFieldValue(num, typ, raw[n:])
-		if n < 0 || m < 0 {
-			t.Fatal("rewritten profile does not parse")
-		}
-		if num == profileStrings {
-			s, _ := protowire.ConsumeString(raw[n:])
-			names = append(names, s)
-		}
-		raw = raw[n+m:]
+	if _, err := rewriteStrings(raw, func(s string) string { names = append(names, s); return s }); err != nil {
+		t.Fatalf("rewritten profile does not parse: %v", err)
 	}
 	for _, s := range names {
 		if strings.HasPrefix(s, "/") {
