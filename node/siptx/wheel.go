@@ -188,7 +188,8 @@ func (w *wheel) advance(fired []due) []due {
 		kept := slot[:0]
 		for _, e := range slot {
 			if e.due <= w.now {
-				if o := w.owners[e.slot]; o.gen == e.sgen && o.owner != nil {
+				// A released slot's generation has moved on.
+				if o := w.owners[e.slot]; o.gen == e.sgen {
 					fired = append(fired, due{owner: o.owner, kind: e.kind, gen: e.gen})
 				}
 				w.count--
