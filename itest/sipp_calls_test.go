@@ -154,12 +154,12 @@ func TestSippCalleePortTaken(t *testing.T) {
 }
 
 // sippCallee creates user, registers it from a free port and runs SIPp's
-// callee scenario there; it returns the port. The port is free when picked, but in the moment between
-// the registering SIPp's exit and the callee's start another socket may
-// take it (the kernel hands out ports just freed as ephemeral ones); the
-// callee then fails to bind, and the registration is removed and the
-// whole done again from another port.
-func sippCallee(t *testing.T, n *node.Node, user, scenario, transport string, extra ...string) int {
+// callee scenario there. The port is free when picked, but in the moment
+// between the registering SIPp's exit and the callee's start another
+// socket may take it (the kernel hands out ports just freed as ephemeral
+// ones); the callee then fails to bind, and the registration is removed
+// and the whole done again from another port.
+func sippCallee(t *testing.T, n *node.Node, user, scenario, transport string, extra ...string) {
 	t.Helper()
 	addUser(t, n, user, user+"-secret")
 	for attempt := 1; ; attempt++ {
@@ -167,7 +167,7 @@ func sippCallee(t *testing.T, n *node.Node, user, scenario, transport string, ex
 		sippRegister(t, n, user, transport, port, 300)
 		err := startSippUAS(t, port, scenario, transport, extra...)
 		if err == nil {
-			return port
+			return
 		}
 		if !errors.Is(err, errPortTaken) || attempt == 3 {
 			t.Fatal(err)
