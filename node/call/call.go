@@ -32,6 +32,15 @@ func (s Side) String() string {
 	return "callee"
 }
 
+// hungUp is why a call ended on a BYE from s: a constant, so that the
+// most common end of a call builds no string.
+func hungUp(s Side) string {
+	if s == Caller {
+		return "caller hung up"
+	}
+	return "callee hung up"
+}
+
 // Reason header values (RFC 3326) the node puts on what it ends.
 const (
 	ReasonElsewhere = `SIP;cause=200;text="Call completed elsewhere"`
@@ -167,10 +176,25 @@ type Call struct {
 	serial   bool   // branches are failover paths, tried one at a time
 }
 
+// oneBranch is a Call with room for one branch's state.
+type oneBranch struct {
+	Call
+	b      [1]branchState
+	code   [1]int
+	reason [1]string
+}
+
 // New starts a call that forked to n branches (n ≥ 1).
 func New(n int) *Call {
-	return &Call{state: Calling, branches: make([]branchState, n), codes: make([]int, n),
-		reasons: make([]string, n), winner: -1}
+	// One allocation for the call and, for the usual single contact, its
+	// branch's state.
+	c := &oneBranch{Call: Call{state: Calling, winner: -1}}
+	if n == 1 {
+		c.branches, c.codes, c.reasons = c.b[:], c.code[:], c.reason[:]
+	} else {
+		c.branches, c.codes, c.reasons = make([]branchState, n), make([]int, n), make([]string, n)
+	}
+	return &c.Call
 }
 
 // NewSerial starts a call over a failover list of n paths (n ≥ 1): branch
@@ -275,17 +299,21 @@ func (c *Call) reject(f Final, why string, acts []Action) []Action {
 }
 
 // Step applies an event and returns what to do, in order.
-func (c *Call) Step(ev Event) []Action {
+func (c *Call) Step(ev Event) []Action { return c.StepAppend(nil, ev) }
+
+// StepAppend is Step appending what to do to acts: a caller that serves
+// a call's events one after another may keep the actions in a buffer of
+// its own rather than have each step allocate a list.
+func (c *Call) StepAppend(acts []Action, ev Event) []Action {
 	if (ev.Kind == Provisional || ev.Kind == Answer || ev.Kind == Failure) &&
 		(ev.Branch < 0 || ev.Branch >= len(c.branches)) {
-		return nil
+		return acts
 	}
-	var acts []Action
 	switch ev.Kind {
 	case Provisional:
 		b := c.branches[ev.Branch]
 		if !c.setup() || !b.pending() || ev.Code <= 100 || ev.Code >= 200 {
-			return nil
+			return acts
 		}
 		c.branches[ev.Branch] = proceeding
 		c.state = Early
@@ -306,7 +334,7 @@ func (c *Call) Step(ev Event) []Action {
 			// A retransmitted 2xx: the ACK was lost (§13.2.2.4).
 			return append(acts, Action{Kind: AckBranch, Branch: ev.Branch})
 		case ev.Branch == c.winner:
-			return nil // retransmission before the caller's ACK
+			return acts // retransmission before the caller's ACK
 		case b == late:
 			return append(acts, Action{Kind: AckBranch, Branch: ev.Branch})
 		default:
@@ -320,12 +348,12 @@ func (c *Call) Step(ev Event) []Action {
 	case Failure:
 		b := c.branches[ev.Branch]
 		if !b.pending() && b != cancelled {
-			return nil
+			return acts
 		}
 		c.branches[ev.Branch] = failed
 		c.codes[ev.Branch], c.reasons[ev.Branch] = ev.Code, ev.Reason
 		if !c.setup() {
-			return nil
+			return acts
 		}
 		if ev.Code >= 600 { // global: stop searching (§16.7 step 5)
 			acts = c.cancelOthers(ev.Branch, "", acts)
@@ -341,12 +369,12 @@ func (c *Call) Step(ev Event) []Action {
 				return append(acts, Action{Kind: StartBranch, Branch: next})
 			}
 			if c.Pending() > 0 {
-				return nil
+				return acts
 			}
 			return c.reject(NoPath, "no path", acts)
 		}
 		if c.Pending() > 0 {
-			return nil
+			return acts
 		}
 		best := -1
 		for i, code := range c.codes {
@@ -358,7 +386,7 @@ func (c *Call) Step(ev Event) []Action {
 
 	case Cancel:
 		if !c.setup() {
-			return nil
+			return acts
 		}
 		acts = c.cancelOthers(-1, ReasonCancelled, acts)
 		c.final = Cancelled
@@ -366,7 +394,7 @@ func (c *Call) Step(ev Event) []Action {
 
 	case RingTimeout:
 		if !c.setup() {
-			return nil
+			return acts
 		}
 		acts = c.cancelOthers(-1, ReasonNoAnswer, acts)
 		return c.reject(NoAnswer, "no answer", acts)
@@ -375,11 +403,11 @@ func (c *Call) Step(ev Event) []Action {
 		if c.state == Answered {
 			c.state = Confirmed
 		}
-		return nil
+		return acts
 
 	case AckTimeout:
 		if c.state != Answered {
-			return nil
+			return acts
 		}
 		acts = append(acts, Action{Kind: ByeCaller, Reason: ReasonNoACK})
 		acts = c.byeWinner(ReasonNoACK, acts)
@@ -387,14 +415,14 @@ func (c *Call) Step(ev Event) []Action {
 
 	case Bye:
 		if !c.established() {
-			return nil
+			return acts
 		}
 		if ev.Side == Caller {
 			acts = c.byeWinner("", acts)
 		} else {
 			acts = append(acts, Action{Kind: ByeCaller})
 		}
-		return c.end(ev.Side.String()+" hung up", acts)
+		return c.end(hungUp(ev.Side), acts)
 
 	case MediaDead, Shutdown, SessionExpired:
 		reason, why := ReasonMedia, "media timeout ("+ev.Side.String()+")"
@@ -413,7 +441,7 @@ func (c *Call) Step(ev Event) []Action {
 			acts = c.cancelOthers(-1, reason, acts)
 			return c.reject(Final{503, "Service Unavailable (shutting down)", false}, why, acts)
 		}
-		return nil
+		return acts
 	}
-	return nil
+	return acts
 }

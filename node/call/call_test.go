@@ -66,6 +66,33 @@ func TestAnsweredCallAndByeFromEitherSide(t *testing.T) {
 
 func (s Side) other() Side { return 1 - s }
 
+// StepAppend adds to what it is given, and a call's usual course, stepped
+// into a buffer of the caller's, allocates nothing beyond New's one
+// allocation: the B2BUA steps every call through it.
+func TestStepAppend(t *testing.T) {
+	c := New(2)
+	keep := Action{Kind: Release}
+	got := c.StepAppend([]Action{keep}, Event{Kind: Answer, Branch: 1})
+	if len(got) != 3 || got[0] != keep || acts(got[1:]) != "answer-caller(1) cancel-branch(0)" || got[2].Reason != ReasonElsewhere {
+		t.Fatalf("actions %q", acts(got))
+	}
+
+	course := []Event{{Kind: Provisional, Code: 180}, {Kind: Answer}, {Kind: Ack}, {Kind: Bye, Side: Caller}}
+	var buf [4]Action
+	allocs := testing.AllocsPerRun(100, func() {
+		c := New(1)
+		for _, ev := range course {
+			c.StepAppend(buf[:0], ev)
+		}
+		if c.State() != Ended {
+			t.Fatalf("state %s", c.State())
+		}
+	})
+	if allocs != 1 {
+		t.Errorf("a call's course allocated %v times, want 1 (New)", allocs)
+	}
+}
+
 func TestForkFirstAnswerWinsOthersCancelledLateAnswerEnded(t *testing.T) {
 	run(t, 3, []step{
 		{Event{Kind: Provisional, Branch: 1, Code: 180}, "relay-provisional(1,180)"},
