@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -208,7 +209,9 @@ func (c *Call) finish() {
 	c.qmu.Lock()
 	c.over, c.queue, c.spare = true, nil, nil
 	c.qmu.Unlock()
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 	c.mu.Lock()
 	m := c.media
 	var txs []sip.ClientTransaction
@@ -250,14 +253,17 @@ func (c *Call) apply(e event) {
 			cancelNow = br
 		}
 	}
-	acts := c.fsm.Step(e.ev)
+	// A step yields one or two actions, three when forking: room on the
+	// stack for the usual ones.
+	var buf [4]call.Action
+	acts := c.fsm.StepAppend(buf[:0], e.ev)
 	c.mu.Unlock()
 	if br := cancelNow; br != nil {
 		// Unlocked: cancel takes the mutex, and may run right here.
 		c.background(br.dest, br.transport, func() { c.cancel(br, br.cancelReason) })
 	}
 	if c.svc.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.svc.log.Debug("call event", "call", c.id, "event", e.ev.Kind, "branch", e.ev.Branch, "code", e.ev.Code, "actions", acts, "state", c.fsm.State())
+		c.svc.log.Debug("call event", "call", c.id, "event", e.ev.Kind, "branch", e.ev.Branch, "code", e.ev.Code, "actions", slices.Clone(acts), "state", c.fsm.State())
 	}
 	for _, a := range acts {
 		c.do(a, e)
