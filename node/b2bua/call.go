@@ -68,7 +68,9 @@ type Call struct {
 	acking    bool          // the caller's ACK is awaited (or was)
 	lingering bool          // ended, waiting for branches still answering
 
-	done      chan struct{}
+	// For a transaction that ends with its handler (not siptx's), which
+	// Invite holds until the caller has its answer; nil otherwise.
+	done      chan struct{} // closed when the call is forgotten
 	final     chan struct{} // closed once the caller has a final answer
 	finalOnce sync.Once
 	release   func() // the caller's INVITE transaction is kept (siptx.Keep) until finalSent
@@ -78,7 +80,9 @@ type Call struct {
 // never will: the call is over), and lets its transaction go on alone.
 func (c *Call) finalSent() {
 	c.finalOnce.Do(func() {
-		close(c.final)
+		if c.final != nil {
+			close(c.final)
+		}
 		if c.release != nil {
 			c.release()
 		}
@@ -277,7 +281,6 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	c := &Call{id: newID(), svc: s, caller: caller.User, trusted: caller.Trusted, callee: aor, class: class,
 		fsm: fsm, invite: req, tx: tx, started: time.Now(), plan: plan, egress: egress,
 		session: caller.Session, hops: caller.Hops, path: caller.SLAs,
-		done: make(chan struct{}), final: make(chan struct{}),
 		running: true} // Invite serves the call until it is set up
 	if plan != nil {
 		c.session = plan.Session
@@ -346,6 +349,11 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	// kept until finalSent (set before any event is served).
 	kept := false
 	c.release, kept = siptx.Keep(tx)
+	if !kept {
+		// The handler waits below for the final answer: it is told by
+		// these. Made before any event is served.
+		c.done, c.final = make(chan struct{}), make(chan struct{})
+	}
 	res(sip.StatusTrying, "Trying")
 
 	// The call is listed (Service.Calls) from here on: its branches change
