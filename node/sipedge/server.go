@@ -93,7 +93,10 @@ type Calls interface {
 	InDialog(req *sip.Request, tx sip.ServerTransaction) bool
 }
 
-// Accounts gives the registrar the credentials of users.
+// Accounts gives the registrar the credentials of users. What its
+// methods wait for (an account read from another node) they bound
+// themselves: the edge calls them with its own context, which ends only
+// when the edge closes.
 type Accounts interface {
 	// Credentials returns user's digest credentials; found is false for an
 	// unknown user. An error means the account could not be consulted at

@@ -49,8 +49,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(req, tx) // a re-INVITE
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-	defer cancel()
+	// No deadline of its own: what may wait on the network here (an
+	// account read from its home node) bounds itself (Accounts), and a
+	// context with a timer per INVITE cost a timer, two allocations and
+	// a place in the edge context's list of children.
+	ctx := s.ctx
 	if token := SessionToken(req); token != "" && s.sessions != nil {
 		// A call entering from a provider on a path the session's master
 		// chose: the token is its authorization, valid once.
