@@ -21,12 +21,13 @@ import (
 // Call is one call in progress: the caller's dialog, the branches toward
 // the callee's contacts, the media anchoring and the state machine.
 type Call struct {
-	id      string
-	svc     *Service
-	caller  string // authenticated user, or the From user of a trusted source
-	trusted bool   // the caller came from a trusted source, unchallenged
-	callee  string // AOR
-	class   string
+	id        string
+	dialogKey string // the caller side's key in Service.dialogs
+	svc       *Service
+	caller    string // authenticated user, or the From user of a trusted source
+	trusted   bool   // the caller came from a trusted source, unchallenged
+	callee    string // AOR
+	class     string
 
 	mu         sync.Mutex // guards the dialogs, media and times below
 	fsm        *call.Call
@@ -183,12 +184,13 @@ func (c *Call) isOver() bool {
 // Invite takes an authenticated, authorized initial INVITE (sipedge.Calls).
 func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipedge.Caller) {
 	res := func(code int, reason string, hdrs ...sip.Header) { respond(tx, req, code, reason, hdrs...) }
-	retry := sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter))
+	// Made only for the answers that carry it.
+	retry := func() sip.Header { return sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter)) }
 	// refuse answers a call that comes while the service drains: at once,
 	// or after its lookups if the drain began meanwhile (register).
 	refuse := func() {
 		s.Counters.Refused.Add(1)
-		res(sip.StatusServiceUnavailable, "Service Unavailable (shutting down)", retry)
+		res(sip.StatusServiceUnavailable, "Service Unavailable (shutting down)", retry())
 	}
 	if s.Draining() {
 		refuse()
@@ -261,7 +263,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		cancel()
 		switch {
 		case err != nil:
-			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry)
+			res(sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", retry())
 		case !found:
 			calleeRes(sip.StatusNotFound, "Not Found")
 		default:
@@ -304,7 +306,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		sess, err := s.relay.Open(c.id)
 		if err != nil {
 			s.Counters.Refused.Add(1)
-			res(sip.StatusServiceUnavailable, "Service Unavailable (no media ports)", retry)
+			res(sip.StatusServiceUnavailable, "Service Unavailable (no media ports)", retry())
 			return
 		}
 		c.media = &anchoring{sess: sess}

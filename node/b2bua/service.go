@@ -213,6 +213,7 @@ func newTag() string { return sip.GenerateTagN(16) }
 // the service stops taking calls.
 func (s *Service) register(c *Call) error {
 	key := c.a.callID + ";" + c.a.remoteTag
+	c.dialogKey = key
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
@@ -249,7 +250,7 @@ func (s *Service) unregister(c *Call) {
 		return
 	}
 	delete(s.calls, c.id)
-	delete(s.dialogs, c.a.callID+";"+c.a.remoteTag)
+	delete(s.dialogs, c.dialogKey)
 	for _, b := range c.branches {
 		delete(s.dialogs, b.callID)
 	}
@@ -266,14 +267,21 @@ func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
 	if cid == nil {
 		return dialogRef{}, false
 	}
+	// The caller side's key is built on the stack: a map indexed by a
+	// string converted from bytes does not allocate the string.
+	var kb [128]byte
+	key := append(kb[:0], cid.Value()...)
+	if from := req.From(); from != nil {
+		tag, _ := from.Params.Get("tag")
+		key = append(append(key, ';'), tag...)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ref, ok := s.dialogs[cid.Value()]; ok {
 		return ref, true
 	}
-	if from := req.From(); from != nil {
-		tag, _ := from.Params.Get("tag")
-		if ref, ok := s.dialogs[cid.Value()+";"+tag]; ok {
+	if req.From() != nil {
+		if ref, ok := s.dialogs[string(key)]; ok {
 			return ref, true
 		}
 	}
