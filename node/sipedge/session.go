@@ -98,16 +98,20 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // limits. A trusted caller without an account passes.
 func (s *Server) authorize(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, caller Caller) {
 	lim, err := s.accounts.Permit(ctx, caller.User, SessionKind(req.Recipient))
-	var pe *accounts.PermitError
-	switch {
-	case caller.Trusted && errors.As(err, &pe) && pe.Missing == "account":
-	case errors.As(err, &pe):
-		s.m.denied.Inc()
-		s.reply(req, tx, sip.StatusForbidden, SanitizeReason("Forbidden ("+pe.Error()+")"))
-		return
-	case err != nil:
-		s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
-		return
+	if err != nil {
+		// Declared here: errors.As moves pe to the heap, which a permitted
+		// call need not pay for.
+		var pe *accounts.PermitError
+		switch {
+		case caller.Trusted && errors.As(err, &pe) && pe.Missing == "account":
+		case errors.As(err, &pe):
+			s.m.denied.Inc()
+			s.reply(req, tx, sip.StatusForbidden, SanitizeReason("Forbidden ("+pe.Error()+")"))
+			return
+		default:
+			s.reply(req, tx, sip.StatusServiceUnavailable, "Service Unavailable (account not reachable)", sip.NewHeader("Retry-After", "30"))
+			return
+		}
 	}
 	caller.Limits = lim
 	s.startCall(req, tx, caller)
