@@ -86,23 +86,38 @@ const (
 )
 
 // Backlog reads the socket's receive queue as the kernel accounts it.
-// Safe for concurrent use; it costs one system call.
+// Safe for concurrent use; it costs one system call and no allocation.
 func (c *Conn) Backlog() (Backlog, error) {
-	var v [meminfoVars]uint32
-	var e syscall.Errno
-	err := c.rc.Control(func(fd uintptr) {
-		n := uint32(unsafe.Sizeof(v))
-		_, _, e = syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, syscall.SOL_SOCKET, soMeminfo,
-			uintptr(unsafe.Pointer(&v[0])), uintptr(unsafe.Pointer(&n)), 0)
-	})
-	if err != nil {
+	m := meminfos.Get().(*meminfo)
+	defer meminfos.Put(m)
+	if err := c.rc.Control(m.fn); err != nil {
 		return Backlog{}, err
 	}
-	if e != 0 {
-		return Backlog{}, os.NewSyscallError("getsockopt SO_MEMINFO", e)
+	if m.e != 0 {
+		return Backlog{}, os.NewSyscallError("getsockopt SO_MEMINFO", m.e)
 	}
-	return Backlog{Queued: int(v[meminfoRmemAlloc]), Limit: int(v[meminfoRcvbuf]), Drops: uint64(v[meminfoDrops])}, nil
+	return Backlog{Queued: int(m.v[meminfoRmemAlloc]), Limit: int(m.v[meminfoRcvbuf]), Drops: uint64(m.v[meminfoDrops])}, nil
 }
+
+// meminfo is one Backlog in progress: its function is made once, as a
+// write's is, since the edge reads the backlog every few datagrams.
+type meminfo struct {
+	v  [meminfoVars]uint32
+	e  syscall.Errno
+	fn func(uintptr)
+}
+
+func (m *meminfo) do(fd uintptr) {
+	n := uint32(unsafe.Sizeof(m.v))
+	_, _, m.e = syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, syscall.SOL_SOCKET, soMeminfo,
+		uintptr(unsafe.Pointer(&m.v[0])), uintptr(unsafe.Pointer(&n)), 0)
+}
+
+var meminfos = sync.Pool{New: func() any {
+	m := new(meminfo)
+	m.fn = m.do
+	return m
+}}
 
 // Reader reads datagrams from a Conn's socket: one per goroutine.
 type Reader struct {
