@@ -39,6 +39,7 @@ type clientTx struct {
 	pumping    bool            // a pump goroutine hands the queue over
 	endPending bool            // terminate once the queue is handed over
 	onRetrans  []sip.FnTxResponse
+	onRetrans1 [1]sip.FnTxResponse // onRetrans's room for the usual one
 
 	sink  FnResponse // RequestFunc: takes the responses instead of the channel
 	final bool       // sink: a final response was handed over
@@ -275,6 +276,9 @@ func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
 	defer tx.mu.Unlock()
 	if tx.state == terminated {
 		return false
+	}
+	if tx.onRetrans == nil {
+		tx.onRetrans = tx.onRetrans1[:0]
 	}
 	tx.onRetrans = append(tx.onRetrans, f)
 	return true
