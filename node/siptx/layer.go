@@ -557,15 +557,17 @@ func (l *Layer) Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 // transport, with a fresh RFC 3261 branch. A port of 0 is filled in with
 // the connection's when the request is sent.
 func AddVia(req *sip.Request, host string, port int) {
-	// The Via and its parameter list in one allocation, with room for
-	// the branch and one more (sip.NewParams makes room for five).
+	// The Via, its parameter list and its branch in one allocation, with
+	// room for one parameter more (sip.NewParams makes room for five).
 	v := new(struct {
-		via sip.ViaHeader
-		kv  [2]sip.HeaderKV
+		via    sip.ViaHeader
+		kv     [2]sip.HeaderKV
+		branch [branchLen]byte
 	})
+	putBranch(&v.branch)
 	v.via = sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0",
 		Transport: req.Transport(), Host: host, Port: port, Params: v.kv[:0]}
-	v.via.Params.Add("branch", sip.GenerateBranchN(16))
+	v.via.Params.Add("branch", branchString(&v.branch))
 	req.PrependHeader(&v.via)
 }
 
