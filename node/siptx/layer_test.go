@@ -519,6 +519,76 @@ func TestServerKept(t *testing.T) {
 	}
 }
 
+// A handler on the reader that defers the rest of its work frees the
+// reader at once; the deferred work may keep the transaction past its own
+// return (holds add up), and a transaction nobody answered ends when the
+// deferred work returns.
+func TestServerDefer(t *testing.T) {
+	cfg := testConfig
+	cfg.Inline = func(req *sip.Request) bool { return true }
+	hold := make(chan struct{})
+	var holdOnce sync.Once
+	type kept struct {
+		req     *sip.Request
+		tx      sip.ServerTransaction
+		release func()
+	}
+	got := make(chan kept, 1)
+	s := newStackConfig(t, cfg, func(req *sip.Request, tx sip.ServerTransaction) {
+		switch req.Method {
+		case sip.OPTIONS:
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		case sip.INVITE:
+			Defer(tx, func() {
+				<-hold
+				if req.CSeq().SeqNo == 1 {
+					release, _ := Keep(tx)
+					got <- kept{req, tx, release}
+				}
+				// The second returns unanswered.
+			})
+		}
+	})
+	t.Cleanup(func() { holdOnce.Do(func() { close(hold) }) })
+	p := newPeer(t)
+
+	inv := request("INVITE", "z9hG4bK-def1", p.addr(), 1)
+	p.send(s.addr, inv)
+	p.send(s.addr, request("OPTIONS", "z9hG4bK-def2", p.addr(), 2))
+	if m := p.next("SIP/2.0 200"); header(m, "CSeq") != "2 OPTIONS" {
+		t.Fatalf("answer %q, want the OPTIONS' while the INVITE's work waits", header(m, "CSeq"))
+	}
+	holdOnce.Do(func() { close(hold) })
+	k := <-got
+	// The deferred work returned, its own hold left; the transaction stays
+	// (a stated tolerance: it must not end within 50 ms).
+	select {
+	case <-k.tx.Done():
+		t.Fatal("the transaction ended when the deferred work returned, though kept")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := k.tx.Respond(sip.NewResponseFromRequest(k.req, 486, "Busy Here", nil)); err != nil {
+		t.Fatalf("the kept transaction refused its answer: %v", err)
+	}
+	busy := p.next("SIP/2.0 486")
+	k.release()
+	p.send(s.addr, ackOf(inv, busy, p.addr()))
+	waitFor(t, func() bool {
+		s.l.mu.Lock()
+		defer s.l.mu.Unlock()
+		return s.l.servers[keyOf(t, inv)] == nil
+	}, "the answered INVITE's transaction to end after its ACK")
+
+	// Deferred work that returns without an answer ends the transaction.
+	inv2 := request("INVITE", "z9hG4bK-def3", p.addr(), 3)
+	p.send(s.addr, inv2)
+	waitFor(t, func() bool {
+		s.l.mu.Lock()
+		defer s.l.mu.Unlock()
+		return s.l.servers[keyOf(t, inv2)] == nil
+	}, "the unanswered INVITE's transaction to end with its deferred work")
+}
+
 // A 2xx's ACK (a new branch) is the TU's, with a transaction that cannot
 // answer.
 func TestServerAckOf2xx(t *testing.T) {

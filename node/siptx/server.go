@@ -46,7 +46,7 @@ type serverTx struct {
 	acks      chan *sip.Request
 	ack       *sip.Request // the ACK, kept for an Acks asked for later
 	onCancel  sip.FnTxCancel
-	kept      bool // Keep: the TU answers after its handler returns
+	kept      int // holds by Keep not released: the TU answers after its handler returns
 }
 
 func newServerTx(l *Layer, key string, req *sip.Request, conn sip.Connection) *serverTx {
@@ -294,7 +294,7 @@ func (tx *serverTx) fire(kind uint8, gen uint32) {
 func (tx *serverTx) handled() {
 	tx.mu.Lock()
 	final := tx.state == sCompleted || tx.state == sAccepted || tx.state == sConfirmed
-	kept := tx.kept
+	kept := tx.kept > 0
 	tx.mu.Unlock()
 	if !kept && (!final || tx.reliable) {
 		tx.terminate(nil)
@@ -306,20 +306,49 @@ func (tx *serverTx) handled() {
 // goroutine while a callee rings. The TU calls release once it has sent
 // its final response, or gave up: from then on it is as if the handler
 // had just returned. ok is false for a transaction of another layer.
+// Holds add up: the transaction is handled once every one is released.
+// Each release is to be called once.
 func Keep(tx sip.ServerTransaction) (release func(), ok bool) {
 	st, ok := tx.(*serverTx)
 	if !ok {
 		return nil, false
 	}
 	st.mu.Lock()
-	st.kept = true
+	st.kept++
 	st.mu.Unlock()
 	return func() {
 		st.mu.Lock()
-		st.kept = false
+		if st.kept > 0 {
+			st.kept--
+		}
 		st.mu.Unlock()
 		st.handled()
 	}, true
+}
+
+// Keepable reports whether tx is of this layer: one Keep and Defer take.
+func Keepable(tx sip.ServerTransaction) bool {
+	_, ok := tx.(*serverTx)
+	return ok
+}
+
+// Defer hands the rest of a request's handling to a goroutine that may
+// wait: f runs on one of the layer's workers, and the transaction counts
+// as handled (as when a handler returns) once f has returned. A handler
+// run on the transport's reader (Config.Inline) calls it where it would
+// otherwise wait on the network. Should the layer be closing, f does not
+// run and the transaction ends unanswered. For a transaction of another
+// layer f runs at once, on the caller's goroutine.
+func Defer(tx sip.ServerTransaction, f func()) {
+	st, ok := tx.(*serverTx)
+	if !ok {
+		f()
+		return
+	}
+	release, _ := Keep(tx)
+	if !st.l.workers.Go(func() { f(); release() }) {
+		release()
+	}
 }
 
 func (tx *serverTx) Terminate() { tx.terminate(nil) }
