@@ -11,6 +11,7 @@ import (
 
 	"github.com/callmesh/callmesh/gossip"
 	"github.com/callmesh/callmesh/node/accounts"
+	"github.com/callmesh/callmesh/node/sipedge"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -195,6 +196,8 @@ func (d *userDir) serve(s network.Stream) {
 // Account returns a user's account: from this node when it is the home,
 // else from the home node (found through the DHT), cached for
 // auth.account_cache. found is false for a user with no account anywhere.
+// On a context made by sipedge.NoWait, an account that would have to be
+// fetched is sipedge.ErrWouldWait instead.
 func (n *Node) Account(ctx context.Context, name string) (acct accounts.Account, found bool, err error) {
 	a, err := n.accounts.Get(name)
 	if err == nil {
@@ -214,6 +217,11 @@ func (n *Node) Account(ctx context.Context, name string) (acct accounts.Account,
 	ttl := n.cfg.Auth.AccountCache
 	if cached && (c.found && now.Sub(c.at) < ttl || !c.found && now.Sub(c.at) < unknownUserCache) {
 		return c.acct, c.found, nil
+	}
+	if !sipedge.MayWait(ctx) {
+		// On a SIP reader (sipedge.NoWait): the edge asks again where the
+		// account may be fetched from its home node.
+		return accounts.Account{}, false, sipedge.ErrWouldWait
 	}
 	acct, found, err = d.fetch(ctx, name)
 	if err != nil {

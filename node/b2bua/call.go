@@ -182,7 +182,13 @@ func (c *Call) isOver() bool {
 }
 
 // Invite takes an authenticated, authorized initial INVITE (sipedge.Calls).
-func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipedge.Caller) {
+// When quick it is on a transport's reader: a callee the federation must
+// find, and a transaction of another layer (answered only once Invite
+// returns, see below), make it return false at once, having done nothing.
+func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipedge.Caller, quick bool) bool {
+	if quick && !siptx.Keepable(tx) {
+		return false
+	}
 	res := func(code int, reason string, hdrs ...sip.Header) { respond(tx, req, code, reason, hdrs...) }
 	// Made only for the answers that carry it.
 	retry := func() sip.Header { return sip.NewHeader("Retry-After", strconv.Itoa(s.cfg.RetryAfter)) }
@@ -194,7 +200,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	}
 	if s.Draining() {
 		refuse()
-		return
+		return true
 	}
 	// lookup bounds what the call asks of the federation and the accounts.
 	lookup := func() (context.Context, context.CancelFunc) { return context.WithTimeout(s.ctx, 5*time.Second) }
@@ -202,7 +208,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	class := caller.Class
 	if caller.Known && s.ActiveCalls(caller.User) >= caller.MaxCalls {
 		res(sip.StatusForbidden, fmt.Sprintf("Forbidden (max_calls %d reached)", caller.MaxCalls))
-		return
+		return true
 	}
 	calleeUser := req.Recipient.User
 	egress := caller.Session != ""
@@ -220,7 +226,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	if calleeUser == "" || (number && (egress || s.fed == nil)) {
 		// Numbers need a termination provider: the federation's routing.
 		calleeRes(sip.StatusNotFound, "Not Found (no route to this number)")
-		return
+		return true
 	}
 	aor := calleeUser + "@" + s.cfg.Domain
 	var contacts []sipedge.Binding
@@ -232,10 +238,13 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		var err error
 		if contacts, err = s.dir.Contacts(aor); err != nil {
 			res(sip.StatusInternalServerError, "Server Internal Error (registrations not readable)")
-			return
+			return true
 		}
 	}
 	if len(contacts) == 0 && (number || (!egress && s.fed != nil)) {
+		if quick {
+			return false // the federation plans the call
+		}
 		var err error
 		ctx, cancel := lookup()
 		plan, err = s.fed.Plan(ctx, PlanQuery{Class: class, Callee: calleeUser, Number: number})
@@ -243,21 +252,24 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		switch {
 		case errors.Is(err, ErrUnknown):
 			res(sip.StatusNotFound, "Not Found")
-			return
+			return true
 		case errors.Is(err, ErrNotRegistered):
 			res(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (not registered)")
-			return
+			return true
 		case errors.Is(err, ErrNoPath) && number:
 			res(sip.StatusNotFound, sipedge.SanitizeReason("Not Found (no route to this number: "+err.Error()+")"))
-			return
+			return true
 		case err != nil:
 			res(sip.StatusTemporarilyUnavailable, sipedge.SanitizeReason("Temporarily Unavailable (no path: "+err.Error()+")"))
-			return
+			return true
 		case len(plan.Attempts) == 0:
 			res(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (no path)")
-			return
+			return true
 		}
 	} else if len(contacts) == 0 {
+		if quick {
+			return false // whether the callee exists may be asked of the federation
+		}
 		ctx, cancel := lookup()
 		found, err := s.dir.Exists(ctx, calleeUser)
 		cancel()
@@ -269,7 +281,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		default:
 			calleeRes(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable (not registered)")
 		}
-		return
+		return true
 	}
 
 	// A plan's paths are tried one at a time; contacts (at least one
@@ -297,7 +309,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		c.a.remoteTarget = *ct.Address.Clone()
 	} else {
 		res(sip.StatusBadRequest, "Bad Request (INVITE without Contact)")
-		return
+		return true
 	}
 	body := req.Body()
 	// Anchor an SDP offer, or a late offer (no body: the callee's 2xx will
@@ -307,7 +319,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		if err != nil {
 			s.Counters.Refused.Add(1)
 			res(sip.StatusServiceUnavailable, "Service Unavailable (no media ports)", retry())
-			return
+			return true
 		}
 		c.media = &anchoring{sess: sess}
 		// The leg toward the path faces the other end node's relay: both
@@ -323,7 +335,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 			if body, err = c.media.anchor(body, media.A); err != nil {
 				sess.Close()
 				res(sip.StatusBadRequest, sipedge.SanitizeReason("Bad Request (SDP: "+err.Error()+")"))
-				return
+				return true
 			}
 		}
 	}
@@ -333,10 +345,10 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		}
 		if errors.Is(err, errDraining) {
 			refuse()
-			return
+			return true
 		}
 		res(sip.StatusLoopDetected, "Loop Detected (a call with this Call-ID and tag exists)")
-		return
+		return true
 	}
 	s.Counters.Started.Add(1)
 	c.arm(tickRing, s.cfg.RingTimeout)
@@ -345,7 +357,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	// and the callee must not be rung.
 	if !tx.OnCancel(func(*sip.Request) { c.post(event{ev: call.Event{Kind: call.Cancel}}) }) {
 		c.abandon()
-		return
+		return true
 	}
 	// The handler need not wait for the final answer: the transaction is
 	// kept until finalSent (set before any event is served).
@@ -384,7 +396,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	// handler's goroutine; then whoever posts next serves the call.
 	c.run(true)
 	if kept {
-		return
+		return true
 	}
 	// A transaction of another layer ends when its handler returns (as
 	// sipgo's do): hold it until the caller has its final answer (or the
@@ -394,6 +406,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 	case <-tx.Done():
 	case <-c.done:
 	}
+	return true
 }
 
 // abandon ends a call whose caller's transaction ended before anything

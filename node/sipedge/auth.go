@@ -2,6 +2,7 @@ package sipedge
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -22,7 +23,13 @@ const (
 	authFailed               // wrong password or unknown user: refuse
 	authBad                  // malformed credentials: 400
 	authUnavail              // the account could not be consulted: 503
+	authWait                 // the account needs the network, on a context that may not wait
 )
+
+// outcomeWait is authGate's outcome when it answered nothing because the
+// account needs the network and its context may not wait (NoWait): the
+// caller goes on where waiting is allowed.
+const outcomeWait = "would_wait"
 
 // authenticate checks the Authorization (REGISTER, §22.2) or
 // Proxy-Authorization (other requests, §22.3) header of req. It returns
@@ -56,6 +63,9 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, header stri
 		return "", authChallenge, false, ""
 	}
 	acct, ok, err := s.accounts.Credentials(ctx, r.Username)
+	if errors.Is(err, ErrWouldWait) {
+		return r.Username, authWait, false, ""
+	}
 	if err != nil {
 		s.log.Warn("account not available", "user", r.Username, "err", err)
 		return r.Username, authUnavail, false, ""
@@ -106,6 +116,8 @@ func (s *Server) authGate(ctx context.Context, req *sip.Request, tx sip.ServerTr
 	}
 	user, res, stale, reason := s.authenticate(ctx, req, credHeader)
 	switch res {
+	case authWait:
+		return user, false, outcomeWait
 	case authOK:
 		s.guard.Succeed(ip)
 		return user, true, "ok"

@@ -83,12 +83,16 @@ type Sessions interface {
 type Calls interface {
 	// Invite is given an initial INVITE once it is authenticated (or from
 	// a trusted source) and the caller's rights allow it. It answers tx.
-	Invite(req *sip.Request, tx sip.ServerTransaction, caller Caller)
+	// When quick, Invite runs on a transport's reader and must not wait on
+	// the network: where it would (a callee found through the federation),
+	// it returns false having answered and kept nothing, and the edge
+	// calls it again, not quick, on a goroutine that may wait.
+	Invite(req *sip.Request, tx sip.ServerTransaction, caller Caller, quick bool) bool
 	// InDialog is given every request that carries a To tag, and every
 	// ACK; it returns false when no call knows the dialog (the edge then
 	// answers 481). For an ACK or a BYE it must not wait on anything but
 	// the connection the request came on: those are handed over on that
-	// transport's reader (inDialogQuick), and a UDP reader serves every
+	// transport's reader (onReader), and a UDP reader serves every
 	// peer.
 	InDialog(req *sip.Request, tx sip.ServerTransaction) bool
 }
@@ -156,6 +160,7 @@ type Server struct {
 	port   int             // the listening port (UDP and TCP share it)
 	locks  aorLocks
 	ctx    context.Context
+	quick  context.Context // ctx, for what runs on a reader: it may not wait (NoWait)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -205,7 +210,7 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 	s.parser = sipwire.NewParser()
 	s.tpl = sip.NewTransportLayer(net.DefaultResolver, s.parser, nil,
 		sip.WithTransportLayerLogger(s.log.With("component", "sip-transport")))
-	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: inDialogQuick, Log: s.log.With("component", "siptx")})
+	s.txl = siptx.New(s.tpl, siptx.Config{Wait: cfg.TransactionWait, Inline: onReader, Log: s.log.With("component", "siptx")})
 	s.txl.OnRequest(s.route)
 	// The buffer warning, overload control and the socket's metrics need
 	// its backlog, which not every system reports. The kernel reports as
@@ -229,6 +234,7 @@ func Start(cfg Config, accounts Accounts, bindings BindingStore, locator Locator
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.quick = NoWait(s.ctx)
 	s.serveUDP(udpReaders())
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); _ = s.tpl.ServeTCP(s.tcp) }()
@@ -423,12 +429,13 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
 }
 
-// inDialogQuick picks the requests served on the transport's reader: ACK
-// and BYE, which the edge and Calls.InDialog answer without waiting on
-// anything (an INVITE may look accounts up; a re-INVITE waits for the
-// other side's answer).
-func inDialogQuick(req *sip.Request) bool {
-	return req.Method == sip.ACK || req.Method == sip.BYE
+// onReader picks the requests served on the transport's reader: ACK and
+// BYE, which the edge and Calls.InDialog answer without waiting on
+// anything, and INVITE, which onInvite serves there as far as it can
+// without waiting and hands over from where it would (a re-INVITE at
+// once: it waits for the other side's answer).
+func onReader(req *sip.Request) bool {
+	return req.Method == sip.ACK || req.Method == sip.BYE || req.Method == sip.INVITE
 }
 
 func hasToTag(req *sip.Request) bool {
