@@ -393,8 +393,10 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		}
 	}
 	// What came meanwhile (a fast answer, a CANCEL) is served now, on the
-	// handler's goroutine; then whoever posts next serves the call.
-	c.run(true)
+	// handler's goroutine; then whoever posts next serves the call. On a
+	// reader (quick), a call whose serving may wait (a leg over TCP) is
+	// handed to a goroutine of its own, as any poster on a reader does.
+	c.run(!quick)
 	if kept {
 		return true
 	}
