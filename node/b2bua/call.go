@@ -16,6 +16,7 @@ import (
 	"github.com/callmesh/callmesh/node/call"
 	"github.com/callmesh/callmesh/node/sipedge"
 	"github.com/callmesh/callmesh/node/siptx"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Call is one call in progress: the caller's dialog, the branches toward
@@ -461,7 +462,7 @@ func (c *Call) completeInvite(req *sip.Request, body []byte) {
 	}
 	copyHeaders(req, c.invite, endToEndNoType...)
 	if len(body) > 0 {
-		if ct := c.invite.GetHeader("Content-Type"); ct != nil {
+		if ct := sipwire.Header(c.invite, "Content-Type"); ct != nil {
 			req.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
 		}
 		req.SetBody(body)

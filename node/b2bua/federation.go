@@ -167,7 +167,7 @@ func (c *Call) authorize(br *branch, res *sip.Response) bool {
 	if att == nil || att.Username == "" || br.authTried {
 		return false
 	}
-	h := res.GetHeader("Proxy-Authenticate")
+	h := sipwire.Header(res, "Proxy-Authenticate")
 	if h == nil {
 		return false
 	}

@@ -175,7 +175,7 @@ func (c *Call) forward(ref dialogRef, req *sip.Request, tx sip.ServerTransaction
 		}
 	}
 	if len(body) > 0 {
-		if ct := req.GetHeader("Content-Type"); ct != nil {
+		if ct := sipwire.Header(req, "Content-Type"); ct != nil {
 			fwd.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
 		}
 		fwd.SetBody(body)
@@ -246,7 +246,7 @@ func (c *Call) peerBranch() *branch {
 // rack rewrites a PRACK's RAck (RFC 3262 §7.2: response-num CSeq-num
 // method) to the CSeq number of the INVITE on the callee's side.
 func rack(req *sip.Request, inviteSeq uint32) string {
-	h := req.GetHeader("RAck")
+	h := sipwire.Header(req, "RAck")
 	if h == nil {
 		return ""
 	}

@@ -493,7 +493,7 @@ func sessionInterval(res *sip.Response) time.Duration { return seconds(res, "Ses
 // (Session-Expires, Retry-After; parameters after ';' ignored): 0 when
 // absent or not positive.
 func seconds(res *sip.Response, name string) time.Duration {
-	h := res.GetHeader(name)
+	h := sipwire.Header(res, name)
 	if h == nil {
 		return 0
 	}

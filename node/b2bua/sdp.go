@@ -10,6 +10,7 @@ import (
 
 	"github.com/callmesh/callmesh/media"
 	"github.com/callmesh/callmesh/media/sdpedit"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // anchoring is a call's media at the relay: the relay session and the o=
@@ -22,12 +23,12 @@ type anchoring struct {
 // isSDP reports whether a message carries an SDP body.
 func isSDP(m interface {
 	Body() []byte
-	GetHeader(string) sip.Header
+	Headers() []sip.Header
 }) bool {
 	if len(m.Body()) == 0 {
 		return false
 	}
-	h := m.GetHeader("Content-Type")
+	h := sipwire.Header(m, "Content-Type")
 	return h != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "application/sdp")
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callmesh/callmesh/media/rawudp"
+	"github.com/callmesh/callmesh/node/sipwire"
 )
 
 // Overload control over UDP. When the node cannot keep up, the kernel
@@ -132,5 +133,5 @@ func (o *shedder) drop(msg sip.Message) bool {
 // hasCredentials reports whether req answers a digest challenge (RFC 3261
 // §22.2, §22.3).
 func hasCredentials(req *sip.Request) bool {
-	return req.GetHeader("Proxy-Authorization") != nil || req.GetHeader("Authorization") != nil
+	return sipwire.Header(req, "Proxy-Authorization") != nil || sipwire.Header(req, "Authorization") != nil
 }

@@ -378,7 +378,7 @@ func (s *Server) serve(h func(*sip.Request, sip.ServerTransaction), req *sip.Req
 }
 
 func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
-	if res.GetHeader("Server") == nil {
+	if sipwire.Header(res, "Server") == nil {
 		res.AppendHeader(sip.NewHeader("Server", s.name))
 	}
 	if err := tx.Respond(res); err != nil {

@@ -14,9 +14,27 @@ import (
 func Headers(msg interface{ Headers() []sip.Header }, name string) iter.Seq[sip.Header] {
 	return func(yield func(sip.Header) bool) {
 		for _, h := range msg.Headers() {
-			if strings.EqualFold(h.Name(), name) && !yield(h) {
+			if sameName(h.Name(), name) && !yield(h) {
 				return
 			}
 		}
 	}
 }
+
+// Header returns msg's first header named name, or nil, matching names
+// without regard to case as sipgo's GetHeader does. GetHeader lowers the
+// name asked for and the name of every header before the match that is
+// not one of a dozen it knows, each an allocation; Header allocates
+// nothing.
+func Header(msg interface{ Headers() []sip.Header }, name string) sip.Header {
+	for _, h := range msg.Headers() {
+		if sameName(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
+}
+
+// sameName compares header names, which are ASCII tokens (RFC 3261
+// §25.1): equal but for case means equal in length first.
+func sameName(a, b string) bool { return len(a) == len(b) && strings.EqualFold(a, b) }

@@ -30,6 +30,9 @@ func TestHeadersLikeGetHeaders(t *testing.T) {
 		if want := msg.GetHeaders(name); !slices.Equal(got, want) {
 			t.Errorf("%s: got %v, want sipgo's %v", name, got, want)
 		}
+		if got, want := Header(msg, name), msg.GetHeader(name); got != want {
+			t.Errorf("%s: Header gave %v, want sipgo's GetHeader's %v", name, got, want)
+		}
 	}
 	if n := len(slices.Collect(Headers(msg, "Via"))); n != 2 {
 		t.Errorf("got %d Vias, want 2", n)
@@ -47,5 +50,8 @@ func TestHeadersLikeGetHeaders(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Headers allocated %.1f times", allocs)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = Header(msg, "call-id") }); allocs != 0 {
+		t.Errorf("Header allocated %.1f times", allocs)
 	}
 }
