@@ -27,8 +27,7 @@ import (
 // as long as it ran.
 func (s *Server) readUDP(r *rawudp.Reader) {
 	buf := make([]byte, udpDatagramMax)
-	var last netip.AddrPort
-	var source string
+	var sources sourceNames
 	count := 0
 	for {
 		n, from, err := r.Read(buf)
@@ -55,14 +54,7 @@ func (s *Server) readUDP(r *rawudp.Reader) {
 		if keepalive(data) {
 			continue
 		}
-		if from != last {
-			// The source's string is made only when it changes. A
-			// dual-stack socket reports an IPv4 source as IPv4-mapped
-			// IPv6; the Vias and the registrations know it in dotted
-			// form.
-			last = from
-			source = netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String()
-		}
+		source := sources.of(from)
 		// sipwire parses the common messages with a fraction of sipgo's
 		// allocations and gives the same result; whatever it declines,
 		// sipgo parses (and judges) as it always did.
@@ -109,4 +101,30 @@ func (s *Server) serveUDP(readers int) {
 		r := s.rawUDP.Reader()
 		go func() { defer s.wg.Done(); s.readUDP(r) }()
 	}
+}
+
+// sourceNames remembers the strings of the last few sources a reader read
+// from. A call's datagrams alternate between its two ends (and a node's
+// between its peers), so remembering only the last one made a string per
+// datagram, formatted anew.
+type sourceNames struct {
+	addr [4]netip.AddrPort
+	name [4]string
+	next int // the entry replaced next
+}
+
+// of returns from as a string. A dual-stack socket reports an IPv4 source
+// as IPv4-mapped IPv6; the Vias and the registrations know it in dotted
+// form.
+func (c *sourceNames) of(from netip.AddrPort) string {
+	for i := range c.addr {
+		if c.addr[i] == from && c.name[i] != "" {
+			return c.name[i]
+		}
+	}
+	i := c.next
+	c.next = (c.next + 1) % len(c.addr)
+	c.addr[i] = from
+	c.name[i] = netip.AddrPortFrom(from.Addr().Unmap(), from.Port()).String()
+	return c.name[i]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,37 @@ func TestUDPRequestFromListener(t *testing.T) {
 	}
 	if got := <-from; got != server.String() {
 		t.Fatalf("OPTIONS came from %s, not the listener %s", got, server)
+	}
+}
+
+// A reader names its sources without formatting one anew per datagram:
+// the names of the last four are kept, an IPv4-mapped source is named in
+// dotted form, and a fifth source replaces the oldest.
+func TestSourceNames(t *testing.T) {
+	var c sourceNames
+	a := netip.MustParseAddrPort("[::ffff:192.0.2.1]:5060")
+	b := netip.MustParseAddrPort("[2001:db8::1]:5070")
+	if got := c.of(a); got != "192.0.2.1:5060" {
+		t.Errorf("mapped source named %q", got)
+	}
+	if got := c.of(b); got != "[2001:db8::1]:5070" {
+		t.Errorf("IPv6 source named %q", got)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if c.of(a) != "192.0.2.1:5060" || c.of(b) != "[2001:db8::1]:5070" {
+			t.Fatal("a kept name changed")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("naming sources it knows allocated %.1f times", allocs)
+	}
+	for i := range 4 {
+		p := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), uint16(6000+i))
+		if got, want := c.of(p), fmt.Sprintf("198.51.100.7:%d", 6000+i); got != want {
+			t.Errorf("source %d named %q, want %q", i, got, want)
+		}
+	}
+	if got := c.of(a); got != "192.0.2.1:5060" {
+		t.Errorf("a source named again after it was replaced: %q", got)
 	}
 }
