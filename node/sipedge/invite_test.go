@@ -2,7 +2,6 @@ package sipedge
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -120,48 +119,8 @@ func TestInviteHandsOverWhatWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	request := func(method, user, callee, branch string, extra ...string) []byte {
-		lines := []string{
-			method + " sip:" + callee + "@example.com SIP/2.0",
-			fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%s;rport", port, branch),
-			"Max-Forwards: 70",
-			"From: <sip:" + user + "@example.com>;tag=a-" + branch,
-			"To: <sip:" + callee + "@example.com>",
-			"Call-ID: " + branch + "@test",
-			"CSeq: 1 " + method,
-			fmt.Sprintf("Contact: <sip:%s@127.0.0.1:%d>", user, port),
-		}
-		lines = append(lines, extra...)
-		return []byte(strings.Join(append(lines, "Content-Length: 0", "", ""), "\r\n"))
-	}
-	send := func(b []byte) {
-		t.Helper()
-		if _, err := c.WriteToUDP(b, server); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// answer reads datagrams until a final answer for branch.
-	answer := func(branch string) string {
-		t.Helper()
-		buf := make([]byte, 4096)
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for {
-			n, _, err := c.ReadFromUDP(buf)
-			if err != nil {
-				t.Fatalf("no answer to %s: %v", branch, err)
-			}
-			msg := string(buf[:n])
-			if strings.Contains(msg, "branch=z9hG4bK-"+branch) && !strings.HasPrefix(msg, "SIP/2.0 100 ") {
-				return msg
-			}
-		}
-	}
+	u := newUDPClient(t, server)
+	request, send, answer := u.request, u.send, u.answer
 	// authorized answers the challenge of a 407 for user.
 	authorized := func(challenge, user, callee string) string {
 		t.Helper()

@@ -147,46 +147,9 @@ func TestUDPShedsInvitesInOverload(t *testing.T) {
 	if s.shed == nil {
 		t.Skip("the socket's backlog cannot be read on this system")
 	}
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	request := func(method, branch string) []byte {
-		return []byte(strings.Join([]string{
-			method + " sip:bob@example.com SIP/2.0",
-			fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%s;rport", port, branch),
-			"Max-Forwards: 70",
-			"From: <sip:alice@example.com>;tag=a-" + branch,
-			"To: <sip:bob@example.com>",
-			"Call-ID: " + branch + "@test",
-			"CSeq: 1 " + method,
-			fmt.Sprintf("Contact: <sip:alice@127.0.0.1:%d>", port),
-			"Content-Length: 0",
-			"", ""}, "\r\n"))
-	}
-	send := func(b []byte) {
-		t.Helper()
-		if _, err := c.WriteToUDP(b, server); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// answer reads datagrams until one answers branch.
-	answer := func(branch string) string {
-		t.Helper()
-		buf := make([]byte, 4096)
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for {
-			n, _, err := c.ReadFromUDP(buf)
-			if err != nil {
-				t.Fatalf("no answer to %s: %v", branch, err)
-			}
-			if msg := string(buf[:n]); strings.Contains(msg, "branch=z9hG4bK-"+branch) {
-				return msg
-			}
-		}
-	}
+	u := newUDPClient(t, server)
+	request := func(method, branch string) []byte { return u.request(method, "alice", "bob", branch) }
+	send, answer := u.send, u.answer
 
 	s.shed.share.Store(shareOne) // as after a reading of a deep backlog
 	send(request("INVITE", "shed"))

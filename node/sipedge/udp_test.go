@@ -159,3 +159,62 @@ func TestSourceNames(t *testing.T) {
 		t.Errorf("a source named again after it was replaced: %q", got)
 	}
 }
+
+// udpClient is a SIP peer over UDP on 127.0.0.1 for the edge's tests.
+type udpClient struct {
+	t      *testing.T
+	c      *net.UDPConn
+	server *net.UDPAddr
+	port   int
+}
+
+func newUDPClient(t *testing.T, server *net.UDPAddr) *udpClient {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &udpClient{t: t, c: c, server: server, port: c.LocalAddr().(*net.UDPAddr).Port}
+}
+
+// request is a request from user to callee in example.com, out of any
+// dialog, its branch, tags and Call-ID made from branch.
+func (u *udpClient) request(method, user, callee, branch string, extra ...string) []byte {
+	lines := []string{
+		method + " sip:" + callee + "@example.com SIP/2.0",
+		fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%s;rport", u.port, branch),
+		"Max-Forwards: 70",
+		"From: <sip:" + user + "@example.com>;tag=a-" + branch,
+		"To: <sip:" + callee + "@example.com>",
+		"Call-ID: " + branch + "@test",
+		"CSeq: 1 " + method,
+		fmt.Sprintf("Contact: <sip:%s@127.0.0.1:%d>", user, u.port),
+	}
+	lines = append(lines, extra...)
+	return []byte(strings.Join(append(lines, "Content-Length: 0", "", ""), "\r\n"))
+}
+
+func (u *udpClient) send(b []byte) {
+	u.t.Helper()
+	if _, err := u.c.WriteToUDP(b, u.server); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// answer reads datagrams until a response to branch other than 100.
+func (u *udpClient) answer(branch string) string {
+	u.t.Helper()
+	buf := make([]byte, 4096)
+	_ = u.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, _, err := u.c.ReadFromUDP(buf)
+		if err != nil {
+			u.t.Fatalf("no answer to %s: %v", branch, err)
+		}
+		msg := string(buf[:n])
+		if strings.Contains(msg, "branch=z9hG4bK-"+branch) && !strings.HasPrefix(msg, "SIP/2.0 100 ") {
+			return msg
+		}
+	}
+}
