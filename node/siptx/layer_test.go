@@ -463,17 +463,7 @@ func TestServerKept(t *testing.T) {
 		t.Fatal("a kept transaction ended when its handler returned")
 	default:
 	}
-	if err := k.tx.Respond(sip.NewResponseFromRequest(k.req, 486, "Busy Here", nil)); err != nil {
-		t.Fatalf("a kept transaction refused its answer: %v", err)
-	}
-	busy := p.next("SIP/2.0 486")
-	k.release()
-	p.send(s.addr, ackOf(inv, busy, p.addr()))
-	waitFor(t, func() bool {
-		s.l.mu.Lock()
-		defer s.l.mu.Unlock()
-		return s.l.servers[keyOf(t, inv)] == nil
-	}, "the answered INVITE's transaction to end after its ACK")
+	busyAndAcked(t, s, p, inv, k.req, k.tx, k.release)
 
 	// Released without an answer, it ends at once, as a handler that
 	// returned without answering.
@@ -517,6 +507,29 @@ func TestServerKept(t *testing.T) {
 	if errors.Is(k.tx.Err(), sip.ErrTransactionTimeout) {
 		t.Error("the kept TCP transaction was ended by Timer H, not by its release")
 	}
+}
+
+// busyAndAcked answers a kept INVITE's transaction 486, releases it, ACKs
+// the 486 as the peer, and waits for the transaction to end.
+func busyAndAcked(t *testing.T, s *stack, p *peer, inv string, req *sip.Request, tx sip.ServerTransaction, release func()) {
+	t.Helper()
+	if err := tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil)); err != nil {
+		t.Fatalf("a kept transaction refused its answer: %v", err)
+	}
+	busy := p.next("SIP/2.0 486")
+	release()
+	p.send(s.addr, ackOf(inv, busy, p.addr()))
+	waitForEnd(t, s, inv, "the answered INVITE's transaction to end after its ACK")
+}
+
+// waitForEnd waits until the server transaction of request msg is gone.
+func waitForEnd(t *testing.T, s *stack, msg, what string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		s.l.mu.Lock()
+		defer s.l.mu.Unlock()
+		return s.l.servers[keyOf(t, msg)] == nil
+	}, what)
 }
 
 // A handler on the reader that defers the rest of its work frees the
@@ -567,26 +580,12 @@ func TestServerDefer(t *testing.T) {
 		t.Fatal("the transaction ended when the deferred work returned, though kept")
 	case <-time.After(50 * time.Millisecond):
 	}
-	if err := k.tx.Respond(sip.NewResponseFromRequest(k.req, 486, "Busy Here", nil)); err != nil {
-		t.Fatalf("the kept transaction refused its answer: %v", err)
-	}
-	busy := p.next("SIP/2.0 486")
-	k.release()
-	p.send(s.addr, ackOf(inv, busy, p.addr()))
-	waitFor(t, func() bool {
-		s.l.mu.Lock()
-		defer s.l.mu.Unlock()
-		return s.l.servers[keyOf(t, inv)] == nil
-	}, "the answered INVITE's transaction to end after its ACK")
+	busyAndAcked(t, s, p, inv, k.req, k.tx, k.release)
 
 	// Deferred work that returns without an answer ends the transaction.
 	inv2 := request("INVITE", "z9hG4bK-def3", p.addr(), 3)
 	p.send(s.addr, inv2)
-	waitFor(t, func() bool {
-		s.l.mu.Lock()
-		defer s.l.mu.Unlock()
-		return s.l.servers[keyOf(t, inv2)] == nil
-	}, "the unanswered INVITE's transaction to end with its deferred work")
+	waitForEnd(t, s, inv2, "the unanswered INVITE's transaction to end with its deferred work")
 }
 
 // A 2xx's ACK (a new branch) is the TU's, with a transaction that cannot
