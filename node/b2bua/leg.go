@@ -126,12 +126,10 @@ func copyHeaders(dst interface{ AppendHeader(sip.Header) }, src interface{ Heade
 	// One pass over src, names compared without case as sipgo's
 	// GetHeaders does: a GetHeaders per name lowercased every header of
 	// the message once per name, a few percent of a node's CPU under load.
-	// Header names are tokens (§25.1), ASCII: names equal but for case
-	// have the same length, which rules out most pairs before EqualFold.
 	for _, h := range src.Headers() {
 		n := h.Name()
 		for _, want := range names {
-			if len(n) == len(want) && strings.EqualFold(n, want) {
+			if sipwire.SameName(n, want) {
 				dst.AppendHeader(sip.NewHeader(n, h.Value()))
 				break
 			}

@@ -336,7 +336,7 @@ func checkHeaders(req *sip.Request) *Rejection {
 	for _, h := range req.Headers() {
 		name := h.Name()
 		for i, f := range single {
-			if sameName(name, f.name) || (f.compact != "" && sameName(name, f.compact)) {
+			if sipwire.SameName(name, f.name) || (f.compact != "" && sipwire.SameName(name, f.compact)) {
 				count[i]++
 				break
 			}
@@ -353,11 +353,6 @@ func checkHeaders(req *sip.Request) *Rejection {
 	}
 	return nil
 }
-
-// sameName reports whether two header names are the same but for case.
-// Names are tokens (RFC 3261 §25.1), ASCII, so the same name has the same
-// length: that check rules out most pairs before EqualFold.
-func sameName(a, b string) bool { return len(a) == len(b) && strings.EqualFold(a, b) }
 
 // hasRow reports whether req has a header row called name or compact,
 // whatever its type.

@@ -14,7 +14,7 @@ import (
 func Headers(msg interface{ Headers() []sip.Header }, name string) iter.Seq[sip.Header] {
 	return func(yield func(sip.Header) bool) {
 		for _, h := range msg.Headers() {
-			if sameName(h.Name(), name) && !yield(h) {
+			if SameName(h.Name(), name) && !yield(h) {
 				return
 			}
 		}
@@ -28,13 +28,14 @@ func Headers(msg interface{ Headers() []sip.Header }, name string) iter.Seq[sip.
 // nothing.
 func Header(msg interface{ Headers() []sip.Header }, name string) sip.Header {
 	for _, h := range msg.Headers() {
-		if sameName(h.Name(), name) {
+		if SameName(h.Name(), name) {
 			return h
 		}
 	}
 	return nil
 }
 
-// sameName compares header names, which are ASCII tokens (RFC 3261
-// §25.1): equal but for case means equal in length first.
-func sameName(a, b string) bool { return len(a) == len(b) && strings.EqualFold(a, b) }
+// SameName reports whether two header names are the same but for case.
+// Names are ASCII tokens (RFC 3261 §25.1), so the same name has the same
+// length: comparing lengths first rules out most pairs before EqualFold.
+func SameName(a, b string) bool { return len(a) == len(b) && strings.EqualFold(a, b) }
