@@ -212,7 +212,7 @@ func newTag() string { return sip.GenerateTagN(16) }
 // retransmission, which the transaction layer absorbs), errDraining once
 // the service stops taking calls.
 func (s *Service) register(c *Call) error {
-	key := c.a.callID + ";" + c.a.remoteTag
+	key := string(appendDialogKey(nil, c.a.callID, c.a.remoteTag))
 	c.dialogKey = key
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,6 +259,12 @@ func (s *Service) unregister(c *Call) {
 	}
 }
 
+// appendDialogKey appends the caller side's key in dialogs: the
+// caller's Call-ID and tag.
+func appendDialogKey(b []byte, callID, tag string) []byte {
+	return append(append(append(b, callID...), ';'), tag...)
+}
+
 // lookup finds the dialog of an in-dialog request: on the caller side by
 // Call-ID and the caller's tag (From of its requests), on the callee side
 // by our Call-ID.
@@ -267,25 +273,21 @@ func (s *Service) lookup(req *sip.Request) (dialogRef, bool) {
 	if cid == nil {
 		return dialogRef{}, false
 	}
-	// The caller side's key is built on the stack: a map indexed by a
-	// string converted from bytes does not allocate the string.
-	var kb [128]byte
-	key := append(kb[:0], cid.Value()...)
-	if from := req.From(); from != nil {
-		tag, _ := from.Params.Get("tag")
-		key = append(append(key, ';'), tag...)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ref, ok := s.dialogs[cid.Value()]; ok {
 		return ref, true
 	}
-	if req.From() != nil {
-		if ref, ok := s.dialogs[string(key)]; ok {
-			return ref, true
-		}
+	from := req.From()
+	if from == nil {
+		return dialogRef{}, false
 	}
-	return dialogRef{}, false
+	tag, _ := from.Params.Get("tag")
+	// Built on the stack: a map indexed by a string converted from bytes
+	// does not allocate the string.
+	var kb [128]byte
+	ref, ok := s.dialogs[string(appendDialogKey(kb[:0], cid.Value(), tag))]
+	return ref, ok
 }
 
 // prepare readies a request of the node's: a new top Via unless keepVia
