@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/callmesh/callmesh/media/rawudp"
+	"github.com/callmesh/callmesh/media/slots"
 )
 
 // On Linux the relay's sockets are plain non-blocking descriptors, not
@@ -50,7 +51,7 @@ type sock struct {
 	closed bool
 
 	p    *poller // the poller watching it; nil before watch
-	slot int32
+	slot uint32
 }
 
 // listen binds a UDP socket to the relay's bind address and port.
@@ -174,8 +175,7 @@ type poller struct {
 	rc   syscall.RawConn
 
 	mu    sync.Mutex // held by the loop while it serves a batch
-	slots []pollSlot
-	free  []int32
+	slots slots.Table[pollSlot]
 
 	stopping atomic.Bool
 	done     chan struct{}
@@ -227,21 +227,13 @@ func newPoller() (*poller, error) {
 func (p *poller) add(l *Leg, k *sock, rtcpPort bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var i int32
-	if n := len(p.free); n > 0 {
-		i = p.free[n-1]
-		p.free = p.free[:n-1]
-	} else {
-		i = int32(len(p.slots))
-		p.slots = append(p.slots, pollSlot{})
-	}
-	sl := &p.slots[i]
+	i, sl := p.slots.Take()
 	sl.gen++
 	sl.k, sl.leg, sl.rtcp = k, l, rtcpPort
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: i, Pad: int32(sl.gen)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i), Pad: int32(sl.gen)}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, k.fd, &ev); err != nil {
 		sl.k, sl.leg = nil, nil
-		p.free = append(p.free, i)
+		p.slots.Put(i)
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	k.p, k.slot = p, i
@@ -252,13 +244,13 @@ func (p *poller) add(l *Leg, k *sock, rtcpPort bool) error {
 func (p *poller) remove(k *sock) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	sl := &p.slots[k.slot]
+	sl := p.slots.At(k.slot)
 	if sl.k != k {
 		return
 	}
 	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, k.fd, nil)
 	sl.k, sl.leg = nil, nil
-	p.free = append(p.free, k.slot)
+	p.slots.Put(k.slot)
 	k.p = nil
 }
 
@@ -305,7 +297,7 @@ func (p *poller) loop() {
 			}
 			p.mu.Lock()
 			for _, ev := range events[:r] {
-				sl := &p.slots[ev.Fd]
+				sl := p.slots.At(uint32(ev.Fd))
 				if sl.k == nil || sl.gen != uint32(ev.Pad) {
 					continue // removed since
 				}

@@ -3,6 +3,8 @@ package siptx
 import (
 	"sync"
 	"time"
+
+	"github.com/callmesh/callmesh/media/slots"
 )
 
 // wheel is a hashed timing wheel (Varghese and Lauck, 1987) for the
@@ -23,10 +25,9 @@ type wheel struct {
 	slots  [][]entry
 	now    uint64 // ticks since start
 	start  time.Time
-	count  int           // entries in the slots, stale ones included
-	owners []owned       // the registered owners, by handle's slot
-	free   []uint32      // slots of owners released
-	wake   chan struct{} // the goroutine sleeps when count is 0
+	count  int                // entries in the slots, stale ones included
+	owners slots.Table[owned] // the registered owners, by handle's slot
+	wake   chan struct{}      // the goroutine sleeps when count is 0
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -67,16 +68,12 @@ type owned struct {
 func (w *wheel) register(owner timed) handle {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var s uint32
-	if n := len(w.free); n > 0 {
-		s = w.free[n-1]
-		w.free = w.free[:n-1]
-	} else {
-		w.owners = append(w.owners, owned{gen: 1})
-		s = uint32(len(w.owners) - 1)
+	s, o := w.owners.Take()
+	if o.gen == 0 {
+		o.gen = 1 // a new slot: generation 0 is no handle's
 	}
-	w.owners[s].owner = owner
-	return handle{slot: s, gen: w.owners[s].gen}
+	o.owner = owner
+	return handle{slot: s, gen: o.gen}
 }
 
 // release ends h's registration: its timers no longer fire, and the wheel
@@ -87,7 +84,7 @@ func (w *wheel) release(h handle) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := &w.owners[h.slot]
+	o := w.owners.At(h.slot)
 	if o.gen != h.gen {
 		return
 	}
@@ -95,7 +92,7 @@ func (w *wheel) release(h handle) {
 	if o.gen++; o.gen == 0 {
 		o.gen = 1
 	}
-	w.free = append(w.free, h.slot)
+	w.owners.Put(h.slot)
 }
 
 // due is an entry that fell due, with its owner.
@@ -189,7 +186,7 @@ func (w *wheel) advance(fired []due) []due {
 		for _, e := range slot {
 			if e.due <= w.now {
 				// A released slot's generation has moved on.
-				if o := w.owners[e.slot]; o.gen == e.sgen {
+				if o := w.owners.At(e.slot); o.gen == e.sgen {
 					fired = append(fired, due{owner: o.owner, kind: e.kind, gen: e.gen})
 				}
 				w.count--

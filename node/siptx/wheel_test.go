@@ -120,7 +120,7 @@ func TestWheelRelease(t *testing.T) {
 	}
 	w.release(h2)
 	w.mu.Lock()
-	held := w.owners[h2.slot].owner
+	held := w.owners.At(h2.slot).owner
 	w.mu.Unlock()
 	if held != nil {
 		t.Fatal("the wheel still holds a released owner")
