@@ -895,11 +895,20 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 // and the two steps of a pair ran within seconds of each other, so the
 // quotient of their server/UAC is the measure; its mean and its standard
 // error say whether a difference of a few per cent is the builds'.
+//
+// The quotient assumes the UAC spends the same on either build's calls.
+// It does not when one build answers later: the UAC then retransmits and
+// keeps more calls open, and spends more, which lowers that build's
+// quotient without its own CPU per call changing. So the summary also
+// gives the UAC's CPU and the server's CPU per call, B over A pair by
+// pair: a UAC quotient away from 1 by more than its error, with the
+// server's CPU per call not moving with server/UAC, says the quotient is
+// the UAC's.
 func callsABSummary(a, b *callsReport) string {
 	if a == nil || b == nil || a.skipped != "" || b.skipped != "" {
 		return ""
 	}
-	var qs []float64
+	var qs, uac, per []float64
 	var sa, sb float64
 	for i := range min(len(a.steps), len(b.steps)) {
 		x, y := a.steps[i], b.steps[i]
@@ -907,6 +916,8 @@ func callsABSummary(a, b *callsReport) string {
 			continue
 		}
 		qs = append(qs, y.perUAC()/x.perUAC())
+		uac = append(uac, y.uacCores/x.uacCores)
+		per = append(per, y.serverCPUPerCall/x.serverCPUPerCall)
 		sa += x.perUAC()
 		sb += y.perUAC()
 	}
@@ -924,10 +935,13 @@ func callsABSummary(a, b *callsReport) string {
 		return "- S1, build B against build A: no pair of steps both passed; " + steps + ".\n"
 	}
 	mean, se := meanSE(qs)
+	um, use := meanSE(uac)
+	pm, pse := meanSE(per)
 	return fmt.Sprintf("- S1, build B (callmesh-s1-b) against build A (callmesh-s1), %d pairs of steps both passed: "+
 		"server/UAC %.3f (B) against %.3f (A); B over A, pair by pair, %.3f ± %.3f (mean ± standard error): "+
-		"B spends %+.1f %% of A's CPU per call; %s.\n",
-		len(qs), sb/n, sa/n, mean, se, 100*(mean-1), steps)
+		"B spends %+.1f %% of A's CPU per call; %s. B over A, pair by pair, of the UAC's CPU %.3f ± %.3f "+
+		"and of the server's CPU per call %.3f ± %.3f.\n",
+		len(qs), sb/n, sa/n, mean, se, 100*(mean-1), steps, um, use, pm, pse)
 }
 
 // meanSE is the mean of xs and its standard error (0 for fewer than two).

@@ -57,11 +57,12 @@ type Call struct {
 	alerted  time.Time
 
 	qmu     sync.Mutex
-	queue   []event // posted, not yet served
-	spare   []event // a served batch's array, for reuse
-	running bool    // someone serves the call (run)
-	over    bool    // finished: posts are dropped
-	offload bool    // served on a goroutine of its own (see post)
+	queue   []event  // posted, not yet served
+	spare   []event  // a served batch's array, for reuse
+	qa, qb  [1]event // the first arrays of queue and spare: most batches are one event
+	running bool     // someone serves the call (run)
+	over    bool     // finished: posts are dropped
+	offload bool     // served on a goroutine of its own (see post)
 
 	// Owned by the one serving the call (run).
 	timers    [ticks]*time.Timer
@@ -297,6 +298,7 @@ func (s *Service) Invite(req *sip.Request, tx sip.ServerTransaction, caller sipe
 		fsm: fsm, invite: req, tx: tx, started: time.Now(), plan: plan, egress: egress,
 		session: caller.Session, hops: caller.Hops, path: caller.SLAs,
 		running: true} // Invite serves the call until it is set up
+	c.queue, c.spare = c.qa[:0], c.qb[:0]
 	if plan != nil {
 		c.session = plan.Session
 	}
@@ -431,18 +433,17 @@ func (c *Call) abandon() {
 // Call-ID, tags and CSeq space.
 func (c *Call) newBranch(i int, b sipedge.Binding, body []byte) *branch {
 	s := c.svc
-	var target sip.Uri
-	if err := sip.ParseUri(b.URI, &target); err != nil {
-		target = sip.Uri{Scheme: "sip", Host: "invalid"}
-	}
 	calleeUser, _, _ := strings.Cut(c.callee, "@")
 	dest, transport := b.Route()
 	br := &branch{idx: i, binding: b, leg: leg{
-		callID: newID() + "@callmesh", localTag: newTag(),
-		localURI:     sip.Uri{Scheme: "sip", User: c.caller, Host: s.cfg.Domain},
-		remoteURI:    sip.Uri{Scheme: "sip", User: calleeUser, Host: s.cfg.Domain},
-		remoteTarget: target, dest: dest, transport: transport,
+		callID: newCallID(), localTag: newTag(),
+		localURI:  sip.Uri{Scheme: "sip", User: c.caller, Host: s.cfg.Domain},
+		remoteURI: sip.Uri{Scheme: "sip", User: calleeUser, Host: s.cfg.Domain},
+		dest:      dest, transport: transport,
 	}}
+	if err := sip.ParseUri(b.URI, &br.remoteTarget); err != nil {
+		br.remoteTarget = sip.Uri{Scheme: "sip", Host: "invalid"}
+	}
 	req := br.request(sip.INVITE, 0, s.contact)
 	c.completeInvite(req, body)
 	br.req = req

@@ -107,7 +107,7 @@ func (c *Call) newAttemptBranch(i int, att *Attempt, body []byte) *branch {
 	s := c.svc
 	remote := sip.Uri{Scheme: "sip", User: c.calleeUser(), Host: s.cfg.Domain}
 	br := &branch{idx: i, attempt: att, leg: leg{
-		callID: newID() + "@callmesh", localTag: newTag(),
+		callID: newCallID(), localTag: newTag(),
 		localURI:     sip.Uri{Scheme: "sip", User: c.caller, Host: s.cfg.Domain},
 		remoteURI:    remote,
 		remoteTarget: *att.Target.Clone(), routes: cloneURIs(att.Routes),

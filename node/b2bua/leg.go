@@ -29,6 +29,7 @@ type leg struct {
 // BYE) were a seventh of a node's allocations under call load, a dozen
 // small objects each.
 type requestParts struct {
+	req     sip.Request // the request itself
 	from    sip.FromHeader
 	to      sip.ToHeader
 	callID  sip.CallIDHeader
@@ -43,13 +44,20 @@ type requestParts struct {
 // and CANCEL take the number they are given; others take the next one.
 // Nothing in it is shared with the leg or with another request.
 func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *sip.Request {
-	req := sip.NewRequest(method, l.remoteTarget) // it copies the URI's parameter lists
 	if seq == 0 {
 		l.cseq++
 		seq = l.cseq
 	}
+	// The request itself is one of the parts, and the Request-URI's
+	// parameter lists come from the parts' buffer; its headers are put in
+	// at once, in a list of their exact number (sip.NewRequest allocates
+	// the request, a list of ten and copies of the URI's lists).
 	p := new(requestParts)
 	buf := sipwire.NewParamBuf(p.kv[:])
+	req := &p.req
+	req.SipVersion = "SIP/2.0"
+	req.Method = method
+	req.Recipient = buf.URI(&l.remoteTarget)
 	p.from = sip.FromHeader{Address: buf.URI(&l.localURI), Params: buf.Copy(nil, 1)}
 	p.from.Params.Add("tag", l.localTag)
 	p.to = sip.ToHeader{Address: buf.URI(&l.remoteURI), Params: buf.Copy(nil, 1)}
@@ -59,23 +67,26 @@ func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *si
 	p.callID = sip.CallIDHeader(l.callID)
 	p.cseq = sip.CSeqHeader{SeqNo: seq, MethodName: method}
 	p.maxf = 70
-	req.AppendHeader(&p.from)
-	req.AppendHeader(&p.to)
-	req.AppendHeader(&p.callID)
-	req.AppendHeader(&p.cseq)
-	req.AppendHeader(&p.maxf)
+	var hs [10]sip.Header
+	h := append(hs[:0], &p.from, &p.to, &p.callID, &p.cseq, &p.maxf)
 	for _, r := range l.routes {
-		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+		h = append(h, &sip.RouteHeader{Address: *r.Clone()})
 	}
 	switch method {
 	case sip.INVITE, sip.UPDATE, sip.SUBSCRIBE, sip.NOTIFY, sip.REFER:
 		p.contact = sip.ContactHeader{Address: l.contactFor(contact, &buf)}
-		req.AppendHeader(&p.contact)
+		h = append(h, &p.contact)
 	}
 	// Content-Length is mandatory on stream transports (RFC 3261 §20.14);
 	// a body set later replaces it. (What SetBody(nil) would add, without
 	// the allocation it makes whatever it finds.)
-	req.AppendHeader(&p.clen)
+	h = append(h, &p.clen)
+	req.PrependHeader(h...)
+	if len(l.routes) > 0 {
+		// PrependHeader leaves Route() at the last Route; the first is
+		// the one to read, as AppendHeader leaves it.
+		req.ReplaceHeader(h[5])
+	}
 	req.SetTransport(l.transport)
 	req.SetDestination(l.dest)
 	return req

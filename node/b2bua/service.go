@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +204,23 @@ func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// callIDHost ends the Call-IDs of the dialogs the node starts.
+const callIDHost = "@callmesh"
+
+// newCallID is a Call-ID for a dialog the node starts: a new ID at
+// callIDHost, in one allocation.
+func newCallID() string {
+	var b [12]byte
+	var h [24]byte
+	_, _ = rand.Read(b[:])
+	hex.Encode(h[:], b[:])
+	var id strings.Builder
+	id.Grow(len(h) + len(callIDHost))
+	id.Write(h[:])
+	id.WriteString(callIDHost)
+	return id.String()
 }
 
 func newTag() string { return sip.GenerateTagN(16) }

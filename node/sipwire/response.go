@@ -31,9 +31,12 @@ import (
 // req must be a request read from the network: sipgo sends the response
 // of one it resolved itself to an address this package cannot read.
 func Response(req *sip.Request, code int, reason string, toTag string) *sip.Response {
-	res := sip.NewResponse(code, reason)
-	res.SipVersion = req.SipVersion
+	// The response is part of the arena: NewResponse's copy is on the
+	// stack.
 	a := new(replyArena)
+	a.res = *sip.NewResponse(code, reason)
+	res := &a.res
+	res.SipVersion = req.SipVersion
 	a.buf = NewParamBuf(a.kv[:])
 
 	// RFC 3261 §12.1.1 and Table 3 of §20: Record-Route is copied into
@@ -125,6 +128,7 @@ func Response(req *sip.Request, code int, reason string, toTag string) *sip.Resp
 
 // replyArena holds what Response copies from the request.
 type replyArena struct {
+	res    sip.Response
 	via    sip.ViaHeader
 	from   sip.FromHeader
 	to     sip.ToHeader
