@@ -69,6 +69,7 @@ func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *si
 	p.maxf = 70
 	var hs [10]sip.Header
 	h := append(hs[:0], &p.from, &p.to, &p.callID, &p.cseq, &p.maxf)
+	firstRoute := len(h)
 	for _, r := range l.routes {
 		h = append(h, &sip.RouteHeader{Address: *r.Clone()})
 	}
@@ -85,7 +86,7 @@ func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *si
 	if len(l.routes) > 0 {
 		// PrependHeader leaves Route() at the last Route; the first is
 		// the one to read, as AppendHeader leaves it.
-		req.ReplaceHeader(h[5])
+		req.ReplaceHeader(h[firstRoute])
 	}
 	req.SetTransport(l.transport)
 	req.SetDestination(l.dest)

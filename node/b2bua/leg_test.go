@@ -61,6 +61,15 @@ func TestLegRequest(t *testing.T) {
 	if inv.Destination() != "192.0.2.9:5062" || inv.Transport() != "UDP" {
 		t.Fatalf("INVITE goes to %s over %s", inv.Destination(), inv.Transport())
 	}
+	// The quick accessors name the first of a kind, as AppendHeader
+	// leaves them.
+	if r := inv.Route(); r == nil || r.Address.Host != "192.0.2.1" {
+		t.Fatalf("Route() is %v, want the first route", r)
+	}
+	if tag, _ := inv.From().Params.Get("tag"); tag != "lt1" || inv.CallID().Value() != "c1@callmesh" || inv.CSeq().SeqNo != 1 ||
+		inv.Contact() == nil || inv.MaxForwards() == nil || inv.ContentLength() == nil {
+		t.Fatal("a quick accessor does not name its header")
+	}
 	inv.SetBody([]byte("v=0\r\n"))
 	if got := inv.ContentLength(); got == nil || *got != 5 {
 		t.Fatalf("Content-Length after a body: %v", got)

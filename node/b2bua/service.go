@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,9 +200,9 @@ func (s *Service) ActiveCalls(user string) int {
 }
 
 func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var h [24]byte
+	putID(&h)
+	return string(h[:])
 }
 
 // callIDHost ends the Call-IDs of the dialogs the node starts.
@@ -212,15 +211,16 @@ const callIDHost = "@callmesh"
 // newCallID is a Call-ID for a dialog the node starts: a new ID at
 // callIDHost, in one allocation.
 func newCallID() string {
-	var b [12]byte
 	var h [24]byte
+	putID(&h)
+	return string(h[:]) + callIDHost
+}
+
+// putID writes a new ID: 96 random bits in hexadecimal.
+func putID(h *[24]byte) {
+	var b [12]byte
 	_, _ = rand.Read(b[:])
 	hex.Encode(h[:], b[:])
-	var id strings.Builder
-	id.Grow(len(h) + len(callIDHost))
-	id.Write(h[:])
-	id.WriteString(callIDHost)
-	return id.String()
 }
 
 func newTag() string { return sip.GenerateTagN(16) }
