@@ -92,7 +92,7 @@ const (
 // step of 1,000 (3,500 against 5,000 read 3,000 against 5,000 before).
 // They go past what these two cores hold with both SIPps beside the
 // server, so that neither server's highest rate is the ladder's top.
-var defaultCallRates = []int{500, 1000, 2000, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000, 9500, 10000}
+var defaultCallRates = []int{500, 1000, 2000, 3000, 3500, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000, 9500, 10000, 10500, 11000}
 
 // callsTargetNames are the targets TestLoadCalls knows.
 var callsTargetNames = []string{"kamailio", "callmesh-s1", "callmesh-s2", "callmesh-fed", "kamailio-s2", "callmesh-s1-b"}
