@@ -141,3 +141,21 @@ func TestLegRequestAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per INVITE, want at most 2", n)
 	}
 }
+
+// TestNewCallID: 96 random bits in hexadecimal at the node's host part,
+// made in one allocation, never the same twice.
+func TestNewCallID(t *testing.T) {
+	a, b := newCallID(), newCallID()
+	id, host, ok := strings.Cut(a, "@")
+	if !ok || "@"+host != callIDHost || len(id) != 24 || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Fatalf("Call-ID %q, want 24 hexadecimal digits and %s", a, callIDHost)
+	}
+	if a == b {
+		t.Fatalf("two Call-IDs alike: %s", a)
+	}
+	var sink string
+	if n := testing.AllocsPerRun(100, func() { sink = newCallID() }); n > 1 {
+		t.Fatalf("newCallID: %v allocations, want 1", n)
+	}
+	_ = sink
+}
