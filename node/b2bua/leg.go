@@ -50,8 +50,8 @@ func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *si
 	}
 	// The request itself is one of the parts, and the Request-URI's
 	// parameter lists come from the parts' buffer; its headers are put in
-	// at once, in a list of their exact number (sip.NewRequest allocates
-	// the request, a list of ten and copies of the URI's lists).
+	// at once (sipwire.PutHeaders). sip.NewRequest allocates the request, a
+	// list of ten and copies of the URI's lists.
 	p := new(requestParts)
 	buf := sipwire.NewParamBuf(p.kv[:])
 	req := &p.req
@@ -69,7 +69,6 @@ func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *si
 	p.maxf = 70
 	var hs [10]sip.Header
 	h := append(hs[:0], &p.from, &p.to, &p.callID, &p.cseq, &p.maxf)
-	firstRoute := len(h)
 	for _, r := range l.routes {
 		h = append(h, &sip.RouteHeader{Address: *r.Clone()})
 	}
@@ -82,12 +81,7 @@ func (l *leg) request(method sip.RequestMethod, seq uint32, contact sip.Uri) *si
 	// a body set later replaces it. (What SetBody(nil) would add, without
 	// the allocation it makes whatever it finds.)
 	h = append(h, &p.clen)
-	req.PrependHeader(h...)
-	if len(l.routes) > 0 {
-		// PrependHeader leaves Route() at the last Route; the first is
-		// the one to read, as AppendHeader leaves it.
-		req.ReplaceHeader(h[firstRoute])
-	}
+	sipwire.PutHeaders(&req.MessageData, h)
 	req.SetTransport(l.transport)
 	req.SetDestination(l.dest)
 	return req

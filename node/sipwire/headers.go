@@ -39,3 +39,34 @@ func Header(msg interface{ Headers() []sip.Header }, name string) sip.Header {
 // Names are ASCII tokens (RFC 3261 §25.1), so the same name has the same
 // length: comparing lengths first rules out most pairs before EqualFold.
 func SameName(a, b string) bool { return len(a) == len(b) && strings.EqualFold(a, b) }
+
+// PutHeaders installs hs on a message that has no headers yet, in one list
+// of their exact number: one PrependHeader, one allocation, where
+// appending one by one grows the list several times. PrependHeader points
+// the message's quick accessors (Via(), Route(), ...) at the last header
+// of each kind; appending leaves them at the first for the kinds that may
+// repeat, Via, Route and Record-Route, and so does PutHeaders: a
+// ReplaceHeader of the first one, with itself, points them back.
+func PutHeaders(md *sip.MessageData, hs []sip.Header) {
+	md.PrependHeader(hs...)
+	var via, route, recordRoute bool
+	for _, h := range hs {
+		switch h.(type) {
+		case *sip.ViaHeader:
+			if !via {
+				md.ReplaceHeader(h)
+				via = true
+			}
+		case *sip.RouteHeader:
+			if !route {
+				md.ReplaceHeader(h)
+				route = true
+			}
+		case *sip.RecordRouteHeader:
+			if !recordRoute {
+				md.ReplaceHeader(h)
+				recordRoute = true
+			}
+		}
+	}
+}

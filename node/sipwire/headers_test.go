@@ -55,3 +55,40 @@ func TestHeadersLikeGetHeaders(t *testing.T) {
 		t.Errorf("Header allocated %.1f times", allocs)
 	}
 }
+
+// PutHeaders installs the headers in order, in one allocation, with the
+// quick accessors where appending them one by one leaves them: the first
+// Via, Route and Record-Route, the one From.
+func TestPutHeaders(t *testing.T) {
+	v1 := &sip.ViaHeader{Host: "a"}
+	v2 := &sip.ViaHeader{Host: "b"}
+	r1 := &sip.RouteHeader{Address: sip.Uri{Host: "r1"}}
+	r2 := &sip.RouteHeader{Address: sip.Uri{Host: "r2"}}
+	rr1 := &sip.RecordRouteHeader{Address: sip.Uri{Host: "rr1"}}
+	rr2 := &sip.RecordRouteHeader{Address: sip.Uri{Host: "rr2"}}
+	from := &sip.FromHeader{Address: sip.Uri{Host: "f"}}
+	hs := []sip.Header{v1, v2, from, r1, r2, rr1, rr2}
+
+	put := sip.NewRequest(sip.INVITE, sip.Uri{Host: "x"})
+	PutHeaders(&put.MessageData, hs)
+	appended := sip.NewRequest(sip.INVITE, sip.Uri{Host: "x"})
+	for _, h := range hs {
+		appended.AppendHeader(h)
+	}
+	if !slices.Equal(put.Headers(), appended.Headers()) {
+		t.Fatalf("headers %v, want %v", put.Headers(), appended.Headers())
+	}
+	if put.Via() != v1 || put.Route() != r1 || put.RecordRoute() != rr1 || put.From() != from {
+		t.Fatalf("accessors at Via %v, Route %v, Record-Route %v, From %v; want the first of each",
+			put.Via(), put.Route(), put.RecordRoute(), put.From())
+	}
+	if put.Via() != appended.Via() || put.Route() != appended.Route() || put.RecordRoute() != appended.RecordRoute() {
+		t.Fatal("accessors differ from appending")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		var md sip.MessageData
+		PutHeaders(&md, hs)
+	}); n > 1 {
+		t.Fatalf("PutHeaders: %v allocations, want 1", n)
+	}
+}

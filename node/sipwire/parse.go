@@ -107,32 +107,7 @@ func Parse(data []byte) (sip.Message, error) {
 		size = int(*clen)
 	}
 
-	// One PrependHeader on the empty message installs all headers with a
-	// single allocation of the exact size. It points the message's quick
-	// accessors at the last header of each type, where sipgo's parser,
-	// appending one by one, leaves Via, Route and Record-Route at the
-	// first; ReplaceHeader of the first one, with itself, points them back.
-	md.PrependHeader(out...)
-	var via, route, recordRoute bool
-	for _, h := range out {
-		switch h.(type) {
-		case *sip.ViaHeader:
-			if !via {
-				md.ReplaceHeader(h)
-				via = true
-			}
-		case *sip.RouteHeader:
-			if !route {
-				md.ReplaceHeader(h)
-				route = true
-			}
-		case *sip.RecordRouteHeader:
-			if !recordRoute {
-				md.ReplaceHeader(h)
-				recordRoute = true
-			}
-		}
-	}
+	PutHeaders(md, out)
 	if size > 0 {
 		// SetBody adds a Content-Length header when the message has none,
 		// as sipgo's parser does through the same call.
