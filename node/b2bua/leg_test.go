@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/callmesh/callmesh/node/internal/race"
 	"github.com/callmesh/callmesh/node/sipwire"
 )
 
@@ -153,7 +154,7 @@ func TestNewCallID(t *testing.T) {
 	if a == b {
 		t.Fatalf("two Call-IDs alike: %s", a)
 	}
-	if raceEnabled {
+	if race.Enabled {
 		return
 	}
 	var sink string

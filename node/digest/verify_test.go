@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callmesh/callmesh/node/internal/race"
 )
 
 // request builds the response a client with password would send to nonce.
@@ -122,7 +124,7 @@ func TestVerifyUnknownUserLikeWrongPassword(t *testing.T) {
 		if dummy := map[Algorithm]string{MD5: dummyMD5, SHA256: dummySHA256}[alg]; len(dummy) != hexLen(alg) {
 			t.Errorf("%s: placeholder H(A1) has %d characters, want %d", alg, len(dummy), hexLen(alg))
 		}
-		if !raceEnabled {
+		if !race.Enabled {
 			a1 := testing.AllocsPerRun(100, func() { n.Verify("REGISTER", wrong, alice, testRealm, t0) })
 			a2 := testing.AllocsPerRun(100, func() { n.Verify("REGISTER", unknown, Credentials{}, testRealm, t0) })
 			if a1 != a2 {

@@ -1,5 +1,0 @@
-//go:build !race
-
-package b2bua
-
-const raceEnabled = false
