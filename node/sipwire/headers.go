@@ -25,7 +25,8 @@ func Headers(msg interface{ Headers() []sip.Header }, name string) iter.Seq[sip.
 // without regard to case as sipgo's GetHeader does. GetHeader lowers the
 // name asked for and the name of every header before the match that is
 // not one of a dozen it knows, each an allocation; Header allocates
-// nothing.
+// nothing. (Its own loop, not the first of Headers: the iterator costs
+// about a seventh more on the hot paths that call Header.)
 func Header(msg interface{ Headers() []sip.Header }, name string) sip.Header {
 	for _, h := range msg.Headers() {
 		if SameName(h.Name(), name) {
