@@ -53,6 +53,8 @@ import (
 //	CALLMESH_LOAD_PROFILE       directory for CPU and allocation profiles of each callmesh step (log.pprof on the node)
 //	CALLMESH_LOAD_PERF          directory for a perf profile of each step of every target, Kamailio too
 //	                            (TARGET-RATE.perf.data; needs perf, Debian's linux-perf; read with perf report -i)
+//	CALLMESH_LOAD_NODE_PROCS    GOMAXPROCS of the callmesh node of S1 and S2 (default half the cores, at least 1)
+//	CALLMESH_LOAD_KAMAILIO_CHILDREN  Kamailio's SIP workers, -n (default half the cores, at least 1)
 //	CALLMESH_LOAD_BIN           a callmesh binary to run instead of building ./cmd/callmesh (to compare two builds)
 //	CALLMESH_LOAD_BIN_B         the binary of target callmesh-s1-b: S1 on a second build, interleaved with
 //	                            callmesh-s1 step by step; the summary compares the two builds' CPU per call
@@ -161,6 +163,11 @@ func loadCallsPlan(t *testing.T) callsPlan {
 			t.Fatalf("CALLMESH_LOAD_CALL_STEP=%q: want a duration of at least 1s", s)
 		}
 		p.step = d
+	}
+	for _, name := range []string{"CALLMESH_LOAD_NODE_PROCS", "CALLMESH_LOAD_KAMAILIO_CHILDREN"} {
+		if s := os.Getenv(name); s != "" {
+			p.env = append(p.env, name+"="+s)
+		}
 	}
 	if s := os.Getenv("CALLMESH_LOAD_CALL_TARGETS"); s != "" {
 		p.env = append(p.env, "CALLMESH_LOAD_CALL_TARGETS="+s)
@@ -760,9 +767,9 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 	fmt.Fprintf(&b, "Call load (`make load-calls`, %s): SIPp %s over UDP on 127.0.0.1; the UAC calls through the server one callee, "+
 		"a SIPp UAS (uas_answer.xml) registered at the server; %d callers in turn; steps of %s at %s calls/s, "+
 		"ending after %d failing steps in a row (a step fails with ≥ %.1f%% failed calls, as the UAC or the UAS counts them, or when SIPp reaches less than %.0f%% of its rate); "+
-		"%d CPUs (runtime.NumCPU), GOMAXPROCS %d, %s.\n\n",
+		"%d CPUs (runtime.NumCPU), %s.\n\n",
 		time.Now().UTC().Format("2006-01-02"), sippVersion(), callsCallers, p.step, strings.Join(rates, ", "),
-		callsFailingSteps, 100*callsFailureLimit, 100*callsSustainedShare, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+		callsFailingSteps, 100*callsFailureLimit, 100*callsSustainedShare, runtime.NumCPU(), runtime.Version())
 	cmd := "CALLMESH_LOAD=1 go test -run '^TestLoadCalls$' -count=1 -v -timeout 40m ./itest/load/"
 	if len(p.env) > 0 {
 		cmd = strings.Join(p.env, " ") + " " + cmd

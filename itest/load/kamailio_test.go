@@ -20,13 +20,13 @@ import (
 // package itest).
 const kamailioConfig = "../testdata/kamailio/kamailio.cfg"
 
-// kamailioChildren is how many SIP worker processes Kamailio forks (-n):
-// one per core, as the node runs one thread per core (GOMAXPROCS). On two
-// cores with both SIPps beside it, four workers held S1 to 7,500–8,000
-// calls/s: they took the cores SIPp needed, whose sockets overflowed,
-// and spent about 15 % more CPU per call; two held 9,000/s and more
-// (BENCHMARKS.md).
-var kamailioChildren = runtime.NumCPU()
+// kamailioChildren is how many SIP worker processes the registrar
+// benchmark's Kamailio forks (-n): one per core. (The call benchmark gives
+// it half the cores: callsKamailioChildren.) On two cores with both SIPps
+// beside it, four workers held S1 to 7,500–8,000 calls/s: they took the
+// cores SIPp needed, whose sockets overflowed, and spent about 15 % more
+// CPU per call; two held 9,000/s and more (BENCHMARKS.md).
+func kamailioChildren() int { return runtime.NumCPU() }
 
 // kamailioRcvBuf caps Kamailio's probing for its UDP receive buffer (-b),
 // which stops at 256 KiB by default: the same 4 MiB the node asks for (and
@@ -42,12 +42,11 @@ const kamailioRcvBuf = 4 << 20
 const kamailioShm = 4096
 
 // kamailioTuning is how Kamailio is run, as operators do: the TLSF memory
-// manager, kamailioShm of shared memory, kamailioChildren workers and a
-// kamailioRcvBuf receive buffer. Reports quote it (kamailioTuningText).
-var kamailioTuning = []string{"-x", "tlsf", "-m", strconv.Itoa(kamailioShm), "-n", strconv.Itoa(kamailioChildren), "-b", strconv.Itoa(kamailioRcvBuf)}
-
-// kamailioTuningText is kamailioTuning for a report's title.
-var kamailioTuningText = strings.Join(kamailioTuning, " ")
+// manager, kamailioShm of shared memory, children SIP workers and a
+// kamailioRcvBuf receive buffer. Reports quote it (kamailio.tuning).
+func kamailioTuning(children int) []string {
+	return []string{"-x", "tlsf", "-m", strconv.Itoa(kamailioShm), "-n", strconv.Itoa(children), "-b", strconv.Itoa(kamailioRcvBuf)}
+}
 
 // kamailio is a running Kamailio registrar in its own process group.
 type kamailio struct {
@@ -55,6 +54,7 @@ type kamailio struct {
 	pgid    int
 	version string
 	logFile string
+	tuning  string        // kamailioTuning as given, for reports
 	exited  chan struct{} // closed when the main process has exited
 }
 
@@ -62,15 +62,15 @@ type kamailio struct {
 // port of 127.0.0.1 (kamailio.cfg).
 func startKamailio(t *testing.T, realm string) *kamailio {
 	t.Helper()
-	return runKamailio(t, kamailioConfig, freeUDPPort(t), []string{"udp"}, fmt.Sprintf("REALM=%q", realm))
+	return runKamailio(t, kamailioConfig, freeUDPPort(t), []string{"udp"}, kamailioChildren(), fmt.Sprintf("REALM=%q", realm))
 }
 
 // runKamailio starts Kamailio with configuration file cfgPath on port of
 // 127.0.0.1 over the given transports, with defines (-A), tuned as
-// operators run it (kamailioTuning), in the foreground with its log in a
+// operators run it (kamailioTuning, children workers), in the foreground with its log in a
 // file. The test's cleanup
 // stops it and every process it forked.
-func runKamailio(t *testing.T, cfgPath string, port int, transports []string, defines ...string) *kamailio {
+func runKamailio(t *testing.T, cfgPath string, port int, transports []string, children int, defines ...string) *kamailio {
 	t.Helper()
 	bin, err := exec.LookPath("kamailio")
 	if err != nil {
@@ -108,7 +108,9 @@ func runKamailio(t *testing.T, cfgPath string, port int, transports []string, de
 	for _, d := range defines {
 		args = append(args, "-A", d)
 	}
-	args = append(args, kamailioTuning...)
+	tuning := kamailioTuning(children)
+	k.tuning = strings.Join(tuning, " ")
+	args = append(args, tuning...)
 	args = append(args, "-DD", "-E", "-Y", dir, "-w", dir)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf

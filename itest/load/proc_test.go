@@ -130,6 +130,17 @@ func socketDrops() map[int]uint64 {
 	return drops
 }
 
+// envCount reads a positive number from the environment variable name,
+// def when it is unset; anything else fails the test.
+func envCount(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := envCounts(t, name, []int{def})
+	if len(v) != 1 {
+		t.Fatalf("%s=%q: want one positive number", name, os.Getenv(name))
+	}
+	return v[0]
+}
+
 // envCounts reads a comma-separated list of positive integers (rates,
 // numbers of calls) from environment variable name; def when it is unset.
 func envCounts(t *testing.T, name string, def []int) []int {

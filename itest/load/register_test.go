@@ -311,7 +311,7 @@ func kamailioServer(t *testing.T) server {
 	k := startKamailio(t, node.DefaultDomain)
 	return server{
 		name:    "kamailio",
-		title:   fmt.Sprintf("Kamailio %s: registrar with digest, %s", k.version, kamailioTuningText),
+		title:   fmt.Sprintf("Kamailio %s: registrar with digest, %s", k.version, k.tuning),
 		addr:    k.addr,
 		cpu:     k.cpu,
 		logTail: k.logTail,
