@@ -39,7 +39,11 @@ type CallsConfig struct {
 	// yet, from which it sheds new INVITEs (drops them unanswered, for
 	// their senders to retransmit) and keeps serving calls in progress. It
 	// sheds a share of them that grows with the backlog, every one halfway
-	// from there to a full buffer. 0 turns it off.
+	// from there to a full buffer. 0 turns it off. The default, 0.3, leaves
+	// the buffer's other 70 % for the bursts that come while the node is not
+	// running: from 0.6, near its limit the node still overflowed the
+	// buffer in one step of two, losing messages of calls in progress,
+	// which failed (BENCHMARKS.md).
 	OverloadBacklog float64 `yaml:"overload_backlog"`
 }
 
@@ -49,7 +53,7 @@ const DefaultTransactionWait = 32 * time.Second
 func defaultCallsConfig() CallsConfig {
 	return CallsConfig{RingTimeout: 60 * time.Second, DrainGrace: 30 * time.Second,
 		FirstHopTimeout: 2 * time.Second, TokenTTL: time.Minute, TransactionWait: DefaultTransactionWait,
-		OverloadBacklog: 0.6}
+		OverloadBacklog: 0.3}
 }
 
 // trustedPrefixes parses calls.trusted, naming the bad entry.

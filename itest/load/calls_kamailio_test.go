@@ -27,7 +27,7 @@ func startCallsKamailio(t *testing.T, defines ...string) *kamailio {
 // CALLMESH_LOAD_KAMAILIO_CHILDREN; the node runs with as many processors
 // (callsNodeProcs). At the top of the ladder the two SIPps need about half
 // of the machine. On two cores one worker held S1 at 10,000 calls/s and
-// spent about 4 % less CPU per call than two (BENCHMARKS.md), as the node
+// spent about 5 % less CPU per call than two (BENCHMARKS.md), as the node
 // did with one processor rather than two.
 func callsKamailioChildren(t *testing.T) int {
 	return envCount(t, "CALLMESH_LOAD_KAMAILIO_CHILDREN", max(1, runtime.NumCPU()/2))

@@ -788,7 +788,7 @@ func callsMarkdown(p callsPlan, reports []*callsReport) string {
 		"UAS failed: calls the UAS counted failed (answered but never ended properly). UDP drops: datagrams the kernel dropped, " +
 		"receive buffer full, on the server's SIP socket (during the UAC's run), the UAC's (until the step's length) and the UAS's. " +
 		"INVITEs shed (callmesh only): new INVITEs the node dropped unanswered while its SIP socket's backlog was over calls.overload_backlog " +
-		"(60 % of its buffer, then a share growing to all at 80 %); SIPp sends each again after 500 ms, so a shed INVITE delays its call (its response time counts from the first INVITE) " +
+		"(30 % of its buffer by default, then a share growing to all at 65 %); SIPp sends each again after 500 ms, so a shed INVITE delays its call (its response time counts from the first INVITE) " +
 		"and fails it only if every retransmission is shed too. " +
 		"Server/UAC: the server's CPU over the UAC SIPp's in the same step. The UAC sends and parses the same calls whatever server it calls, " +
 		"so this quotient is the server's cost per call in a unit that follows the machine's speed, which drifts by a third within minutes here. " +
