@@ -94,6 +94,7 @@ log:
 type callsCallmeshProc struct {
 	cmd    *exec.Cmd
 	log    string
+	procs  int // the GOMAXPROCS it was given (callsNodeProcs); 0: the runtime's own
 	exited chan struct{}
 }
 
@@ -135,7 +136,7 @@ func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, caller
 	}
 	tgt := callsTarget{
 		name: "callmesh-s1", scenario: "uac_call_noauth.xml", s2: s2, addr: sip,
-		title:   fmt.Sprintf("callmesh %s: one node, `callmesh run`, B2BUA, S1: media.anchor never, calls.trusted 127.0.0.1/32, GOMAXPROCS %d", node.Version, callsNodeProcs(t)),
+		title:   fmt.Sprintf("callmesh %s: one node, `callmesh run`, B2BUA, S1: media.anchor never, calls.trusted 127.0.0.1/32, GOMAXPROCS %d", node.Version, c.procs),
 		logTail: c.logTail,
 		exited:  c.exited,
 		pgid:    c.cmd.Process.Pid,
@@ -145,22 +146,26 @@ func startCallsCallmesh(t *testing.T, build *callsCallmeshBuild, s2 bool, caller
 	}
 	if s2 {
 		tgt.name, tgt.scenario = "callmesh-s2", "uac_call.xml"
-		tgt.title = fmt.Sprintf("callmesh %s: one node, `callmesh run`, B2BUA, S2: digest on REGISTER and INVITE, media.anchor always, no trusted source, GOMAXPROCS %d", node.Version, callsNodeProcs(t))
+		tgt.title = fmt.Sprintf("callmesh %s: one node, `callmesh run`, B2BUA, S2: digest on REGISTER and INVITE, media.anchor always, no trusted source, GOMAXPROCS %d", node.Version, c.procs)
 	}
 	return tgt, nil
 }
 
 // callsNodeProcs is the GOMAXPROCS a node runs with under call load (S1,
-// S2, callmesh-s1-b): half the cores, at least one, or
-// CALLMESH_LOAD_NODE_PROCS. It is the node's counterpart of Kamailio's
-// worker count (callsKamailioChildren), and tuned the same way, by measurement:
-// at the top of the ladder both SIPps need about half of the machine, and
-// a node with a processor for each core spent about a tenth more CPU per
-// call than with one (threads looking for work, wake-ups across cores)
-// without getting more of the cores (BENCHMARKS.md).
+// S2, callmesh-s1-b): callsHalfCores, or CALLMESH_LOAD_NODE_PROCS. It is
+// the node's counterpart of Kamailio's worker count
+// (callsKamailioChildren), and tuned the same way, by measurement: at the
+// top of the ladder both SIPps need about half of the machine, and a node
+// with a processor for each core spent about a tenth more CPU per call than
+// with one (threads looking for work, wake-ups across cores) without
+// getting more of the cores (BENCHMARKS.md).
 func callsNodeProcs(t *testing.T) int {
-	return envCount(t, "CALLMESH_LOAD_NODE_PROCS", max(1, runtime.NumCPU()/2))
+	return envCount(t, "CALLMESH_LOAD_NODE_PROCS", callsHalfCores())
 }
+
+// callsHalfCores is what each server of the call benchmark runs on: half
+// the cores, at least one (callsNodeProcs, callsKamailioChildren).
+func callsHalfCores() int { return max(1, runtime.NumCPU()/2) }
 
 // startCallsNode builds callmesh, initialises a node directory, writes its
 // configuration (callsNodeYAML with anchor and trusted), starts `callmesh
@@ -186,14 +191,14 @@ func startCallsNode(t *testing.T, build *callsCallmeshBuild, anchor string, trus
 	if err := os.WriteFile(cfg, []byte(callsNodeYAML(sip, admin, anchor, trusted)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &callsCallmeshProc{log: filepath.Join(dir, "callmesh.log"), exited: make(chan struct{})}
+	c := &callsCallmeshProc{log: filepath.Join(dir, "callmesh.log"), procs: callsNodeProcs(t), exited: make(chan struct{})}
 	logf, err := os.Create(c.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
 	c.cmd = exec.Command(bin, "run", "--config", cfg)
-	c.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(callsNodeProcs(t)))
+	c.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(c.procs))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.cmd.Start(); err != nil {

@@ -4,7 +4,6 @@ package load
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
 )
 
@@ -23,14 +22,13 @@ func startCallsKamailio(t *testing.T, defines ...string) *kamailio {
 }
 
 // callsKamailioChildren is how many SIP workers Kamailio forks (-n) under
-// call load: half the cores, at least one, or
-// CALLMESH_LOAD_KAMAILIO_CHILDREN; the node runs with as many processors
-// (callsNodeProcs). At the top of the ladder the two SIPps need about half
-// of the machine. On two cores one worker held S1 at 10,000 calls/s and
-// spent about 5 % less CPU per call than two (BENCHMARKS.md), as the node
-// did with one processor rather than two.
+// call load: callsHalfCores, or CALLMESH_LOAD_KAMAILIO_CHILDREN; the node
+// runs with as many processors (callsNodeProcs). At the top of the ladder
+// the two SIPps need about half of the machine. On two cores one worker
+// held S1 at 10,000 calls/s and spent about 5 % less CPU per call than two
+// (BENCHMARKS.md), as the node did with one processor rather than two.
 func callsKamailioChildren(t *testing.T) int {
-	return envCount(t, "CALLMESH_LOAD_KAMAILIO_CHILDREN", max(1, runtime.NumCPU()/2))
+	return envCount(t, "CALLMESH_LOAD_KAMAILIO_CHILDREN", callsHalfCores())
 }
 
 // callsKamailioTitle describes a proxy.cfg Kamailio for reports.
